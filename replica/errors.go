@@ -1,0 +1,30 @@
+package replica
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrUnavailable is wrapped by UnavailableError: the quorum could not be met.
+var ErrUnavailable = errors.New("quorum not reached")
+
+// UnavailableError says how many replicas acknowledged of how many the
+// request needed. For a write it does not mean the write had no effect:
+// replicas that did acknowledge keep it, and it may spread later.
+type UnavailableError struct {
+	Op       string // "read" or "write"
+	Kind     string // "replicas" or "primaries"
+	Acks     int
+	Required int
+}
+
+func (e *UnavailableError) Error() string {
+	msg := fmt.Sprintf("%s: %d of %d required %s answered", e.Op, e.Acks, e.Required, e.Kind)
+	if e.Op == "write" {
+		msg += " (outcome unknown: acknowledging replicas keep the write)"
+	}
+	return msg
+}
+
+// Unwrap makes errors.Is(err, ErrUnavailable) hold.
+func (e *UnavailableError) Unwrap() error { return ErrUnavailable }

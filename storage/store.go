@@ -1,0 +1,381 @@
+package storage
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cespare/xxhash/v2"
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/dotkv/dotkv/versioning"
+)
+
+// FsyncMode says when a write reaches stable storage.
+type FsyncMode int
+
+const (
+	// FsyncAlways syncs the WAL before a write is acknowledged.
+	FsyncAlways FsyncMode = iota
+	// FsyncNever leaves syncing to the OS: an unclean stop may lose the
+	// latest acknowledged writes on this node.
+	FsyncNever
+)
+
+// ParseFsyncMode parses "always" or "never".
+func ParseFsyncMode(s string) (FsyncMode, error) {
+	switch s {
+	case "always":
+		return FsyncAlways, nil
+	case "never":
+		return FsyncNever, nil
+	}
+	return 0, fmt.Errorf("fsync mode %q: want always or never", s)
+}
+
+func (m FsyncMode) String() string {
+	if m == FsyncNever {
+		return "never"
+	}
+	return "always"
+}
+
+// ErrClosed is returned by operations on a closed Store.
+var ErrClosed = errors.New("storage: closed")
+
+// counterBlock is how many dot counters one durable lease covers.
+const counterBlock = 1 << 16
+
+// lockStripes is the number of per-key lock stripes.
+const lockStripes = 1024
+
+var validNodeID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// ValidNodeID reports whether id can name a node: 1..64 of [A-Za-z0-9_-].
+func ValidNodeID(id string) bool { return validNodeID.MatchString(id) }
+
+// Options configure Open.
+type Options struct {
+	// NodeID is the stable identity of the node owning the directory.
+	NodeID string
+	// Fsync selects durability; the zero value is FsyncAlways.
+	Fsync FsyncMode
+	// FS is the filesystem; nil means the OS filesystem. Tests use
+	// vfs.NewMem or vfs.NewCrashableMem.
+	FS vfs.FS
+	// CacheSize and MemTableSize size pebble; zero picks defaults.
+	CacheSize    int64
+	MemTableSize uint64
+	// Logger receives storage events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Store is a node's pebble database of records and metadata.
+type Store struct {
+	db        *pebble.DB
+	log       *slog.Logger
+	nodeID    string
+	actor     string
+	inc       uint64
+	writeOpts *pebble.WriteOptions
+	locks     [lockStripes]sync.Mutex
+	closed    atomic.Bool
+
+	counter struct {
+		sync.Mutex
+		last   uint64 // last counter issued
+		leased uint64 // durable upper bound: counters ≤ leased may be issued
+	}
+}
+
+// Metadata keys.
+var (
+	metaNodeID  = metaKey("node_id")
+	metaInc     = metaKey("incarnation")
+	metaClean   = metaKey("clean_shutdown")
+	metaFsync   = metaKey("fsync")
+	metaCounter = metaKey("counter_lease")
+)
+
+func metaKey(name string) []byte { return append([]byte{'m'}, name...) }
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, o Options) (*Store, error) {
+	if !ValidNodeID(o.NodeID) {
+		return nil, fmt.Errorf("open store: invalid node id %q (want 1..64 of A-Z a-z 0-9 _ -)", o.NodeID)
+	}
+	log := o.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	popts := &pebble.Options{
+		FS:                 o.FS,
+		FormatMajorVersion: pebble.FormatNewest,
+		Logger:             pebbleLogger{log},
+		CacheSize:          o.CacheSize,
+		MemTableSize:       o.MemTableSize,
+	}
+	if popts.FS == nil {
+		popts.FS = vfs.Default
+	}
+	if popts.CacheSize == 0 {
+		popts.CacheSize = 64 << 20
+	}
+	if popts.MemTableSize == 0 {
+		popts.MemTableSize = 16 << 20
+	}
+	db, err := pebble.Open(dir, popts)
+	if err != nil {
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	s := &Store{db: db, log: log, nodeID: o.NodeID, writeOpts: pebble.Sync}
+	if o.Fsync == FsyncNever {
+		s.writeOpts = pebble.NoSync
+	}
+	if err := s.init(o); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+// init reads and renews the node metadata: identity, incarnation, the
+// dirty-shutdown marker and the counter lease, all in one synced batch.
+func (s *Store) init(o Options) error {
+	storedID, haveID, err := s.getMeta(metaNodeID)
+	if err != nil {
+		return err
+	}
+	if haveID && string(storedID) != o.NodeID {
+		return fmt.Errorf("data directory belongs to node %q, not %q", storedID, o.NodeID)
+	}
+	_, clean, err := s.getMeta(metaClean)
+	if err != nil {
+		return err
+	}
+	lastFsync, _, err := s.getMeta(metaFsync)
+	if err != nil {
+		return err
+	}
+	s.inc, err = s.getUint(metaInc)
+	if err != nil {
+		return err
+	}
+	leased, err := s.getUint(metaCounter)
+	if err != nil {
+		return err
+	}
+	switch {
+	case s.inc == 0:
+		s.inc = newIncarnation()
+		s.log.Info("new data directory", "node", o.NodeID, "incarnation", s.inc)
+	case haveID && !clean && string(lastFsync) == FsyncNever.String():
+		old := s.inc
+		s.inc = newIncarnation()
+		s.log.Warn("previous stop was unclean with fsync=never: taking a new incarnation",
+			"node", o.NodeID, "old_incarnation", old, "incarnation", s.inc)
+	}
+	s.actor = o.NodeID + "." + strconv.FormatUint(s.inc, 36)
+	s.counter.last = leased
+	s.counter.leased = leased + counterBlock
+
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(metaNodeID, []byte(o.NodeID), nil)
+	_ = b.Set(metaInc, binary.BigEndian.AppendUint64(nil, s.inc), nil)
+	_ = b.Set(metaFsync, []byte(o.Fsync.String()), nil)
+	_ = b.Set(metaCounter, binary.BigEndian.AppendUint64(nil, s.counter.leased), nil)
+	_ = b.Delete(metaClean, nil)
+	return b.Commit(pebble.Sync)
+}
+
+func newIncarnation() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux; it panics otherwise
+	v := binary.BigEndian.Uint64(b[:]) & (1<<48 - 1)
+	return max(v, 1)
+}
+
+// Close marks a clean shutdown (after syncing every earlier write) and
+// closes pebble. Calling Close twice is safe.
+func (s *Store) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	// A synced write syncs the WAL up to and including every earlier write.
+	err := s.db.Set(metaClean, []byte{1}, pebble.Sync)
+	if cerr := s.db.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("close store: %w", err)
+	}
+	return nil
+}
+
+// NodeID returns the node ID the store belongs to.
+func (s *Store) NodeID() string { return s.nodeID }
+
+// Actor returns the actor ID this node stamps on the dots it issues:
+// the node ID plus the incarnation.
+func (s *Store) Actor() string { return s.actor }
+
+// Incarnation returns the current incarnation number.
+func (s *Store) Incarnation() uint64 { return s.inc }
+
+// recordKey returns 'r' | partition | key.
+func recordKey(partition uint32, key []byte) []byte {
+	k := make([]byte, 0, 5+len(key))
+	k = append(k, 'r')
+	k = binary.BigEndian.AppendUint32(k, partition)
+	return append(k, key...)
+}
+
+func (s *Store) lock(key []byte) *sync.Mutex {
+	return &s.locks[xxhash.Sum64(key)%lockStripes]
+}
+
+// Get returns the stored state of key in partition; found is false when
+// the node holds nothing for it.
+func (s *Store) Get(partition uint32, key []byte) (st versioning.State, found bool, err error) {
+	if s.closed.Load() {
+		return versioning.State{}, false, ErrClosed
+	}
+	return s.get(recordKey(partition, key))
+}
+
+func (s *Store) get(rk []byte) (versioning.State, bool, error) {
+	val, closer, err := s.db.Get(rk)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return versioning.State{}, false, nil
+	}
+	if err != nil {
+		return versioning.State{}, false, fmt.Errorf("get record %q: %w", rk[5:], err)
+	}
+	defer closer.Close()
+	st, err := versioning.DecodeState(val)
+	if err != nil {
+		return versioning.State{}, false, fmt.Errorf("decode record %q: %w", rk[5:], err)
+	}
+	return st, true, nil
+}
+
+// Update atomically replaces key's state with fn(current). fn runs under
+// the key's lock and must not call back into the Store for the same key.
+// If fn returns an error nothing is written. The new state is durable
+// (per the fsync mode) when Update returns.
+func (s *Store) Update(partition uint32, key []byte, fn func(cur versioning.State) (versioning.State, error)) (versioning.State, error) {
+	if s.closed.Load() {
+		return versioning.State{}, ErrClosed
+	}
+	rk := recordKey(partition, key)
+	mu := s.lock(key)
+	mu.Lock()
+	defer mu.Unlock()
+	cur, _, err := s.get(rk)
+	if err != nil {
+		return versioning.State{}, err
+	}
+	next, err := fn(cur)
+	if err != nil {
+		return versioning.State{}, err
+	}
+	enc, err := next.MarshalBinary()
+	if err != nil {
+		return versioning.State{}, fmt.Errorf("encode record %q: %w", key, err)
+	}
+	if err := s.db.Set(rk, enc, s.writeOpts); err != nil {
+		return versioning.State{}, fmt.Errorf("write record %q: %w", key, err)
+	}
+	return next, nil
+}
+
+// Write applies a client write coordinated by this node: it issues a fresh
+// dot of this node's actor, applies versioning's Update with the client's
+// context ctx, and stores the result. sib's Dot is filled in. It returns
+// the new stored state and the dot issued.
+func (s *Store) Write(partition uint32, key []byte, ctx versioning.VersionVector, sib versioning.Sibling) (versioning.State, versioning.Dot, error) {
+	var dot versioning.Dot
+	st, err := s.Update(partition, key, func(cur versioning.State) (versioning.State, error) {
+		floor := max(cur.Context.Max(s.actor), ctx.Max(s.actor))
+		c, err := s.nextCounter(floor)
+		if err != nil {
+			return versioning.State{}, err
+		}
+		dot = versioning.Dot{Actor: s.actor, Counter: c}
+		sib.Dot = dot
+		return cur.Update(ctx, sib)
+	})
+	return st, dot, err
+}
+
+// Merge syncs a state received from another replica into the local one.
+func (s *Store) Merge(partition uint32, key []byte, remote versioning.State) (versioning.State, error) {
+	return s.Update(partition, key, func(cur versioning.State) (versioning.State, error) {
+		return versioning.Sync(cur, remote), nil
+	})
+}
+
+// nextCounter issues a counter above both every counter issued before and
+// floor, renewing the durable lease first when the block is used up.
+func (s *Store) nextCounter(floor uint64) (uint64, error) {
+	s.counter.Lock()
+	defer s.counter.Unlock()
+	c := max(s.counter.last, floor) + 1
+	if c > s.counter.leased {
+		lease := c + counterBlock
+		if err := s.db.Set(metaCounter, binary.BigEndian.AppendUint64(nil, lease), pebble.Sync); err != nil {
+			return 0, fmt.Errorf("renew counter lease: %w", err)
+		}
+		s.counter.leased = lease
+	}
+	s.counter.last = c
+	return c, nil
+}
+
+func (s *Store) getMeta(k []byte) ([]byte, bool, error) {
+	val, closer, err := s.db.Get(k)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("read metadata %s: %w", k[1:], err)
+	}
+	defer closer.Close()
+	return append([]byte(nil), val...), true, nil
+}
+
+func (s *Store) getUint(k []byte) (uint64, error) {
+	v, ok, err := s.getMeta(k)
+	if err != nil || !ok {
+		return 0, err
+	}
+	if len(v) != 8 {
+		return 0, fmt.Errorf("metadata %s: want 8 bytes, have %d", k[1:], len(v))
+	}
+	return binary.BigEndian.Uint64(v), nil
+}
+
+// pebbleLogger adapts slog to pebble's Logger.
+type pebbleLogger struct{ l *slog.Logger }
+
+func (p pebbleLogger) Infof(format string, args ...any) {
+	p.l.Debug("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Errorf(format string, args ...any) {
+	p.l.Error("pebble: " + fmt.Sprintf(format, args...))
+}
+
+func (p pebbleLogger) Fatalf(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	p.l.Error("pebble fatal: " + msg)
+	panic("pebble: " + msg)
+}

@@ -1,0 +1,324 @@
+package versioning
+
+import (
+	"encoding/base64"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Encoding format versions. Version bytes let a later dotkv read what an
+// earlier one wrote; an unknown version is an error, never a guess.
+const (
+	stateFormatV1   = 1
+	contextFormatV1 = 1
+)
+
+// Limits enforced by the decoders so that a hostile input cannot make a
+// node allocate without bound.
+const (
+	// MaxActorLen is the longest actor ID accepted.
+	MaxActorLen = 255
+	// MaxActors is the most entries a version vector may hold.
+	MaxActors = 4096
+	// MaxDots is the most extra (non-prefix) events a vector may hold.
+	MaxDots = 4096
+	// MaxContentTypeLen is the longest content type kept.
+	MaxContentTypeLen = 255
+)
+
+// ErrMalformed is wrapped by every decoding error.
+var ErrMalformed = errors.New("versioning: malformed encoding")
+
+const flagDeleted = 1 << 0
+
+// AppendBinary appends the compact encoding of s to dst:
+//
+//	byte   format version (1)
+//	vv     context: uvarint n, then per actor: uvarint len, actor,
+//	       uvarint prefix counter, uvarint number of extra dots, then
+//	       each extra dot as the uvarint gap to the previous event minus 1
+//	uvarint number of siblings, then per sibling:
+//	  uvarint index of its actor in the context, uvarint counter,
+//	  byte flags (bit 0: tombstone), varint modified (Unix ms),
+//	  uvarint len + content type, uvarint len + value
+func (s State) AppendBinary(dst []byte) ([]byte, error) {
+	// Refuse what DecodeState would reject: a record written but not
+	// readable back is lost.
+	if len(s.Context) > MaxActors {
+		return nil, fmt.Errorf("encode state: %d actors exceed limit %d", len(s.Context), MaxActors)
+	}
+	for _, e := range s.Context {
+		if len(e.Actor) > MaxActorLen {
+			return nil, fmt.Errorf("encode state: actor ID of %d bytes exceeds limit %d", len(e.Actor), MaxActorLen)
+		}
+	}
+	dst = append(dst, stateFormatV1)
+	dst = appendVV(dst, s.Context)
+	dst = binary.AppendUvarint(dst, uint64(len(s.Siblings)))
+	for _, sib := range s.Siblings {
+		idx, ok := s.Context.find(sib.Dot.Actor)
+		if !ok || !s.Context[idx].covers(sib.Dot.Counter) {
+			return nil, fmt.Errorf("encode state: sibling %s:%d not covered by its context", sib.Dot.Actor, sib.Dot.Counter)
+		}
+		dst = binary.AppendUvarint(dst, uint64(idx))
+		dst = binary.AppendUvarint(dst, sib.Dot.Counter)
+		var flags byte
+		if sib.Deleted {
+			flags |= flagDeleted
+		}
+		dst = append(dst, flags)
+		dst = binary.AppendVarint(dst, sib.Modified)
+		dst = binary.AppendUvarint(dst, uint64(len(sib.ContentType)))
+		dst = append(dst, sib.ContentType...)
+		dst = binary.AppendUvarint(dst, uint64(len(sib.Value)))
+		dst = append(dst, sib.Value...)
+	}
+	return dst, nil
+}
+
+// MarshalBinary returns the compact encoding of s.
+func (s State) MarshalBinary() ([]byte, error) { return s.AppendBinary(nil) }
+
+// DecodeState parses an encoding made by AppendBinary. The result does not
+// alias data. Any input yields a valid State or an error wrapping
+// ErrMalformed; it never panics.
+func DecodeState(data []byte) (State, error) {
+	// One copy up front: every value aliases buf, not the caller's bytes
+	// (which, for pebble, are only valid until the iterator moves).
+	buf := append([]byte(nil), data...)
+	d := decoder{buf: buf}
+	if v := d.byte(); d.err == nil && v != stateFormatV1 {
+		return State{}, fmt.Errorf("%w: unknown state format %d", ErrMalformed, v)
+	}
+	var s State
+	s.Context = d.vv()
+	n := d.count(len(d.buf)) // each sibling takes at least a few bytes
+	if n > 0 {
+		s.Siblings = make([]Sibling, 0, n)
+	}
+	for k := 0; k < n && d.err == nil; k++ {
+		idx := d.uvarint()
+		counter := d.uvarint()
+		flags := d.byte()
+		modified := d.varint()
+		ct := d.bytes(MaxContentTypeLen)
+		val := d.bytes(len(d.buf))
+		if d.err != nil {
+			break
+		}
+		switch {
+		case idx >= uint64(len(s.Context)):
+			d.fail("sibling actor index %d out of range", idx)
+		case counter == 0 || !s.Context[idx].covers(counter):
+			d.fail("sibling counter %d not covered by context", counter)
+		case flags&^flagDeleted != 0:
+			d.fail("unknown sibling flags %#x", flags)
+		}
+		if d.err != nil {
+			break
+		}
+		sib := Sibling{
+			Dot:         Dot{Actor: s.Context[idx].Actor, Counter: counter},
+			Value:       val,
+			ContentType: string(ct),
+			Deleted:     flags&flagDeleted != 0,
+			Modified:    modified,
+		}
+		if k > 0 && s.Siblings[k-1].Dot.Compare(sib.Dot) >= 0 {
+			d.fail("siblings not in strictly ascending dot order")
+			break
+		}
+		s.Siblings = append(s.Siblings, sib)
+	}
+	d.end()
+	if d.err != nil {
+		return State{}, d.err
+	}
+	return s, nil
+}
+
+// EncodeContext returns the opaque, URL-safe token a client sends back as
+// X-Dotkv-Context. The empty vector encodes to a valid, non-empty token.
+func EncodeContext(v VersionVector) string {
+	b := appendVV([]byte{contextFormatV1}, v)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// DecodeContext parses a token made by EncodeContext. The empty string is
+// the empty context (a blind write). Any input yields a valid vector or an
+// error wrapping ErrMalformed; it never panics.
+func DecodeContext(token string) (VersionVector, error) {
+	token = strings.TrimSpace(token)
+	if token == "" {
+		return nil, nil
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(token, "="))
+	if err != nil {
+		return nil, fmt.Errorf("%w: context is not base64url: %v", ErrMalformed, err)
+	}
+	d := decoder{buf: raw}
+	if v := d.byte(); d.err == nil && v != contextFormatV1 {
+		return nil, fmt.Errorf("%w: unknown context format %d", ErrMalformed, v)
+	}
+	vv := d.vv()
+	d.end()
+	if d.err != nil {
+		return nil, d.err
+	}
+	return vv, nil
+}
+
+func appendVV(dst []byte, v VersionVector) []byte {
+	dst = binary.AppendUvarint(dst, uint64(len(v)))
+	for _, e := range v {
+		dst = binary.AppendUvarint(dst, uint64(len(e.Actor)))
+		dst = append(dst, e.Actor...)
+		dst = binary.AppendUvarint(dst, e.Counter)
+		dst = binary.AppendUvarint(dst, uint64(len(e.Dots)))
+		prev := e.Counter
+		for _, d := range e.Dots {
+			dst = binary.AppendUvarint(dst, d-prev-1) // gaps; the first dot is > Counter+1
+			prev = d
+		}
+	}
+	return dst
+}
+
+// decoder reads a byte slice and remembers the first error; later reads
+// return zero values, so callers check d.err once per record.
+type decoder struct {
+	buf []byte
+	err error
+}
+
+func (d *decoder) fail(format string, args ...any) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
+	}
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.buf) == 0 {
+		d.fail("truncated")
+		return 0
+	}
+	b := d.buf[0]
+	d.buf = d.buf[1:]
+	return b
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.buf)
+	if n <= 0 {
+		d.fail("bad uvarint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(d.buf)
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.buf = d.buf[n:]
+	return v
+}
+
+// count reads a length that must not exceed limit.
+func (d *decoder) count(limit int) int {
+	n := d.uvarint()
+	if d.err == nil && n > uint64(limit) {
+		d.fail("count %d exceeds limit %d", n, limit)
+		return 0
+	}
+	return int(n)
+}
+
+// bytes reads a length-prefixed byte string of at most limit bytes,
+// aliasing the decoder's buffer.
+func (d *decoder) bytes(limit int) []byte {
+	n := d.count(limit)
+	if d.err != nil {
+		return nil
+	}
+	if n > len(d.buf) {
+		d.fail("truncated")
+		return nil
+	}
+	b := d.buf[:n:n]
+	d.buf = d.buf[n:]
+	return b
+}
+
+func (d *decoder) vv() VersionVector {
+	n := d.count(min(MaxActors, len(d.buf)))
+	if d.err != nil || n == 0 {
+		return nil
+	}
+	v := make(VersionVector, 0, n)
+	totalDots := 0
+	for k := 0; k < n; k++ {
+		actor := d.bytes(MaxActorLen)
+		counter := d.uvarint()
+		nd := d.count(min(MaxDots-totalDots, len(d.buf)))
+		if d.err != nil {
+			return nil
+		}
+		totalDots += nd
+		e := Entry{Actor: string(actor), Counter: counter}
+		if nd > 0 {
+			e.Dots = make([]uint64, 0, nd)
+		}
+		prev := counter
+		for range nd {
+			gap := d.uvarint()
+			if d.err != nil {
+				return nil
+			}
+			if len(e.Dots) == 0 && gap == 0 {
+				d.fail("dot %d of actor %q not normalised into its prefix", prev+1, actor)
+				return nil
+			}
+			next := prev + gap + 1
+			if next <= prev {
+				d.fail("dot counter overflow for actor %q", actor)
+				return nil
+			}
+			e.Dots = append(e.Dots, next)
+			prev = next
+		}
+		switch {
+		case len(actor) == 0:
+			d.fail("empty actor")
+		case counter == 0 && nd == 0:
+			d.fail("empty entry for actor %q", actor)
+		case k > 0 && v[k-1].Actor >= e.Actor:
+			d.fail("actors not in strictly ascending order")
+		}
+		if d.err != nil {
+			return nil
+		}
+		v = append(v, e)
+	}
+	return v
+}
+
+func (d *decoder) end() {
+	if d.err == nil && len(d.buf) != 0 {
+		d.fail("%d trailing bytes", len(d.buf))
+	}
+}

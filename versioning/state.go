@@ -1,0 +1,137 @@
+package versioning
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"slices"
+)
+
+// ErrDotReused reports an attempt to issue a dot that the state or the
+// client's context has already seen. Issuing it would let the new value be
+// mistaken for an old one and silently dropped (Riak's kv679).
+var ErrDotReused = errors.New("versioning: dot already issued")
+
+// Sibling is one concurrent version of a key: a value or a tombstone.
+type Sibling struct {
+	// Dot identifies the write that made this sibling.
+	Dot Dot
+	// Value is the client's bytes (empty for a tombstone).
+	Value []byte
+	// ContentType is the client's Content-Type, kept verbatim.
+	ContentType string
+	// Deleted marks a tombstone written by DELETE.
+	Deleted bool
+	// Modified is the coordinator's wall clock at the write, in Unix
+	// milliseconds. Informational only: it never decides which sibling wins.
+	Modified int64
+}
+
+func (s Sibling) equal(o Sibling) bool {
+	return s.Dot == o.Dot && s.Deleted == o.Deleted && s.Modified == o.Modified &&
+		s.ContentType == o.ContentType && bytes.Equal(s.Value, o.Value)
+}
+
+// State is everything a replica stores for one key: the live siblings,
+// sorted by dot, and the causal context (every dot this state has seen).
+// Every sibling's dot is covered by Context. The zero State is "nothing
+// known". States are immutable by convention: Update and Sync return new
+// States that may share value bytes with their inputs.
+type State struct {
+	Siblings []Sibling
+	Context  VersionVector
+}
+
+// IsZero reports whether the state knows nothing at all.
+func (s State) IsZero() bool { return len(s.Siblings) == 0 && len(s.Context) == 0 }
+
+// Deleted reports whether the key reads as absent: no sibling is a value.
+// A deleted state may still hold tombstones and a context.
+func (s State) Deleted() bool {
+	for _, sib := range s.Siblings {
+		if !sib.Deleted {
+			return false
+		}
+	}
+	return true
+}
+
+// Equal reports whether two states hold the same siblings and context.
+func (s State) Equal(o State) bool {
+	return s.Context.Equal(o.Context) && slices.EqualFunc(s.Siblings, o.Siblings, Sibling.equal)
+}
+
+// Update applies a client write at the coordinating replica: sib (with a
+// fresh dot) replaces every sibling that ctx covers, and stays concurrent
+// with the rest. ctx is the context the client read (empty for a blind
+// write). s must be the complete local state of the replica whose actor
+// issues sib.Dot: the new context claims every earlier event of that
+// actor, which is true only where the actor keeps all it has issued. It
+// returns ErrDotReused unless sib.Dot is above every event of its actor
+// that s or ctx has seen.
+func (s State) Update(ctx VersionVector, sib Sibling) (State, error) {
+	if sib.Dot.Actor == "" || sib.Dot.Counter == 0 {
+		return State{}, fmt.Errorf("versioning: invalid dot %q:%d", sib.Dot.Actor, sib.Dot.Counter)
+	}
+	if sib.Dot.Counter <= max(s.Context.Max(sib.Dot.Actor), ctx.Max(sib.Dot.Actor)) {
+		return State{}, fmt.Errorf("update with dot %s:%d: %w", sib.Dot.Actor, sib.Dot.Counter, ErrDotReused)
+	}
+	out := State{
+		Siblings: make([]Sibling, 0, len(s.Siblings)+1),
+		Context:  s.Context.Join(ctx).withPrefix(sib.Dot.Actor, sib.Dot.Counter),
+	}
+	for _, old := range s.Siblings {
+		if !ctx.Covers(old.Dot) {
+			out.Siblings = append(out.Siblings, old)
+		}
+	}
+	i, _ := slices.BinarySearchFunc(out.Siblings, sib.Dot, func(e Sibling, d Dot) int { return e.Dot.Compare(d) })
+	out.Siblings = slices.Insert(out.Siblings, i, sib)
+	return out, nil
+}
+
+// Sync merges two replica states: a sibling survives if the other side
+// holds it too or has never seen its dot. Sync is commutative, associative
+// and idempotent, so replicas may exchange states in any order, any number
+// of times, and converge.
+func Sync(a, b State) State {
+	if a.IsZero() {
+		return b
+	}
+	if b.IsZero() {
+		return a
+	}
+	out := State{
+		Siblings: make([]Sibling, 0, max(len(a.Siblings), len(b.Siblings))),
+		Context:  a.Context.Join(b.Context),
+	}
+	i, j := 0, 0
+	for i < len(a.Siblings) || j < len(b.Siblings) {
+		var c int
+		switch {
+		case i == len(a.Siblings):
+			c = 1
+		case j == len(b.Siblings):
+			c = -1
+		default:
+			c = a.Siblings[i].Dot.Compare(b.Siblings[j].Dot)
+		}
+		switch {
+		case c == 0: // both hold it
+			out.Siblings = append(out.Siblings, a.Siblings[i])
+			i++
+			j++
+		case c < 0: // only a holds it: keep unless b has seen (and dropped) it
+			if !b.Context.Covers(a.Siblings[i].Dot) {
+				out.Siblings = append(out.Siblings, a.Siblings[i])
+			}
+			i++
+		default:
+			if !a.Context.Covers(b.Siblings[j].Dot) {
+				out.Siblings = append(out.Siblings, b.Siblings[j])
+			}
+			j++
+		}
+	}
+	return out
+}
