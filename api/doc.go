@@ -1,0 +1,12 @@
+// Package api serves dotkv's client HTTP API and its admin and
+// observability endpoints (DESIGN.md section 8):
+//
+//	PUT    /kv/{key}   body = value; X-Dotkv-Context optional; w, pw, timeout
+//	GET    /kv/{key}   r, pr, timeout; 200 one value, 300 multipart/mixed
+//	                   siblings, JSON with Accept: application/json, 404
+//	DELETE /kv/{key}   w, pw, timeout; X-Dotkv-Context optional
+//	GET    /healthz, /debug/replica/{key}, /metrics
+//
+// Errors are JSON {"error": "...", "code": "..."} with the status that
+// names the problem. Bad input never reaches storage.
+package api

@@ -1,0 +1,177 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/dotkv/dotkv/replica"
+	"github.com/dotkv/dotkv/versioning"
+)
+
+// Backend is what the API needs from the request path (replica.Local on a
+// single node, the quorum coordinator in a cluster).
+type Backend interface {
+	// Get returns the merged state of key, read per o.
+	Get(ctx context.Context, key []byte, o replica.ReadOptions) (versioning.State, error)
+	// Put writes sib with the client's context and returns the context of
+	// the new version.
+	Put(ctx context.Context, key []byte, vctx versioning.VersionVector, sib versioning.Sibling, o replica.WriteOptions) (versioning.VersionVector, error)
+	// LocalState returns this node's own copy of key, without quorum.
+	LocalState(key []byte) (versioning.State, bool, error)
+	// N is the replication factor: the largest numeric level accepted.
+	N() int
+}
+
+// Config configures the API handler.
+type Config struct {
+	// NodeID names this node in /healthz.
+	NodeID string
+	// MaxValue is the largest accepted value in bytes (default 1 MiB).
+	MaxValue int64
+	// DefaultTimeout bounds each request unless it sets timeout= (default 1 s).
+	DefaultTimeout time.Duration
+	// Logger receives request errors; nil discards them.
+	Logger *slog.Logger
+	// Registry receives the API's metrics; nil makes a new one.
+	Registry *prometheus.Registry
+}
+
+// Limits of the client API.
+const (
+	// MaxKeyLen is the longest key in bytes.
+	MaxKeyLen = 1024
+	// DefaultMaxValue is the default largest value in bytes.
+	DefaultMaxValue = 1 << 20
+	// MaxTimeout is the longest per-request timeout accepted.
+	MaxTimeout = 60 * time.Second
+)
+
+// Server is the HTTP handler of one node.
+type Server struct {
+	backend Backend
+	cfg     Config
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	metrics *httpMetrics
+	mux     *http.ServeMux
+}
+
+// New returns the API handler over backend.
+func New(backend Backend, cfg Config) *Server {
+	if cfg.MaxValue <= 0 {
+		cfg.MaxValue = DefaultMaxValue
+	}
+	if cfg.DefaultTimeout <= 0 {
+		cfg.DefaultTimeout = time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+		cfg.Registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	}
+	s := &Server{
+		backend: backend,
+		cfg:     cfg,
+		log:     cfg.Logger,
+		reg:     cfg.Registry,
+		metrics: newHTTPMetrics(cfg.Registry),
+		mux:     http.NewServeMux(),
+	}
+	s.mux.HandleFunc("GET /healthz", s.healthz)
+	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	return s
+}
+
+// Registry returns the Prometheus registry /metrics serves, so that other
+// parts of the node can add their collectors.
+func (s *Server) Registry() *prometheus.Registry { return s.reg }
+
+// ServeHTTP routes a request. /kv/ and /debug/replica/ are routed by hand
+// rather than by ServeMux, which would clean (and redirect) keys holding
+// "//", "." or "..".
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
+	route := s.route(rec, r)
+	s.metrics.observe(route, r.Method, rec.status, time.Since(start))
+}
+
+func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
+	path := r.URL.EscapedPath()
+	switch {
+	case hasPrefix(path, "/kv/"):
+		s.kv(w, r, path[len("/kv/"):])
+		return "kv"
+	case hasPrefix(path, "/debug/replica/"):
+		s.debugReplica(w, r, path[len("/debug/replica/"):])
+		return "debug_replica"
+	case path == "/healthz":
+		s.mux.ServeHTTP(w, r)
+		return "healthz"
+	case path == "/metrics":
+		s.mux.ServeHTTP(w, r)
+		return "metrics"
+	}
+	writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.URL.Path)
+	return "other"
+}
+
+func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.cfg.NodeID})
+}
+
+// NewHTTPServer returns an http.Server for h with timeouts set, so that a
+// slow or idle client cannot hold a connection forever.
+func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &http.Server{
+		Addr:              addr,
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		WriteTimeout:      MaxTimeout + 10*time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+	}
+}
+
+// requestError maps a backend error to a response.
+func (s *Server) requestError(w http.ResponseWriter, r *http.Request, op string, err error) {
+	var unavail *replica.UnavailableError
+	switch {
+	case errors.As(err, &unavail):
+		writeJSON(w, http.StatusServiceUnavailable, errorBody{
+			Error: unavail.Error(), Code: codeUnavailable, Acks: &unavail.Acks, Required: &unavail.Required,
+		})
+	case errors.Is(err, context.DeadlineExceeded):
+		msg := op + " timed out"
+		if op == "write" {
+			msg += " (outcome unknown: the write may have been applied and may appear later)"
+		}
+		writeError(w, http.StatusGatewayTimeout, codeTimeout, msg)
+	case errors.Is(err, context.Canceled):
+		// The client went away; nobody reads the answer.
+		writeError(w, 499, "canceled", op+" canceled by client")
+	default:
+		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		msg := op + " failed: " + err.Error()
+		if op == "write" {
+			msg += " (outcome unknown)"
+		}
+		writeError(w, http.StatusInternalServerError, codeInternal, msg)
+	}
+}
