@@ -13,6 +13,7 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/dotkv/dotkv/versioning"
@@ -121,6 +122,11 @@ func Open(dir string, o Options) (*Store, error) {
 		Logger:             pebbleLogger{log},
 		CacheSize:          o.CacheSize,
 		MemTableSize:       o.MemTableSize,
+	}
+	// Bloom filters make the common miss (a write to a new key, a read of
+	// an absent one) skip sstables instead of searching every level.
+	for i := range popts.Levels {
+		popts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
 	if popts.FS == nil {
 		popts.FS = vfs.Default
