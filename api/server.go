@@ -157,6 +157,8 @@ func (s *Server) requestError(w http.ResponseWriter, r *http.Request, op string,
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{
 			Error: unavail.Error(), Code: codeUnavailable, Acks: &unavail.Acks, Required: &unavail.Required,
 		})
+	case errors.Is(err, versioning.ErrUnissuedDot):
+		writeError(w, http.StatusBadRequest, codeBadContext, "X-Dotkv-Context: "+err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		msg := op + " timed out"
 		if op == "write" {

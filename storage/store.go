@@ -51,6 +51,10 @@ func (m FsyncMode) String() string {
 // ErrClosed is returned by operations on a closed Store.
 var ErrClosed = errors.New("storage: closed")
 
+// ErrCounterExhausted is returned when a dot would have to exceed
+// versioning.MaxCounter (only a forged context can ask for that).
+var ErrCounterExhausted = errors.New("storage: dot counter exhausted")
+
 // counterBlock is how many dot counters one durable lease covers.
 const counterBlock = 1 << 16
 
@@ -310,8 +314,7 @@ func (s *Store) Update(partition uint32, key []byte, fn func(cur versioning.Stat
 func (s *Store) Write(partition uint32, key []byte, ctx versioning.VersionVector, sib versioning.Sibling) (versioning.State, versioning.Dot, error) {
 	var dot versioning.Dot
 	st, err := s.Update(partition, key, func(cur versioning.State) (versioning.State, error) {
-		floor := max(cur.Context.Max(s.actor), ctx.Max(s.actor))
-		c, err := s.nextCounter(floor)
+		c, err := s.nextCounter(cur.Context.Max(s.actor), ctx.Max(s.actor))
 		if err != nil {
 			return versioning.State{}, err
 		}
@@ -329,11 +332,22 @@ func (s *Store) Merge(partition uint32, key []byte, remote versioning.State) (ve
 	})
 }
 
-// nextCounter issues a counter above both every counter issued before and
-// floor, renewing the durable lease first when the block is used up.
-func (s *Store) nextCounter(floor uint64) (uint64, error) {
+// nextCounter issues a counter above every counter issued before and
+// above stateFloor (the highest event of this actor the key's state holds),
+// renewing the durable lease first when the block is used up. ctxFloor is
+// the client context's highest event of this actor, which cannot exceed
+// what this actor issued unless the context was forged.
+func (s *Store) nextCounter(stateFloor, ctxFloor uint64) (uint64, error) {
 	s.counter.Lock()
 	defer s.counter.Unlock()
+	if ctxFloor > s.counter.last {
+		return 0, fmt.Errorf("context claims event %d of %s, last issued %d: %w",
+			ctxFloor, s.actor, s.counter.last, versioning.ErrUnissuedDot)
+	}
+	floor := stateFloor
+	if floor >= versioning.MaxCounter {
+		return 0, fmt.Errorf("issue a dot above counter %d: %w", floor, ErrCounterExhausted)
+	}
 	c := max(s.counter.last, floor) + 1
 	if c > s.counter.leased {
 		lease := c + counterBlock

@@ -155,18 +155,22 @@ func TestDotsAreNeverReused(t *testing.T) {
 	}
 }
 
-// TestCounterLeaseRenewal crosses a lease block boundary and restarts.
+// TestCounterLeaseRenewal crosses a lease block boundary and restarts. A
+// state holding a high event of this node's actor (as a context forged at
+// another coordinator could spread) forces a jump past it.
 func TestCounterLeaseRenewal(t *testing.T) {
 	fs := vfs.NewMem()
 	s := openMem(t, fs, "n1", FsyncAlways)
-	// A client context claiming a high counter of ours forces a jump past it.
-	ctx := versioning.VersionVector{{Actor: s.Actor(), Counter: 3 * counterBlock}}
-	_, dot, err := s.Write(0, []byte("k"), ctx, value("v"))
+	high := versioning.State{Context: versioning.VersionVector{{Actor: s.Actor(), Counter: 3 * counterBlock}}}
+	if _, err := s.Merge(0, []byte("k"), high); err != nil {
+		t.Fatal(err)
+	}
+	_, dot, err := s.Write(0, []byte("k"), nil, value("v"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if dot.Counter <= 3*counterBlock {
-		t.Fatalf("dot %d not above the context's %d", dot.Counter, 3*counterBlock)
+		t.Fatalf("dot %d not above the state's %d", dot.Counter, 3*counterBlock)
 	}
 	if err := s.Close(); err != nil {
 		t.Fatal(err)
@@ -179,6 +183,32 @@ func TestCounterLeaseRenewal(t *testing.T) {
 	}
 	if dot2.Counter <= dot.Counter {
 		t.Fatalf("after restart issued %d, not above %d", dot2.Counter, dot.Counter)
+	}
+}
+
+// TestForgedContextIsRefused: a client context claiming an event of this
+// node's actor that it never issued must not move the counter.
+func TestForgedContextIsRefused(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), "n1", FsyncAlways)
+	defer s.Close()
+	_, first, err := s.Write(0, []byte("k"), nil, value("v1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := versioning.VersionVector{{Actor: s.Actor(), Counter: versioning.MaxCounter}}
+	if _, _, err := s.Write(0, []byte("k"), forged, value("v2")); !errors.Is(err, versioning.ErrUnissuedDot) {
+		t.Fatalf("forged context: err = %v, want ErrUnissuedDot", err)
+	}
+	st, _, _ := s.Get(0, []byte("k"))
+	if got := fmt.Sprint(values(st)); got != "[v1]" {
+		t.Fatalf("state after refused write: %s", got)
+	}
+	_, next, err := s.Write(0, []byte("k"), st.Context, value("v3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Counter != first.Counter+1 {
+		t.Fatalf("counter moved: %d after %d", next.Counter, first.Counter)
 	}
 }
 

@@ -22,6 +22,10 @@ const (
 	MaxActorLen = 255
 	// MaxActors is the most entries a version vector may hold.
 	MaxActors = 4096
+	// MaxCounter is the largest event counter accepted. It leaves room
+	// above every accepted counter, so that a node asked to issue a dot
+	// above a (possibly forged) client context never wraps around.
+	MaxCounter = 1 << 62
 	// MaxDots is the most extra (non-prefix) events a vector may hold.
 	MaxDots = 4096
 	// MaxContentTypeLen is the longest content type kept.
@@ -49,10 +53,18 @@ func (s State) AppendBinary(dst []byte) ([]byte, error) {
 	if len(s.Context) > MaxActors {
 		return nil, fmt.Errorf("encode state: %d actors exceed limit %d", len(s.Context), MaxActors)
 	}
+	dots := 0
 	for _, e := range s.Context {
 		if len(e.Actor) > MaxActorLen {
 			return nil, fmt.Errorf("encode state: actor ID of %d bytes exceeds limit %d", len(e.Actor), MaxActorLen)
 		}
+		if e.Counter > MaxCounter || (len(e.Dots) > 0 && e.Dots[len(e.Dots)-1] > MaxCounter) {
+			return nil, fmt.Errorf("encode state: counter of %q exceeds limit %d", e.Actor, uint64(MaxCounter))
+		}
+		dots += len(e.Dots)
+	}
+	if dots > MaxDots {
+		return nil, fmt.Errorf("encode state: %d extra dots exceed limit %d", dots, MaxDots)
 	}
 	dst = append(dst, stateFormatV1)
 	dst = appendVV(dst, s.Context)
@@ -61,6 +73,9 @@ func (s State) AppendBinary(dst []byte) ([]byte, error) {
 		idx, ok := s.Context.find(sib.Dot.Actor)
 		if !ok || !s.Context[idx].covers(sib.Dot.Counter) {
 			return nil, fmt.Errorf("encode state: sibling %s:%d not covered by its context", sib.Dot.Actor, sib.Dot.Counter)
+		}
+		if len(sib.ContentType) > MaxContentTypeLen {
+			return nil, fmt.Errorf("encode state: content type of %d bytes exceeds limit %d", len(sib.ContentType), MaxContentTypeLen)
 		}
 		dst = binary.AppendUvarint(dst, uint64(idx))
 		dst = binary.AppendUvarint(dst, sib.Dot.Counter)
@@ -294,8 +309,8 @@ func (d *decoder) vv() VersionVector {
 				return nil
 			}
 			next := prev + gap + 1
-			if next <= prev {
-				d.fail("dot counter overflow for actor %q", actor)
+			if next <= prev || next > MaxCounter {
+				d.fail("dot counter above %d for actor %q", uint64(MaxCounter), actor)
 				return nil
 			}
 			e.Dots = append(e.Dots, next)
@@ -304,6 +319,8 @@ func (d *decoder) vv() VersionVector {
 		switch {
 		case len(actor) == 0:
 			d.fail("empty actor")
+		case counter > MaxCounter:
+			d.fail("counter %d above %d for actor %q", counter, uint64(MaxCounter), actor)
 		case counter == 0 && nd == 0:
 			d.fail("empty entry for actor %q", actor)
 		case k > 0 && v[k-1].Actor >= e.Actor:

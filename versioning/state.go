@@ -12,6 +12,11 @@ import (
 // mistaken for an old one and silently dropped (Riak's kv679).
 var ErrDotReused = errors.New("versioning: dot already issued")
 
+// ErrUnissuedDot reports a client context naming an event of the
+// coordinator's own actor that the coordinator never issued: the token was
+// forged or corrupted, and honouring it would move the actor's counter.
+var ErrUnissuedDot = errors.New("context names a write this node never issued")
+
 // Sibling is one concurrent version of a key: a value or a tombstone.
 type Sibling struct {
 	// Dot identifies the write that made this sibling.
@@ -87,7 +92,7 @@ func (s State) Update(ctx VersionVector, sib Sibling) (State, error) {
 	}
 	i, _ := slices.BinarySearchFunc(out.Siblings, sib.Dot, func(e Sibling, d Dot) int { return e.Dot.Compare(d) })
 	out.Siblings = slices.Insert(out.Siblings, i, sib)
-	return out, nil
+	return mustValid(out, "Update"), nil
 }
 
 // Sync merges two replica states: a sibling survives if the other side
@@ -133,5 +138,5 @@ func Sync(a, b State) State {
 			j++
 		}
 	}
-	return out
+	return mustValid(out, "Sync")
 }
