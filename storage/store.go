@@ -185,12 +185,12 @@ func (s *Store) init(o Options) error {
 	switch {
 	case s.inc == 0:
 		s.inc = newIncarnation()
-		s.log.Info("new data directory", "node", o.NodeID, "incarnation", s.inc)
+		s.log.Info("new data directory", "incarnation", s.inc)
 	case haveID && !clean && string(lastFsync) == FsyncNever.String():
 		old := s.inc
 		s.inc = newIncarnation()
 		s.log.Warn("previous stop was unclean with fsync=never: taking a new incarnation",
-			"node", o.NodeID, "old_incarnation", old, "incarnation", s.inc)
+			"old_incarnation", old, "incarnation", s.inc)
 	}
 	s.actor = o.NodeID + "." + strconv.FormatUint(s.inc, 36)
 	s.counter.last = leased

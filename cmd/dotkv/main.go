@@ -48,6 +48,12 @@ func newApp() *cli.App {
 		ExitErrHandler: func(*cli.Context, error) {},
 		ErrWriter:      os.Stderr,
 		Writer:         os.Stdout,
+		Action: func(c *cli.Context) error {
+			if c.NArg() > 0 {
+				return cli.Exit(fmt.Sprintf("unknown command %q (see dotkv --help)", c.Args().First()), exitError)
+			}
+			return cli.ShowAppHelp(c)
+		},
 		Commands: []*cli.Command{
 			serverCommand(),
 			devCommand(),
