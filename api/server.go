@@ -114,12 +114,14 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 	case hasPrefix(path, "/debug/replica/"):
 		s.debugReplica(w, r, path[len("/debug/replica/"):])
 		return "debug_replica"
-	case path == "/healthz":
-		s.mux.ServeHTTP(w, r)
-		return "healthz"
-	case path == "/metrics":
-		s.mux.ServeHTTP(w, r)
-		return "metrics"
+	case path == "/healthz" || path == "/metrics":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed on "+path)
+		} else {
+			s.mux.ServeHTTP(w, r)
+		}
+		return path[1:]
 	}
 	writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.URL.Path)
 	return "other"
