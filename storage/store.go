@@ -399,3 +399,24 @@ func (p pebbleLogger) Fatalf(format string, args ...any) {
 	p.l.Error("pebble fatal: " + msg)
 	panic("pebble: " + msg)
 }
+
+// GetMeta returns the metadata value stored under name by SetMeta.
+func (s *Store) GetMeta(name string) ([]byte, bool, error) {
+	if s.closed.Load() {
+		return nil, false, ErrClosed
+	}
+	return s.getMeta(metaKey("x/" + name))
+}
+
+// SetMeta durably (synced) stores a metadata value for other packages,
+// e.g. the gossip layer's ring membership. Names live in their own
+// namespace, apart from the store's own metadata.
+func (s *Store) SetMeta(name string, value []byte) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := s.db.Set(metaKey("x/"+name), value, pebble.Sync); err != nil {
+		return fmt.Errorf("write metadata %s: %w", name, err)
+	}
+	return nil
+}
