@@ -1,0 +1,132 @@
+package transport
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// pair starts an RPC server for node "b" on 127.0.0.32 and a client for
+// node "a" on 127.0.0.31, each with its own filter.
+func pair(t *testing.T) (srv *Server, cli *Client, fa, fb *Filter) {
+	t.Helper()
+	hosts := func(id string) []string {
+		return map[string][]string{"a": {"127.0.0.31"}, "b": {"127.0.0.32"}}[id]
+	}
+	fa, fb = NewFilter(hosts), NewFilter(hosts)
+	srv, err := NewServer("b", "127.0.0.32:0", fb, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Handle("echo", func(_ context.Context, from string, req []byte) ([]byte, error) {
+		return append([]byte(from+":"), req...), nil
+	})
+	srv.Handle("fail", func(context.Context, string, []byte) ([]byte, error) {
+		return nil, errors.New("handler says no")
+	})
+	srv.Handle("slow", func(ctx context.Context, _ string, _ []byte) ([]byte, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	})
+	srv.Serve()
+	addr := srv.Addr()
+	cli = NewClient("a", "127.0.0.31", fa, func(id string) (string, bool) { return addr, id == "b" })
+	t.Cleanup(func() {
+		cli.Close()
+		if err := srv.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return srv, cli, fa, fb
+}
+
+func call(cli *Client, method string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	return cli.Call(ctx, "b", method, []byte("hi"))
+}
+
+func TestCallCarriesCallerAndBody(t *testing.T) {
+	_, cli, _, _ := pair(t)
+	got, err := call(cli, "echo")
+	if err != nil || string(got) != "a:hi" {
+		t.Fatalf("echo = %q, %v; want a:hi", got, err)
+	}
+}
+
+func TestRemoteErrorsAndUnknowns(t *testing.T) {
+	_, cli, _, _ := pair(t)
+	_, err := call(cli, "fail")
+	var re *RemoteError
+	if !errors.As(err, &re) || re.Status != 500 || !strings.Contains(re.Msg, "handler says no") {
+		t.Fatalf("fail: err = %v", err)
+	}
+	if _, err := call(cli, "nosuch"); !errors.As(err, &re) || re.Status != 404 {
+		t.Fatalf("unknown method: err = %v", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := cli.Call(ctx, "zz", "echo", nil); !errors.Is(err, ErrUnknownPeer) {
+		t.Fatalf("unknown peer: err = %v", err)
+	}
+}
+
+func TestDeadlineBoundsACall(t *testing.T) {
+	_, cli, _, _ := pair(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err := cli.Call(ctx, "b", "slow", nil)
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("slow call: err = %v, want deadline exceeded", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Fatalf("slow call took %v", d)
+	}
+}
+
+func TestFilterDropsBothDirections(t *testing.T) {
+	_, cli, fa, fb := pair(t)
+	fa.Block("b") // outbound at the caller
+	if _, err := call(cli, "echo"); !errors.Is(err, ErrBlocked) {
+		t.Fatalf("caller blocks callee: err = %v", err)
+	}
+	fa.Heal()
+	fb.Block("a") // inbound at the callee: the connection is dropped
+	if _, err := call(cli, "echo"); err == nil {
+		t.Fatal("callee blocks caller: call succeeded")
+	}
+	if got := fb.Blocked(); len(got) != 1 || got[0] != "a" {
+		t.Fatalf("Blocked() = %v", got)
+	}
+	fb.Heal("a")
+	if _, err := call(cli, "echo"); err != nil {
+		t.Fatalf("after heal: %v", err)
+	}
+}
+
+func TestFilterByAddress(t *testing.T) {
+	f := NewFilter(func(id string) []string { return map[string][]string{"n3": {"127.0.0.13"}}[id] })
+	if f.BlockedAddr("127.0.0.13:7946") {
+		t.Fatal("blocked before Block")
+	}
+	f.Block("n3")
+	for _, a := range []string{"127.0.0.13:7946", "127.0.0.13"} {
+		if !f.BlockedAddr(a) {
+			t.Errorf("BlockedAddr(%q) = false", a)
+		}
+	}
+	if f.BlockedAddr("127.0.0.12:7946") {
+		t.Error("unrelated host blocked")
+	}
+	var nilFilter *Filter
+	if nilFilter.BlockedID("x") || nilFilter.BlockedAddr("127.0.0.1:1") || nilFilter.Blocked() != nil {
+		t.Error("nil filter blocks")
+	}
+}
