@@ -58,13 +58,15 @@ func (n *node) start() {
 	if err != nil {
 		n.t.Fatalf("storage.Open: %v", err)
 	}
-	backend, err := replica.NewLocal(store, replica.Config{})
+	backend, err := replica.NewLocal("n1", store, replica.Config{})
 	if err != nil {
 		_ = store.Close()
 		n.t.Fatalf("replica.NewLocal: %v", err)
 	}
 	n.store = store
-	n.srv = httptest.NewServer(api.New(backend, api.Config{NodeID: "n1", MaxValue: testMaxValue}))
+	n.srv = httptest.NewServer(api.New(backend, api.Config{
+		NodeID: "n1", MaxValue: testMaxValue, Cluster: api.SingleNode("n1", "", backend.Ring()),
+	}))
 }
 
 // stop closes the server and the store; calling it twice is safe.

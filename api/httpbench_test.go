@@ -39,11 +39,11 @@ func BenchmarkHTTP(b *testing.B) {
 					b.Fatal(err)
 				}
 				defer store.Close()
-				backend, err := replica.NewLocal(store, replica.Config{})
+				backend, err := replica.NewLocal("bench", store, replica.Config{})
 				if err != nil {
 					b.Fatal(err)
 				}
-				runHTTPBench(b, New(backend, Config{NodeID: "bench"}), method, value)
+				runHTTPBench(b, New(backend, Config{NodeID: "bench", Cluster: SingleNode("bench", "", backend.Ring())}), method, value)
 			})
 		}
 	}

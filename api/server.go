@@ -41,6 +41,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Registry receives the API's metrics; nil makes a new one.
 	Registry *prometheus.Registry
+	// Cluster serves /cluster/status and /cluster/preflist.
+	Cluster ClusterView
+	// Faults, if not nil, enables /admin/fault (--fault-injection).
+	Faults FaultFilter
 }
 
 // Limits of the client API.
@@ -70,6 +74,9 @@ func New(backend Backend, cfg Config) *Server {
 	}
 	if cfg.DefaultTimeout <= 0 {
 		cfg.DefaultTimeout = time.Second
+	}
+	if cfg.Cluster == nil {
+		panic("api.New: Config.Cluster is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -114,6 +121,20 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 	case hasPrefix(path, "/debug/replica/"):
 		s.debugReplica(w, r, path[len("/debug/replica/"):])
 		return "debug_replica"
+	case hasPrefix(path, "/cluster/preflist/"):
+		s.clusterPreflist(w, r, path[len("/cluster/preflist/"):])
+		return "cluster_preflist"
+	case path == "/cluster/status":
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed on "+path)
+		} else {
+			s.clusterStatus(w, r)
+		}
+		return "cluster_status"
+	case path == "/admin/fault":
+		s.adminFault(w, r)
+		return "admin_fault"
 	case path == "/healthz" || path == "/metrics":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")

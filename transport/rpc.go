@@ -207,3 +207,14 @@ func (c *Client) Call(ctx context.Context, id, method string, req []byte) ([]byt
 
 // Close releases idle connections.
 func (c *Client) Close() { c.http.CloseIdleConnections() }
+
+// NotDelivered reports whether err means the request certainly never
+// reached the remote handler (blocked, unknown peer, or the connection
+// could not be made), so that retrying elsewhere cannot apply it twice.
+func NotDelivered(err error) bool {
+	if errors.Is(err, ErrBlocked) || errors.Is(err, ErrUnknownPeer) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && op.Op == "dial"
+}

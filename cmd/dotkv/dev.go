@@ -1,59 +1,175 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"log/slog"
+	"io"
+	"net"
+	"net/http"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
-
-	"github.com/dotkv/dotkv/api"
-	"github.com/dotkv/dotkv/storage"
 )
 
 func devCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "dev",
-		Usage: "run a local dotkv on loopback, data under ./dotkv-data",
+		Usage: "run a local dotkv cluster on loopback, data under ./dotkv-data",
 		Flags: []cli.Flag{
-			&cli.IntFlag{Name: "nodes", Usage: "number of nodes (clustering is not built yet: 1)", Value: 1},
-			&cli.StringFlag{Name: "data", Usage: "data directory", Value: "dotkv-data"},
-			&cli.StringFlag{Name: "http", Usage: "listen address", Value: "127.0.0.1:8080"},
+			&cli.IntFlag{Name: "nodes", Usage: "number of nodes", Value: 3},
+			&cli.StringFlag{Name: "data", Usage: "data directory (node I uses DIR/nI)", Value: "dotkv-data"},
 			&cli.StringFlag{Name: "fsync", Usage: "always or never", Value: "always"},
+			&cli.BoolFlag{Name: "fault-injection", Usage: "enable /admin/fault on every node"},
+			&cli.IntFlag{Name: "port", Usage: "HTTP port of every node (Linux; elsewhere node I uses port+I)", Value: 8080},
+			&cli.IntFlag{Name: "gossip-port", Usage: "gossip port (RPC uses it + 1; elsewhere node I uses port+2I)", Value: 7946},
 		},
 		Action: func(c *cli.Context) error {
-			if n := c.Int("nodes"); n != 1 {
-				return cli.Exit(fmt.Sprintf("--nodes %d: this build runs a single node; clustering is not built yet", n), exitError)
+			n := c.Int("nodes")
+			if n < 1 || n > 32 {
+				return cli.Exit(fmt.Sprintf("--nodes %d: want 1..32", n), exitError)
 			}
-			fsync, err := storage.ParseFsyncMode(c.String("fsync"))
+			if f := c.String("fsync"); f != "always" && f != "never" {
+				return cli.Exit(fmt.Sprintf("--fsync %q: want always or never", f), exitError)
+			}
+			self, err := os.Executable()
 			if err != nil {
-				return cli.Exit("--fsync: "+err.Error(), exitError)
-			}
-			cfg := nodeConfig{
-				id:       "n1",
-				data:     filepath.Join(c.String("data"), "n1"),
-				http:     c.String("http"),
-				fsync:    fsync,
-				maxValue: api.DefaultMaxValue,
-				log:      slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+				return cli.Exit("find own binary: "+err.Error(), exitError)
 			}
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			out := c.App.Writer
-			err = runNode(ctx, cfg, func(addr string) {
-				fmt.Fprintf(out, "dotkv dev: 1 node\n\n  NODE  HTTP                   DATA\n  n1    http://%-16s %s\n\n", addr, cfg.data)
-				fmt.Fprintf(out, "Try:  curl -i -X PUT --data-binary hello http://%s/kv/greeting\n", addr)
-				fmt.Fprintf(out, "      curl -i http://%s/kv/greeting\n", addr)
-				fmt.Fprintln(out, "Stop with Ctrl-C (data stays in "+c.String("data")+").")
-			})
-			if err != nil {
-				return cli.Exit(err.Error(), exitError)
-			}
-			fmt.Fprintln(out, "dotkv dev: stopped cleanly")
-			return nil
+			nodes := devLayout(n, c.String("data"), c.Int("port"), c.Int("gossip-port"))
+			return runDev(ctx, c.App.Writer, self, nodes, c.String("fsync"), c.Bool("fault-injection"))
 		},
+	}
+}
+
+// devNode is where one node of a dev cluster listens.
+type devNode struct {
+	id, data, http, gossip string
+}
+
+// devLayout gives node I its own loopback address 127.0.0.(10+I) on Linux
+// (so the fault filter and iptables can tell nodes apart), or 127.0.0.1
+// with distinct ports elsewhere.
+func devLayout(n int, data string, httpPort, gossipPort int) []devNode {
+	nodes := make([]devNode, n)
+	for i := range nodes {
+		id := "n" + strconv.Itoa(i+1)
+		nodes[i] = devNode{id: id, data: filepath.Join(data, id)}
+		ip, hp, gp := "127.0.0."+strconv.Itoa(11+i), httpPort, gossipPort
+		if runtime.GOOS != "linux" {
+			ip, hp, gp = "127.0.0.1", httpPort+1+i, gossipPort+2*i
+		}
+		nodes[i].http = net.JoinHostPort(ip, strconv.Itoa(hp))
+		nodes[i].gossip = net.JoinHostPort(ip, strconv.Itoa(gp))
+	}
+	return nodes
+}
+
+// devProc is one running node process.
+type devProc struct {
+	id   string
+	cmd  *exec.Cmd
+	done chan struct{} // closed when the process has exited
+}
+
+func runDev(ctx context.Context, out io.Writer, bin string, nodes []devNode, fsync string, faults bool) error {
+	var procs []*devProc
+	exited := make(chan string, len(nodes))
+	defer func() { stopAll(procs) }()
+	for _, nd := range nodes {
+		args := []string{"server", "--id", nd.id, "--data", nd.data, "--http", nd.http,
+			"--gossip", nd.gossip, "--join", nodes[0].gossip, "--fsync", fsync, "--log-level", "warn"}
+		if faults {
+			args = append(args, "--fault-injection")
+		}
+		cmd := exec.Command(bin, args...)
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches dev, which stops the nodes
+		if err := cmd.Start(); err != nil {
+			return cli.Exit(fmt.Sprintf("start %s: %v", nd.id, err), exitError)
+		}
+		p := &devProc{id: nd.id, cmd: cmd, done: make(chan struct{})}
+		procs = append(procs, p)
+		go func() {
+			_ = cmd.Wait()
+			close(p.done)
+			exited <- p.id
+		}()
+	}
+	if err := waitReady(ctx, nodes, exited); err != nil {
+		return cli.Exit(err.Error(), exitError)
+	}
+	fmt.Fprintf(out, "dotkv dev: %d node(s)\n\n  %-4s  %-24s  %-18s  %s\n", len(nodes), "NODE", "HTTP", "GOSSIP", "DATA")
+	for _, nd := range nodes {
+		fmt.Fprintf(out, "  %-4s  %-24s  %-18s  %s\n", nd.id, "http://"+nd.http, nd.gossip, nd.data)
+	}
+	fmt.Fprintf(out, "\nTry:  curl -i -X PUT --data-binary hello http://%s/kv/greeting\n", nodes[0].http)
+	fmt.Fprintf(out, "      curl -i http://%s/kv/greeting\n", nodes[len(nodes)-1].http)
+	fmt.Fprintf(out, "      go run ./cmd/dotkv status --addr %s\n", nodes[0].http)
+	fmt.Fprintln(out, "Stop with Ctrl-C (data stays in "+filepath.Dir(nodes[0].data)+").")
+	select {
+	case <-ctx.Done():
+		stopAll(procs)
+		procs = nil
+		fmt.Fprintln(out, "dotkv dev: stopped cleanly")
+		return nil
+	case id := <-exited:
+		return cli.Exit(fmt.Sprintf("node %s exited unexpectedly; stopping the others", id), exitError)
+	}
+}
+
+// waitReady polls every node's /healthz until all answer.
+func waitReady(ctx context.Context, nodes []devNode, exited <-chan string) error {
+	deadline := time.Now().Add(20 * time.Second)
+	client := &http.Client{Timeout: time.Second}
+	for _, nd := range nodes {
+		for {
+			resp, err := client.Get("http://" + nd.http + "/healthz")
+			if err == nil {
+				resp.Body.Close()
+				if resp.StatusCode == http.StatusOK {
+					break
+				}
+			}
+			select {
+			case id := <-exited:
+				return fmt.Errorf("node %s exited during start-up (is %s in use?)", id, nd.http)
+			case <-ctx.Done():
+				return errors.New("interrupted during start-up")
+			case <-time.After(50 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %s not serving on %s after 20 s", nd.id, nd.http)
+			}
+		}
+	}
+	return nil
+}
+
+// stopAll sends SIGTERM to every node still running and waits for all of
+// them, killing those that take longer than 15 s.
+func stopAll(procs []*devProc) {
+	for _, p := range procs {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	timeout := time.After(15 * time.Second)
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-timeout:
+			for _, q := range procs {
+				_ = q.cmd.Process.Kill()
+			}
+			<-p.done
+		}
 	}
 }

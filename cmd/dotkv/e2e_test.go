@@ -925,10 +925,13 @@ func TestServerFlagErrors(t *testing.T) {
 		{"missing data", []string{"server", "--id", "n1", "--http", addr}, `"data"`, false},
 		{"zero max-value", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--max-value", "0"}, "--max-value", true},
 		{"bad log-level", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--log-level", "loud"}, "--log-level", true},
-		{"invalid id", []string{"server", "--id", "bad id!", "--data", "DATA", "--http", addr}, "invalid node id", false},
+		{"invalid id", []string{"server", "--id", "bad id!", "--data", "DATA", "--http", addr}, "--id", true},
 		{"bad listen address", []string{"server", "--id", "n1", "--data", "DATA", "--http", "127.0.0.1:notaport"}, "listen", false},
-		{"dev nodes", []string{"dev", "--nodes", "3", "--data", "DATA", "--http", addr}, "--nodes", true},
-		{"dev fsync", []string{"dev", "--fsync", "maybe", "--data", "DATA", "--http", addr}, "--fsync", true},
+		{"dev nodes", []string{"dev", "--nodes", "0", "--data", "DATA"}, "--nodes", true},
+		{"dev fsync", []string{"dev", "--fsync", "maybe", "--data", "DATA"}, "--fsync", true},
+		{"join without gossip", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--join", "127.0.0.1:7946"}, "--gossip", true},
+		{"bad level", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--w", "banana"}, "--w", true},
+		{"bad n", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--n", "0"}, "--n", true},
 	}
 	for i, c := range cases {
 		data := filepath.Join(tmp, strconv.Itoa(i))
@@ -962,49 +965,71 @@ func TestServerFlagErrors(t *testing.T) {
 	}
 }
 
-var devAddr = regexp.MustCompile(`http://(127\.0\.0\.1:\d+)`)
+var devAddr = regexp.MustCompile(`(n\d+)\s+http://(127\.0\.0\.\d+:\d+)`)
 
+// TestDevAgainstBinary: `dotkv dev --nodes 3` starts three server
+// processes that form a cluster; a write through n1 reads back through n3;
+// SIGTERM stops them all cleanly and a second dev serves the same data.
 func TestDevAgainstBinary(t *testing.T) {
 	dotkvBin(t)
 	t.Parallel()
 	data := t.TempDir()
-	run := func() (*proc, string) {
+	httpPort := strings.Split(freeAddr(t), ":")[1]
+	gossipPort := strings.Split(freeAddr(t), ":")[1]
+	run := func() (*proc, []string) {
 		t.Helper()
-		p := startProc(t, "dotkv dev", "dev", "--data", data, "--http", "127.0.0.1:0")
-		deadline := time.Now().Add(startTimeout)
+		p := startProc(t, "dotkv dev", "dev", "--nodes", "3", "--data", data, "--port", httpPort, "--gossip-port", gossipPort)
+		deadline := time.Now().Add(3 * startTimeout)
 		for {
-			if m := devAddr.FindStringSubmatch(p.stdout.String()); m != nil {
-				return p, m[1]
+			if m := devAddr.FindAllStringSubmatch(p.stdout.String(), -1); len(m) == 3 {
+				return p, []string{m[0][2], m[1][2], m[2][2]}
 			}
 			if p.exited() || time.Now().After(deadline) {
-				t.Fatalf("dev did not print its address within %v (exited: %v)", startTimeout, p.exited())
+				t.Fatalf("dev did not print three addresses in time (exited: %v)", p.exited())
 			}
 			time.Sleep(pollInterval)
 		}
 	}
-	p, addr := run()
-	s := &server{proc: p, id: "n1", addr: addr, base: "http://" + addr,
-		client: &http.Client{Timeout: requestTimeout, Transport: &http.Transport{}}}
-	t.Cleanup(s.client.CloseIdleConnections)
-	if err := s.waitHealthy(); err != nil {
-		t.Fatal(err)
+	p, addrs := run()
+	client := &http.Client{Timeout: requestTimeout, Transport: &http.Transport{}}
+	t.Cleanup(client.CloseIdleConnections)
+	servers := make([]*server, 3)
+	for i, a := range addrs {
+		servers[i] = &server{proc: p, id: fmt.Sprintf("n%d", i+1), addr: a, base: "http://" + a, client: client}
+		if err := servers[i].waitHealthy(); err != nil {
+			t.Fatal(err)
+		}
 	}
-	s.put(t, "greeting", "text/plain", "", []byte("hello"))
-	want := runDotkv(t, "", "get", "--addr", addr, "greeting")
+	// The cluster has formed once n3 holds a ring of three members.
+	deadline := time.Now().Add(startTimeout)
+	for {
+		r := runDotkv(t, "", "status", "--addr", addrs[2])
+		if r.code == 0 && strings.Count(r.stdout, "alive") == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("cluster did not form: %v", r)
+		}
+		time.Sleep(pollInterval)
+	}
+	servers[0].put(t, "greeting", "text/plain", "", []byte("hello"))
+	want := runDotkv(t, "", "get", "--addr", addrs[2], "greeting")
 	if want.code != 0 || !strings.Contains(want.stdout, "hello") {
-		t.Errorf("get from dev: %v", want)
+		t.Errorf("get from n3 of a write through n1: %v", want)
 	}
 	p.stop()
 	if out := p.stdout.String(); !strings.Contains(out, "stopped cleanly") {
 		t.Errorf("dev stdout after SIGTERM: %q, want 'stopped cleanly'", out)
 	}
-	if _, err := os.Stat(filepath.Join(data, "n1")); err != nil {
-		t.Errorf("dev data: %v", err)
+	for _, id := range []string{"n1", "n2", "n3"} {
+		if _, err := os.Stat(filepath.Join(data, id)); err != nil {
+			t.Errorf("dev data of %s: %v", id, err)
+		}
 	}
 
 	// The data stays: a second dev on the same directory serves it.
-	p, addr = run()
-	s = &server{proc: p, id: "n1", addr: addr, base: "http://" + addr, client: s.client}
+	p, addrs = run()
+	s := &server{proc: p, id: "n2", addr: addrs[1], base: "http://" + addrs[1], client: client}
 	if err := s.waitHealthy(); err != nil {
 		t.Fatal(err)
 	}

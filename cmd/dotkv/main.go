@@ -60,6 +60,8 @@ func newApp() *cli.App {
 			putCommand(),
 			getCommand(),
 			deleteCommand(),
+			statusCommand(),
+			loadCommand(),
 		},
 	}
 }

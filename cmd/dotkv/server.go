@@ -2,19 +2,17 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
-	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/dotkv/dotkv/api"
+	"github.com/dotkv/dotkv/node"
 	"github.com/dotkv/dotkv/replica"
 	"github.com/dotkv/dotkv/storage"
 )
@@ -27,8 +25,15 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "id", Usage: "stable node ID (1..64 of A-Z a-z 0-9 _ -)", Required: true},
 			&cli.StringFlag{Name: "data", Usage: "data directory", Required: true},
 			&cli.StringFlag{Name: "http", Usage: "client API listen address HOST:PORT", Value: "127.0.0.1:8080"},
+			&cli.StringFlag{Name: "gossip", Usage: "gossip listen address HOST:PORT (enables clustering; without it the node is a one-member cluster)"},
+			&cli.StringFlag{Name: "rpc", Usage: "internode RPC address HOST:PORT (default: the gossip host, gossip port + 1)"},
+			&cli.StringFlag{Name: "join", Usage: "seed gossip addresses HOST:PORT[,HOST:PORT...]"},
+			&cli.IntFlag{Name: "n", Usage: "replication factor N", Value: 3},
+			&cli.StringFlag{Name: "r", Usage: "default read level: one, quorum, all or a number", Value: "quorum"},
+			&cli.StringFlag{Name: "w", Usage: "default write level: one, quorum, all or a number", Value: "quorum"},
 			&cli.StringFlag{Name: "fsync", Usage: "always (sync before acknowledging) or never", Value: "always"},
 			&cli.Int64Flag{Name: "max-value", Usage: "largest value in bytes", Value: api.DefaultMaxValue},
+			&cli.BoolFlag{Name: "fault-injection", Usage: "enable /admin/fault to block traffic to chosen peers"},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 		},
 		Action: func(c *cli.Context) error {
@@ -46,85 +51,73 @@ func serverCommand() *cli.Command {
 	}
 }
 
-// nodeConfig is everything a node needs to start.
-type nodeConfig struct {
-	id       string
-	data     string
-	http     string
-	fsync    storage.FsyncMode
-	maxValue int64
-	log      *slog.Logger
-}
-
-func nodeConfigFrom(c *cli.Context) (nodeConfig, error) {
+func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 	fsync, err := storage.ParseFsyncMode(c.String("fsync"))
 	if err != nil {
-		return nodeConfig{}, fmt.Errorf("--fsync: %w", err)
+		return node.Config{}, fmt.Errorf("--fsync: %w", err)
 	}
 	if c.Int64("max-value") <= 0 {
-		return nodeConfig{}, fmt.Errorf("--max-value %d: want a positive number of bytes", c.Int64("max-value"))
+		return node.Config{}, fmt.Errorf("--max-value %d: want a positive number of bytes", c.Int64("max-value"))
+	}
+	n := c.Int("n")
+	if n < 1 || n > 16 {
+		return node.Config{}, fmt.Errorf("--n %d: want 1..16", n)
+	}
+	r, err := replica.ParseLevel(c.String("r"), n)
+	if err != nil {
+		return node.Config{}, fmt.Errorf("--r: %w", err)
+	}
+	w, err := replica.ParseLevel(c.String("w"), n)
+	if err != nil {
+		return node.Config{}, fmt.Errorf("--w: %w", err)
 	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
-		return nodeConfig{}, fmt.Errorf("--log-level: %w", err)
+		return node.Config{}, fmt.Errorf("--log-level: %w", err)
 	}
-	return nodeConfig{
-		id:       c.String("id"),
-		data:     c.String("data"),
-		http:     c.String("http"),
-		fsync:    fsync,
-		maxValue: c.Int64("max-value"),
-		log:      slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
+	if !storage.ValidNodeID(c.String("id")) {
+		return node.Config{}, fmt.Errorf("--id %q: want 1..64 of A-Z a-z 0-9 _ -", c.String("id"))
+	}
+	var join []string
+	for _, j := range strings.Split(c.String("join"), ",") {
+		if j = strings.TrimSpace(j); j != "" {
+			join = append(join, j)
+		}
+	}
+	if c.String("gossip") == "" && (len(join) > 0 || c.String("rpc") != "") {
+		return node.Config{}, fmt.Errorf("--join and --rpc need --gossip")
+	}
+	return node.Config{
+		ID:             c.String("id"),
+		DataDir:        c.String("data"),
+		HTTPAddr:       c.String("http"),
+		GossipAddr:     c.String("gossip"),
+		RPCAddr:        c.String("rpc"),
+		Join:           join,
+		N:              n,
+		R:              r,
+		W:              w,
+		Fsync:          fsync,
+		MaxValue:       c.Int64("max-value"),
+		FaultInjection: c.Bool("fault-injection"),
+		Logger:         slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}, nil
 }
 
-// runNode serves one node until ctx is done, then shuts down cleanly:
-// in-flight requests finish, then the store syncs and closes. ready, if
-// not nil, receives the bound HTTP address once the node serves.
-func runNode(ctx context.Context, cfg nodeConfig, ready func(addr string)) error {
-	log := cfg.log.With("node", cfg.id)
-	if err := os.MkdirAll(cfg.data, 0o755); err != nil {
-		return fmt.Errorf("create data directory: %w", err)
-	}
-	store, err := storage.Open(cfg.data, storage.Options{NodeID: cfg.id, Fsync: cfg.fsync, Logger: log})
+// runNode serves one node until ctx is done, then shuts it down cleanly.
+// ready, if not nil, is called once the node serves.
+func runNode(ctx context.Context, cfg node.Config, ready func(n *node.Node)) error {
+	n, err := node.Start(cfg)
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if err := store.Close(); err != nil {
-			log.Error("close store", "err", err)
-		}
-	}()
-	backend, err := replica.NewLocal(store, replica.Config{})
-	if err != nil {
-		return err
-	}
-	handler := api.New(backend, api.Config{NodeID: cfg.id, MaxValue: cfg.maxValue, Logger: log})
-	ln, err := net.Listen("tcp", cfg.http)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.http, err)
-	}
-	srv := api.NewHTTPServer(cfg.http, handler, log)
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("serving", "http", ln.Addr().String(), "data", cfg.data, "fsync", cfg.fsync.String(),
-		"actor", store.Actor())
 	if ready != nil {
-		ready(ln.Addr().String())
+		ready(n)
 	}
-	select {
-	case err := <-errc:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
+	werr := n.Wait(ctx)
+	cfg.Logger.Info("shutting down", "node", cfg.ID)
+	if err := n.Close(); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
 	}
-	log.Info("shutting down")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		log.Warn("http shutdown", "err", err)
-	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		log.Warn("http server", "err", err)
-	}
-	return nil
+	return werr
 }

@@ -1,0 +1,152 @@
+package api
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+
+	"github.com/dotkv/dotkv/gossip"
+	"github.com/dotkv/dotkv/ring"
+)
+
+// ClusterView is what the /cluster endpoints need (*gossip.Membership).
+type ClusterView interface {
+	Members() []gossip.Member
+	Ring() *ring.Ring
+}
+
+// FaultFilter is the fault filter /admin/fault drives (*transport.Filter).
+type FaultFilter interface {
+	Block(ids ...string)
+	Heal(ids ...string)
+	Blocked() []string
+}
+
+type memberJSON struct {
+	ID         string `json:"id"`
+	HTTP       string `json:"http"`
+	RPC        string `json:"rpc,omitempty"`
+	Gossip     string `json:"gossip,omitempty"`
+	Liveness   string `json:"liveness"`
+	Status     string `json:"status"`
+	Partitions int    `json:"partitions"`
+}
+
+type ringJSON struct {
+	Partitions int      `json:"partitions"`
+	N          int      `json:"n"`
+	Members    []string `json:"members"`
+}
+
+type statusJSON struct {
+	Node         string         `json:"node"`
+	Members      []memberJSON   `json:"members"`
+	Ring         ringJSON       `json:"ring"`
+	HintsPending map[string]int `json:"hints_pending"`
+}
+
+func (s *Server) clusterStatus(w http.ResponseWriter, _ *http.Request) {
+	r := s.cfg.Cluster.Ring()
+	out := statusJSON{
+		Node:         s.cfg.NodeID,
+		Members:      []memberJSON{},
+		Ring:         ringJSON{Partitions: r.Partitions(), N: r.N(), Members: r.Members()},
+		HintsPending: map[string]int{},
+	}
+	for _, m := range s.cfg.Cluster.Members() {
+		out.Members = append(out.Members, memberJSON{
+			ID: m.ID, HTTP: m.HTTP, RPC: m.RPC, Gossip: m.Gossip,
+			Liveness: string(m.Liveness), Status: string(m.Status), Partitions: len(r.Owned(m.ID)),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+type preflistJSON struct {
+	Key       string   `json:"key"`
+	Partition uint32   `json:"partition"`
+	Primaries []string `json:"primaries"`
+	Fallbacks []string `json:"fallbacks"`
+}
+
+func (s *Server) clusterPreflist(w http.ResponseWriter, r *http.Request, escapedKey string) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed on /cluster/preflist/{key}")
+		return
+	}
+	key, e := parseKey(escapedKey)
+	if e != nil {
+		writeBad(w, e)
+		return
+	}
+	rg := s.cfg.Cluster.Ring()
+	p := rg.PartitionOf(key)
+	writeJSON(w, http.StatusOK, preflistJSON{
+		Key: string(key), Partition: p,
+		Primaries: append([]string{}, rg.Primaries(p)...),
+		Fallbacks: append([]string{}, rg.Fallbacks(p)...),
+	})
+}
+
+// adminFault serves the fault filter: POST {"block": [ids]} adds to the
+// blocked set, DELETE heals (all, or {"heal": [ids]}), GET shows it.
+func (s *Server) adminFault(w http.ResponseWriter, r *http.Request) {
+	f := s.cfg.Faults
+	if f == nil {
+		writeError(w, http.StatusNotFound, codeNotFound, "fault injection is off (start the node with --fault-injection)")
+		return
+	}
+	var body struct {
+		Block []string `json:"block"`
+		Heal  []string `json:"heal"`
+	}
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+	case http.MethodPost, http.MethodDelete:
+		data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
+		if err != nil {
+			writeError(w, http.StatusBadRequest, codeBadParameter, "read body: "+err.Error())
+			return
+		}
+		if len(data) > 0 {
+			if err := json.Unmarshal(data, &body); err != nil {
+				writeError(w, http.StatusBadRequest, codeBadParameter, "body must be JSON like {\"block\": [\"n2\"]}: "+err.Error())
+				return
+			}
+		}
+		if r.Method == http.MethodPost {
+			if len(body.Block) == 0 {
+				writeError(w, http.StatusBadRequest, codeBadParameter, `POST /admin/fault needs {"block": [node IDs]}`)
+				return
+			}
+			f.Block(body.Block...)
+			s.log.Warn("fault filter: blocking", "nodes", body.Block)
+		} else {
+			f.Heal(body.Heal...)
+			s.log.Warn("fault filter: healed", "nodes", body.Heal)
+		}
+	default:
+		w.Header().Set("Allow", "GET, HEAD, POST, DELETE")
+		writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed on /admin/fault")
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string][]string{"blocked": f.Blocked()})
+}
+
+// SingleNode returns the cluster view of a node running without gossip:
+// it is the only member of its ring and always alive.
+func SingleNode(id, httpAddr string, r *ring.Ring) ClusterView {
+	return singleNode{id: id, http: httpAddr, r: r}
+}
+
+type singleNode struct {
+	id, http string
+	r        *ring.Ring
+}
+
+func (s singleNode) Ring() *ring.Ring { return s.r }
+
+func (s singleNode) Members() []gossip.Member {
+	return []gossip.Member{{ID: s.id, HTTP: s.http, Status: gossip.StatusMember, Liveness: gossip.Alive}}
+}

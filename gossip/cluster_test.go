@@ -1,0 +1,386 @@
+package gossip
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/dotkv/dotkv/storage"
+	"github.com/dotkv/dotkv/transport"
+)
+
+// These tests run real memberlist on real sockets, one loopback IP per
+// node (so the fault filter can tell nodes apart by host), with the fast
+// tuning. Each test has its own IPs, so they run in parallel.
+
+type testNode struct {
+	id     string
+	m      *Membership
+	filter *transport.Filter
+}
+
+// testLogger shows warnings and errors with -v; DOTKV_TEST_DEBUG=1 shows
+// everything. memberlist's goroutines may still log after Shutdown has
+// returned, and writing to t.Output after the test ends panics, so the
+// handler goes quiet when the test's cleanups run.
+func testLogger(t *testing.T) *slog.Logger {
+	level := slog.LevelWarn
+	if os.Getenv("DOTKV_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
+	}
+	g := &logGate{}
+	t.Cleanup(g.close) // registered before the node's Close, so runs after it
+	return slog.New(gatedHandler{slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}), g})
+}
+
+type logGate struct {
+	mu     sync.Mutex
+	closed bool
+}
+
+func (g *logGate) close() {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.closed = true
+}
+
+type gatedHandler struct {
+	slog.Handler
+	g *logGate
+}
+
+func (h gatedHandler) Handle(ctx context.Context, r slog.Record) error {
+	h.g.mu.Lock()
+	defer h.g.mu.Unlock()
+	if h.g.closed {
+		return nil
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h gatedHandler) WithAttrs(a []slog.Attr) slog.Handler {
+	return gatedHandler{h.Handler.WithAttrs(a), h.g}
+}
+
+func (h gatedHandler) WithGroup(name string) slog.Handler {
+	return gatedHandler{h.Handler.WithGroup(name), h.g}
+}
+
+// startNode starts a fast-tuned node at ip:0 with its own fault filter.
+// It is closed at the end of the test (closing twice is fine).
+func startNode(t *testing.T, id, ip string, join []string, store Store) *testNode {
+	t.Helper()
+	f := transport.NewFilter(nil)
+	m, err := Start(Config{
+		NodeID:     id,
+		GossipAddr: ip + ":0",
+		HTTPAddr:   ip + ":8080",
+		RPCAddr:    ip + ":8081",
+		Join:       join,
+		Partitions: 256,
+		N:          3,
+		Store:      store,
+		Filter:     f,
+		Fast:       true,
+		Logger:     testLogger(t),
+	})
+	if err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	f.SetResolver(m.Hosts)
+	t.Cleanup(func() { _ = m.Close() })
+	return &testNode{id: id, m: m, filter: f}
+}
+
+// startCluster starts len(ips) nodes n1, n2, … all joining through n1.
+func startCluster(t *testing.T, ips ...string) []*testNode {
+	t.Helper()
+	nodes := []*testNode{startNode(t, "n1", ips[0], nil, nil)}
+	for i, ip := range ips[1:] {
+		nodes = append(nodes, startNode(t, fmt.Sprintf("n%d", i+2), ip, []string{nodes[0].m.GossipAddr()}, nil))
+	}
+	return nodes
+}
+
+// waitFor polls cond until it holds or the deadline passes.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
+	t.Helper()
+	start := time.Now()
+	for !cond() {
+		if time.Since(start) > timeout {
+			t.Fatalf("after %v: still waiting for %s", timeout, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(start)
+}
+
+// allSee reports whether every observer sees exactly the targets, all as
+// ring members with the given liveness.
+func allSee(observers, targets []*testNode, l Liveness) bool {
+	for _, o := range observers {
+		ms := o.m.Members()
+		if len(ms) != len(targets) {
+			return false
+		}
+		for _, tn := range targets {
+			mem, ok := o.m.Member(tn.id)
+			if !ok || mem.Status != StatusMember || mem.Liveness != l || o.m.Liveness(tn.id) != l {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func describe(nodes []*testNode) string {
+	var s string
+	for _, n := range nodes {
+		s += fmt.Sprintf("\n  %s: %+v", n.id, n.m.Members())
+	}
+	return s
+}
+
+func TestThreeNodesJoinThroughOneSeed(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, "127.0.0.21", "127.0.0.22", "127.0.0.23")
+	took := waitFor(t, 10*time.Second, "3 alive members everywhere", func() bool {
+		return allSee(nodes, nodes, Alive)
+	})
+	t.Logf("converged in %v", took)
+
+	for _, n := range nodes {
+		for _, o := range nodes {
+			mem, _ := n.m.Member(o.id)
+			if mem.Gossip != o.m.GossipAddr() || mem.HTTP != o.m.cfg.HTTPAddr || mem.RPC != o.m.cfg.RPCAddr {
+				t.Errorf("%s sees %s at %+v, want gossip %s", n.id, o.id, mem, o.m.GossipAddr())
+			}
+			ip, _, _ := net.SplitHostPort(o.m.GossipAddr())
+			if got, want := n.m.Hosts(o.id), []string{ip}; !slices.Equal(got, want) {
+				t.Errorf("%s: Hosts(%s) = %v, want %v", n.id, o.id, got, want)
+			}
+		}
+	}
+	// The ring is a function of the member set: every node built the same.
+	ref := nodes[0].m.Ring()
+	if got := ref.Members(); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
+		t.Fatalf("ring members %v", got)
+	}
+	for _, n := range nodes[1:] {
+		r := n.m.Ring()
+		for p := range uint32(256) {
+			if a, b := ref.PreferenceList(p), r.PreferenceList(p); !slices.Equal(a, b) {
+				t.Fatalf("partition %d: n1 has %v, %s has %v", p, a, n.id, b)
+			}
+		}
+	}
+}
+
+func TestPartitionDetectedAndHealedAfterGossipToTheDeadTime(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, "127.0.0.24", "127.0.0.25", "127.0.0.26")
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+	waitFor(t, 10*time.Second, "3 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
+
+	// Cut n3 off: each side drops the other's traffic.
+	n1.filter.Block("n3")
+	n2.filter.Block("n3")
+	n3.filter.Block("n1", "n2")
+
+	// The first of n1, n2 whose probe of n3 fails suspects it before
+	// anyone can declare it dead; the other may learn "dead" directly.
+	sawSuspect := map[string]bool{}
+	took := waitFor(t, 5*time.Second, "n3 dead on n1 and n2, and n1, n2 dead on n3", func() bool {
+		for _, o := range []*testNode{n1, n2} {
+			if o.m.Liveness("n3") == Suspect {
+				sawSuspect[o.id] = true
+			}
+		}
+		return n1.m.Liveness("n3") == Dead && n2.m.Liveness("n3") == Dead &&
+			n3.m.Liveness("n1") == Dead && n3.m.Liveness("n2") == Dead
+	})
+	t.Logf("partition detected in %v; saw n3 suspect on %v", took, sawSuspect)
+	if len(sawSuspect) == 0 {
+		t.Errorf("neither n1 nor n2 reported n3 suspect before dead")
+	}
+	// Liveness never changes ownership.
+	for _, n := range nodes {
+		if got := n.m.Ring().Members(); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
+			t.Errorf("%s: ring members during the partition = %v", n.id, got)
+		}
+		if len(n.m.Members()) != 3 {
+			t.Errorf("%s: members during the partition = %v", n.id, n.m.Members())
+		}
+	}
+
+	// Hold the partition past GossipToTheDeadTime: memberlist then forgets
+	// the dead side and stops gossiping to it, so only the rejoin loop
+	// can heal it. This sleep is the length of the fault, not a wait.
+	time.Sleep(fastTuning.gossipToTheDeadTime + 5*fastTuning.probeInterval)
+
+	for _, n := range nodes {
+		n.filter.Heal()
+	}
+	took = waitFor(t, 10*time.Second, "all alive after heal", func() bool { return allSee(nodes, nodes, Alive) })
+	t.Logf("healed in %v", took)
+}
+
+func TestRestartWithSameIdentityRejoinsWithoutSeeds(t *testing.T) {
+	t.Parallel()
+	fs := vfs.NewMem()
+	openStore := func() *storage.Store {
+		st, err := storage.Open("n3", storage.Options{NodeID: "n3", FS: fs, CacheSize: 1 << 20, MemTableSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := openStore()
+	n1 := startNode(t, "n1", "127.0.0.27", nil, nil)
+	n2 := startNode(t, "n2", "127.0.0.28", []string{n1.m.GossipAddr()}, nil)
+	n3 := startNode(t, "n3", "127.0.0.29", []string{n1.m.GossipAddr()}, st)
+	nodes := []*testNode{n1, n2, n3}
+	waitFor(t, 10*time.Second, "3 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
+	oldAddr := n3.m.GossipAddr()
+
+	if err := n3.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "n3 dead on n1 and n2", func() bool {
+		return n1.m.Liveness("n3") == Dead && n2.m.Liveness("n3") == Dead
+	})
+
+	// Same identity and data, a new port, no seeds.
+	st = openStore()
+	t.Cleanup(func() { _ = st.Close() })
+	n3 = startNode(t, "n3", "127.0.0.29", nil, st)
+	if n3.m.GossipAddr() == oldAddr {
+		t.Logf("n3 got its old port %s back", oldAddr)
+	}
+	// Before any gossip, the persisted state already names its peers.
+	if got := n3.m.Ring().Members(); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
+		t.Fatalf("restarted n3's ring before gossip = %v, want the persisted members", got)
+	}
+	nodes = []*testNode{n1, n2, n3}
+	took := waitFor(t, 10*time.Second, "all alive after restart", func() bool {
+		if !allSee(nodes, nodes, Alive) {
+			return false
+		}
+		for _, n := range nodes {
+			if mem, _ := n.m.Member("n3"); mem.Gossip != n3.m.GossipAddr() {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("restarted n3 rejoined in %v:%s", took, describe(nodes))
+}
+
+// crash stops a node the way SIGKILL would, for memberlist: no leave
+// message, so peers see it fail rather than leave.
+func (m *Membership) crash() {
+	m.closeOnce.Do(func() {
+		close(m.quit)
+		m.closeErr = m.ml.Shutdown()
+		m.wg.Wait()
+	})
+}
+
+func TestCrashedNodeRestartsOnANewPort(t *testing.T) {
+	t.Parallel()
+	fs := vfs.NewMem()
+	st, err := storage.Open("n3", storage.Options{NodeID: "n3", FS: fs, CacheSize: 1 << 20, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	n1 := startNode(t, "n1", "127.0.0.33", nil, nil)
+	n2 := startNode(t, "n2", "127.0.0.34", []string{n1.m.GossipAddr()}, nil)
+	n3 := startNode(t, "n3", "127.0.0.35", []string{n1.m.GossipAddr()}, st)
+	nodes := []*testNode{n1, n2, n3}
+	waitFor(t, 10*time.Second, "3 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
+
+	n3.m.crash()
+	waitFor(t, 5*time.Second, "n3 dead on n1 and n2", func() bool {
+		return n1.m.Liveness("n3") == Dead && n2.m.Liveness("n3") == Dead
+	})
+	// memberlist rejects n3's new address ("conflicting address") until
+	// its old incarnation has been dead for DeadNodeReclaimTime; the
+	// rejoin loop keeps trying until then.
+	n3 = startNode(t, "n3", "127.0.0.35", nil, st)
+	nodes = []*testNode{n1, n2, n3}
+	took := waitFor(t, 10*time.Second, "all alive at n3's new address", func() bool {
+		if !allSee(nodes, nodes, Alive) {
+			return false
+		}
+		for _, n := range nodes {
+			if mem, _ := n.m.Member("n3"); mem.Gossip != n3.m.GossipAddr() {
+				return false
+			}
+		}
+		return true
+	})
+	t.Logf("crashed n3 back in %v", took)
+}
+
+func TestStartRejectsBadConfig(t *testing.T) {
+	for _, cfg := range []Config{
+		{NodeID: "", GossipAddr: "127.0.0.30:0"},
+		{NodeID: "a/b", GossipAddr: "127.0.0.30:0"},
+		{NodeID: "n1", GossipAddr: "127.0.0.30"},
+		{NodeID: "n1", GossipAddr: "0.0.0.0:0"},
+		{NodeID: "n1", GossipAddr: "localhost:0"},
+		{NodeID: "n1", GossipAddr: "127.0.0.30:0", HTTPAddr: string(make([]byte, 600))},
+	} {
+		if m, err := Start(cfg); err == nil {
+			_ = m.Close()
+			t.Errorf("Start(%+v): want an error", cfg)
+		}
+	}
+	// Bad ring parameters fail before memberlist starts, and leave nothing
+	// running.
+	if m, err := Start(Config{NodeID: "n1", GossipAddr: "127.0.0.30:0", Partitions: 1000}); err == nil {
+		_ = m.Close()
+		t.Error("Start with 1000 partitions: want an error")
+	}
+}
+
+func TestSingleNodeAloneIsItsOwnRing(t *testing.T) {
+	n := startNode(t, "solo", "127.0.0.31", []string{"127.0.0.32:1"}, nil) // seed is down
+	if got := n.m.Ring().Members(); !slices.Equal(got, []string{"solo"}) {
+		t.Fatalf("ring = %v", got)
+	}
+	if n.m.Liveness("solo") != Alive || n.m.Liveness("nobody") != Dead {
+		t.Fatalf("liveness: self %s, unknown %s", n.m.Liveness("solo"), n.m.Liveness("nobody"))
+	}
+	if err := n.m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.m.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}
+
+// recordHandler is a slog handler that reports each record's level.
+func recordHandler(f func(level, msg string)) *slog.Logger { return slog.New(funcHandler{f}) }
+
+type funcHandler struct{ f func(level, msg string) }
+
+func (h funcHandler) Enabled(context.Context, slog.Level) bool { return true }
+func (h funcHandler) Handle(_ context.Context, r slog.Record) error {
+	h.f(r.Level.String(), r.Message)
+	return nil
+}
+func (h funcHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h funcHandler) WithGroup(string) slog.Handler      { return h }

@@ -1,0 +1,69 @@
+// Package gossip is a node's view of the cluster: who is in the ring
+// (membership) and who is reachable right now (liveness). It runs
+// hashicorp/memberlist (SWIM gossip, joins, failure detection) and keeps,
+// on top of it, a replicated ring state (DESIGN.md section 3).
+//
+// # Ring state
+//
+// The ring state maps node ID → {status, version, HTTP, RPC and gossip
+// addresses}. Merges keep, per node, the entry with the higher version
+// (ties broken by a fixed order on the contents), so the state is a CRDT:
+// merging commutes, associates and is idempotent, and it is safe to merge
+// whatever arrives, in any order, any number of times. It spreads through
+// memberlist's push-pull (LocalState / MergeRemoteState: full state, on
+// join and every PushPullInterval) and through broadcasts of each changed
+// entry piggybacked on gossip, for speed. Every change is persisted
+// (Store metadata "gossip/ring") and the state is loaded at Start, so a
+// restarted node knows the ring, and its peers' addresses, before it has
+// talked to anyone.
+//
+// A node writes only its own entry: at Start it enters as a member (there
+// is no handoff yet) and bumps its version when its addresses changed; if
+// gossip ever brings back an entry for it with other addresses, it
+// re-asserts its own with a higher version.
+//
+// The ring (package ring) is built from the members whose status is
+// joining, member or leaving; it is rebuilt only when that set changes.
+// A node that is down stays in the ring: liveness never moves ownership;
+// coordinators route around dead replicas with fallbacks and hints.
+//
+// # Liveness
+//
+// Alive, suspect or dead, from memberlist. Dead means memberlist declared
+// the node dead or left, or does not know it. Suspect means memberlist
+// has not, but this node's latest direct probe of it failed. memberlist
+// v0.7.0 offers no race-free way to read its own suspect state (Members
+// returns pointers into structs it rewrites under its lock, memberlist
+// issue #306, and no callback fires on alive→suspect), so gossip reads
+// only node names from Members, copies node data inside the event
+// callbacks, and learns probe outcomes from the PingDelegate and the
+// DisableTcpPingsForNode hook. Liveness(id) is an atomic load and a map
+// lookup.
+//
+// # Healing
+//
+// memberlist stops probing and gossiping to a dead node after
+// GossipToTheDeadTime, so a long partition would never heal by itself.
+// A rejoin loop joins, periodically, the seeds when this node is alone
+// and every ring member that is not alive, at its last known gossip
+// address. A restarted node needs no seeds: its persisted ring state
+// names its old peers. DeadNodeReclaimTime lets a node that crashed come
+// back on a new port.
+//
+// # Faults
+//
+// Every memberlist packet and stream passes through a decorator of
+// memberlist's NetTransport that drops traffic to and from the hosts of
+// nodes the transport.Filter blocks, and that makes outgoing TCP
+// connections from the node's own gossip IP, so that iptables rules
+// between per-node loopback addresses cut them too.
+//
+// # Concurrency
+//
+// One goroutine owns the ring state and everything derived from it;
+// memberlist's callbacks hand it their observations through an inbox and
+// never block or call back into memberlist (ECOSYSTEM.md §1.3). It
+// publishes immutable snapshots (ring, members with liveness, encoded
+// state) through atomic pointers. Close stops and waits for every
+// goroutine gossip started.
+package gossip

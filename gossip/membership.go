@@ -1,0 +1,655 @@
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"math"
+	"net"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/dotkv/dotkv/ring"
+	"github.com/dotkv/dotkv/transport"
+)
+
+// Liveness is what the failure detector currently says about a node.
+// It never changes ring ownership.
+type Liveness string
+
+const (
+	// Alive: memberlist lists the node and our latest probe of it
+	// succeeded.
+	Alive Liveness = "alive"
+	// Suspect: memberlist has not declared the node dead, but our latest
+	// direct probe of it failed (and memberlist has not yet had time to
+	// settle the suspicion either way).
+	Suspect Liveness = "suspect"
+	// Dead: memberlist declared the node dead or left, or does not know
+	// it at all.
+	Dead Liveness = "dead"
+)
+
+// Member is a ring member as this node sees it.
+type Member struct {
+	ID       string
+	HTTP     string // advertised client API address, host:port
+	RPC      string // advertised internode RPC address, host:port
+	Gossip   string // memberlist address, host:port
+	Status   Status
+	Liveness Liveness
+}
+
+// Store persists the ring membership state. *storage.Store satisfies it.
+type Store interface {
+	GetMeta(name string) ([]byte, bool, error)
+	SetMeta(name string, v []byte) error
+}
+
+// stateKey is the Store metadata name of the persisted ring state.
+const stateKey = "gossip/ring"
+
+// ErrInvalidConfig is wrapped by Start's configuration errors.
+var ErrInvalidConfig = errors.New("gossip: invalid config")
+
+// Config configures Start.
+type Config struct {
+	// NodeID is the node's stable identity and its memberlist name:
+	// 1..64 of [A-Za-z0-9_-].
+	NodeID string
+	// GossipAddr is the host:port memberlist binds (UDP and TCP) and
+	// advertises. The host must be a specific IP; port 0 picks one.
+	GossipAddr string
+	// HTTPAddr and RPCAddr are the advertised client API and RPC
+	// addresses, carried in node metadata and in the ring state.
+	HTTPAddr, RPCAddr string
+	// Join lists seed gossip addresses (host:port).
+	Join []string
+	// Partitions (Q) and N are the ring parameters; 0 means 1024 and 3.
+	Partitions, N int
+	// Store persists the ring state; nil means not persisted.
+	Store Store
+	// Filter is the fault filter applied to every memberlist packet and
+	// stream; nil blocks nothing.
+	Filter *transport.Filter
+	// Fast selects test tuning: failures are detected in well under a
+	// second on loopback.
+	Fast bool
+	// Logger receives membership and memberlist events; nil discards.
+	Logger *slog.Logger
+}
+
+// tuning is the timing of memberlist and of our own loops.
+type tuning struct {
+	probeInterval, probeTimeout, gossipInterval time.Duration
+	pushPullInterval, tcpTimeout                time.Duration
+	gossipToTheDeadTime, deadNodeReclaimTime    time.Duration
+	suspicionMult                               int // SuspicionMaxTimeoutMult stays memberlist's 6
+
+	rejoin  time.Duration // how often to re-join seeds and non-alive members
+	refresh time.Duration // how often to re-read memberlist's member list
+	leave   time.Duration // how long Close waits for the leave broadcast
+}
+
+// suspicionMax bounds how long memberlist keeps a node suspect before
+// declaring it dead, in a cluster of n: SuspicionMaxTimeoutMult ×
+// SuspicionMult × max(1, log10 n) × ProbeInterval (memberlist's
+// suspicionTimeout), plus a probe interval for the probe itself.
+func (t tuning) suspicionMax(n int) time.Duration {
+	scale := max(1, math.Log10(float64(n)))
+	return time.Duration(6*float64(t.suspicionMult)*scale*float64(t.probeInterval)) + t.probeInterval
+}
+
+// normalTuning is memberlist's DefaultLocalConfig with a 2 s TCP timeout
+// (joins to dead peers stay short, as grafana/dskit does) and dead-node
+// reclaim, so a node restarting on a new port is accepted after 10 s.
+var normalTuning = tuning{
+	probeInterval:       time.Second,
+	probeTimeout:        200 * time.Millisecond,
+	gossipInterval:      100 * time.Millisecond,
+	pushPullInterval:    15 * time.Second,
+	tcpTimeout:          2 * time.Second,
+	gossipToTheDeadTime: 15 * time.Second,
+	deadNodeReclaimTime: 10 * time.Second,
+	suspicionMult:       3,
+	rejoin:              3 * time.Second,
+	refresh:             500 * time.Millisecond,
+	leave:               time.Second,
+}
+
+// fastTuning detects a failure on loopback in about 0.5 s (ECOSYSTEM.md
+// §1.1); for tests.
+var fastTuning = tuning{
+	probeInterval:       100 * time.Millisecond,
+	probeTimeout:        50 * time.Millisecond,
+	gossipInterval:      20 * time.Millisecond,
+	pushPullInterval:    500 * time.Millisecond,
+	tcpTimeout:          200 * time.Millisecond,
+	gossipToTheDeadTime: 2 * time.Second,
+	deadNodeReclaimTime: time.Second,
+	suspicionMult:       2,
+	rejoin:              200 * time.Millisecond,
+	refresh:             50 * time.Millisecond,
+	leave:               200 * time.Millisecond,
+}
+
+// Membership runs memberlist for one node and maintains, on top of it,
+// the replicated ring membership state and a liveness view.
+//
+// One goroutine, run, owns the ring state and everything derived from it.
+// memberlist's callbacks only drop what they observed into an inbox and
+// wake it; it merges, persists, broadcasts, rebuilds the ring when the
+// member set changes, re-reads memberlist's member list, and publishes
+// immutable snapshots (the ring, a view of members with liveness, and the
+// encoded state for push-pull) through atomic pointers, which is all the
+// rest of the node reads. A second goroutine, rejoinLoop, re-joins seeds
+// and non-alive members, because memberlist stops talking to dead nodes
+// after GossipToTheDeadTime and would not heal a long partition by itself.
+type Membership struct {
+	id    string
+	cfg   Config
+	tune  tuning
+	log   *slog.Logger
+	meta  []byte // node metadata, fixed at Start
+	addr  string // bound gossip address
+	ml    *memberlist.Memberlist
+	queue *memberlist.TransmitLimitedQueue
+
+	ring  atomic.Pointer[ring.Ring]
+	view  atomic.Pointer[view]
+	local atomic.Pointer[[]byte] // encoded ring state for LocalState
+	live  atomic.Int64           // memberlist members not dead, self included
+
+	in   inbox
+	wake chan struct{} // 1-buffered: "the inbox may hold something"
+	quit chan struct{}
+	wg   sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+
+	// own is touched only by run (and by Start before run starts).
+	own struct {
+		state       ringState
+		ringMembers []string
+		nodes       map[string]nodeInfo  // memberlist's view of each node
+		unreachable map[string]time.Time // when our latest probe of the node failed
+	}
+}
+
+// view is an immutable snapshot of the membership as seen by this node.
+type view struct {
+	members  []Member // every ring-state entry, sorted by ID
+	index    map[string]int
+	liveness map[string]Liveness
+	hosts    map[string][]string
+}
+
+// msgRingState prefixes a broadcast of changed ring-state entries.
+const msgRingState byte = 1
+
+var validNodeID = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+
+// validID is storage.ValidNodeID's rule; gossip does not import storage.
+func validID(id string) bool { return validNodeID.MatchString(id) }
+
+// Start binds the gossip address, loads the persisted ring state, puts
+// this node in it as a member, and starts gossiping. Seeds are joined in
+// the background; Start does not wait for them, and succeeds alone.
+func Start(cfg Config) (*Membership, error) {
+	ip, port, err := cfg.check()
+	if err != nil {
+		return nil, err
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node", cfg.NodeID)
+	m := &Membership{
+		id:   cfg.NodeID,
+		cfg:  cfg,
+		tune: normalTuning,
+		log:  logger,
+		meta: encodeMeta(cfg.HTTPAddr, cfg.RPCAddr),
+		wake: make(chan struct{}, 1),
+		quit: make(chan struct{}),
+	}
+	if cfg.Fast {
+		m.tune = fastTuning
+	}
+	m.queue = &memberlist.TransmitLimitedQueue{
+		NumNodes:       func() int { return int(m.live.Load()) },
+		RetransmitMult: 3,
+	}
+	m.live.Store(1)
+	m.own.nodes = map[string]nodeInfo{}
+	m.own.unreachable = map[string]time.Time{}
+	if err := m.load(); err != nil {
+		return nil, err
+	}
+
+	// Bind first: the bound port goes into our ring entry.
+	mlLog := newLogLogger(logger.With("component", "memberlist"))
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{ip.String()},
+		BindPort:  port,
+		Logger:    mlLog,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("gossip: listen on %s: %w", cfg.GossipAddr, err)
+	}
+	port = nt.GetAutoBindPort()
+	m.addr = net.JoinHostPort(ip.String(), strconv.Itoa(port))
+	tr := newFaultTransport(nt, ip, cfg.Filter)
+
+	// The state, ring and view exist before memberlist can call us.
+	selfChanged := m.claimSelf(StatusMember)
+	m.own.ringMembers = m.own.state.ringMembers()
+	r, err := ring.New(m.own.ringMembers, cfg.Partitions, cfg.N)
+	if err != nil {
+		_ = tr.Shutdown()
+		return nil, fmt.Errorf("gossip: build ring: %w", err)
+	}
+	if selfChanged {
+		if err := m.persist(); err != nil {
+			_ = tr.Shutdown()
+			return nil, err
+		}
+	}
+	m.ring.Store(r)
+	m.local.Store(new(encodeState(m.own.state)))
+	m.publish(map[string]bool{m.id: true})
+
+	ml, err := memberlist.Create(m.memberlistConfig(tr, ip, port, mlLog))
+	if err != nil {
+		_ = tr.Shutdown()
+		return nil, fmt.Errorf("gossip: start memberlist: %w", err)
+	}
+	m.ml = ml
+	m.wg.Go(m.run)
+	m.wg.Go(m.rejoinLoop)
+	m.log.Info("gossip: started", "gossip", m.addr, "members", len(m.own.ringMembers))
+	return m, nil
+}
+
+// check validates cfg, fills in defaults, and returns the gossip IP and
+// port to bind.
+func (cfg *Config) check() (net.IP, int, error) {
+	if !validID(cfg.NodeID) {
+		return nil, 0, fmt.Errorf("%w: node id %q: want 1..64 of [A-Za-z0-9_-]", ErrInvalidConfig, cfg.NodeID)
+	}
+	host, portStr, err := net.SplitHostPort(cfg.GossipAddr)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: gossip address %q: %w", ErrInvalidConfig, cfg.GossipAddr, err)
+	}
+	ip := net.ParseIP(host)
+	if ip == nil || ip.IsUnspecified() {
+		return nil, 0, fmt.Errorf("%w: gossip address %q: host must be a specific IP", ErrInvalidConfig, cfg.GossipAddr)
+	}
+	port, err := strconv.ParseUint(portStr, 10, 16)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: gossip address %q: bad port", ErrInvalidConfig, cfg.GossipAddr)
+	}
+	if len(encodeMeta(cfg.HTTPAddr, cfg.RPCAddr)) > memberlist.MetaMaxSize {
+		return nil, 0, fmt.Errorf("%w: HTTP and RPC addresses too long for node metadata", ErrInvalidConfig)
+	}
+	if cfg.Partitions == 0 {
+		cfg.Partitions = ring.DefaultPartitions
+	}
+	if cfg.N == 0 {
+		cfg.N = 3
+	}
+	return ip, int(port), nil
+}
+
+// memberlistConfig starts from DefaultLocalConfig and applies our tuning,
+// explicit addresses (ECOSYSTEM.md §1.4), transport and delegates.
+func (m *Membership) memberlistConfig(tr memberlist.Transport, ip net.IP, port int, logger *log.Logger) *memberlist.Config {
+	d := delegate{m}
+	c := memberlist.DefaultLocalConfig()
+	c.Name = m.id
+	c.Transport = tr
+	c.BindAddr, c.BindPort = ip.String(), port
+	c.AdvertiseAddr, c.AdvertisePort = ip.String(), port
+	c.Delegate = d
+	c.Events = d
+	c.Ping = d
+	c.DisableTcpPingsForNode = d.probeFailed
+	c.Logger = logger
+	c.ProbeInterval = m.tune.probeInterval
+	c.ProbeTimeout = m.tune.probeTimeout
+	c.GossipInterval = m.tune.gossipInterval
+	c.PushPullInterval = m.tune.pushPullInterval
+	c.TCPTimeout = m.tune.tcpTimeout
+	c.GossipToTheDeadTime = m.tune.gossipToTheDeadTime
+	c.DeadNodeReclaimTime = m.tune.deadNodeReclaimTime
+	c.SuspicionMult = m.tune.suspicionMult
+	return c
+}
+
+// Ring returns the current ring. It never returns nil.
+func (m *Membership) Ring() *ring.Ring { return m.ring.Load() }
+
+// Members returns every node in the ring state (removed ones included,
+// see Status), sorted by ID, with their liveness.
+func (m *Membership) Members() []Member { return slices.Clone(m.view.Load().members) }
+
+// Member returns one node of the ring state.
+func (m *Membership) Member(id string) (Member, bool) {
+	v := m.view.Load()
+	i, ok := v.index[id]
+	if !ok {
+		return Member{}, false
+	}
+	return v.members[i], true
+}
+
+// Liveness reports what the failure detector says about id; this node is
+// always alive, and an unknown node is dead. It is an atomic load and a
+// map lookup.
+func (m *Membership) Liveness(id string) Liveness {
+	if id == m.id {
+		return Alive
+	}
+	if l, ok := m.view.Load().liveness[id]; ok {
+		return l
+	}
+	return Dead
+}
+
+// Hosts returns the hosts (IPs) of a node's gossip, RPC and HTTP
+// addresses: the resolver transport.Filter needs. The result is shared;
+// don't modify it.
+func (m *Membership) Hosts(id string) []string { return m.view.Load().hosts[id] }
+
+// GossipAddr returns the bound gossip address, host:port.
+func (m *Membership) GossipAddr() string { return m.addr }
+
+// Close leaves the cluster (waiting briefly for the leave to be gossiped),
+// shuts memberlist down and waits for every goroutine. The ring state
+// stays persisted. Ring, Members and Liveness keep answering from the
+// last snapshot.
+func (m *Membership) Close() error {
+	m.closeOnce.Do(func() {
+		close(m.quit)
+		if err := m.ml.Leave(m.tune.leave); err != nil {
+			m.log.Debug("gossip: leave", "err", err)
+		}
+		m.closeErr = m.ml.Shutdown()
+		m.wg.Wait()
+	})
+	return m.closeErr
+}
+
+func (m *Membership) poke() {
+	select {
+	case m.wake <- struct{}{}:
+	default:
+	}
+}
+
+// run is the owner goroutine.
+func (m *Membership) run() {
+	t := time.NewTicker(m.tune.refresh)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.quit:
+			return
+		case <-m.wake:
+		case <-t.C: // suspect→alive and missed events have no callback
+		}
+		m.step()
+	}
+}
+
+// step applies what the callbacks observed and republishes the view.
+func (m *Membership) step() {
+	remote, nodes, reachable := m.in.take()
+	changed := m.own.state.merge(remote)
+	if m.claimSelf("") && !slices.Contains(changed, m.id) {
+		changed = append(changed, m.id)
+	}
+	if len(changed) > 0 {
+		m.stateChanged(changed)
+	}
+	for name, info := range nodes {
+		m.own.nodes[name] = info
+	}
+	now := time.Now()
+	for name, ok := range reachable {
+		if ok {
+			delete(m.own.unreachable, name)
+		} else {
+			m.own.unreachable[name] = now
+		}
+	}
+
+	live := map[string]bool{}
+	for _, n := range m.ml.Members() {
+		live[n.Name] = true // Name is never rewritten in place; other fields are
+	}
+	m.live.Store(int64(len(live)))
+	// A failed probe stops meaning anything once memberlist has settled
+	// it: the node is dead (not live), or memberlist's suspicion of it
+	// has run its longest course without declaring it dead, so it was
+	// refuted or never needed (an indirect probe got through).
+	ttl := m.tune.suspicionMax(len(live))
+	for name, at := range m.own.unreachable {
+		if !live[name] || now.Sub(at) > ttl {
+			delete(m.own.unreachable, name)
+		}
+	}
+	m.publish(live)
+}
+
+// claimSelf makes this node's own entry carry its current addresses, with
+// the given status ("" keeps the current one), bumping the version over
+// whatever the cluster had for it. It reports whether the entry changed.
+func (m *Membership) claimSelf(status Status) bool {
+	cur, ok := m.own.state[m.id]
+	if status == "" {
+		status = cur.Status
+		if !ok {
+			status = StatusMember
+		}
+	}
+	want := entry{Status: status, Version: cur.Version, HTTP: m.cfg.HTTPAddr, RPC: m.cfg.RPCAddr, Gossip: m.addr}
+	if ok && want == cur {
+		return false
+	}
+	want.Version++
+	m.own.state[m.id] = want
+	return true
+}
+
+// stateChanged persists the state, broadcasts the changed entries and
+// rebuilds the ring if the member set changed.
+func (m *Membership) stateChanged(changed []string) {
+	if err := m.persist(); err != nil {
+		m.log.Error("gossip: persist ring state", "err", err)
+	}
+	m.local.Store(new(encodeState(m.own.state)))
+	for _, id := range changed {
+		msg := append([]byte{msgRingState}, encodeState(m.own.state.subset([]string{id}))...)
+		m.queue.QueueBroadcast(&entryBroadcast{id: id, msg: msg})
+	}
+	members := m.own.state.ringMembers()
+	if slices.Equal(members, m.own.ringMembers) {
+		return
+	}
+	r, err := ring.New(members, m.cfg.Partitions, m.cfg.N)
+	if err != nil {
+		m.log.Error("gossip: rebuild ring; keeping the previous one", "members", members, "err", err)
+		return
+	}
+	m.own.ringMembers = members
+	m.ring.Store(r)
+	m.log.Info("gossip: ring changed", "members", members)
+}
+
+func (m *Membership) load() error {
+	m.own.state = ringState{}
+	if m.cfg.Store == nil {
+		return nil
+	}
+	b, ok, err := m.cfg.Store.GetMeta(stateKey)
+	if err != nil {
+		return fmt.Errorf("gossip: load ring state: %w", err)
+	}
+	if !ok {
+		return nil
+	}
+	s, err := decodeState(b)
+	if err != nil {
+		return fmt.Errorf("gossip: load ring state: %w", err)
+	}
+	m.own.state = s
+	return nil
+}
+
+func (m *Membership) persist() error {
+	if m.cfg.Store == nil {
+		return nil
+	}
+	if err := m.cfg.Store.SetMeta(stateKey, encodeState(m.own.state)); err != nil {
+		return fmt.Errorf("gossip: persist ring state: %w", err)
+	}
+	return nil
+}
+
+// publish builds and stores a new view from the owned state.
+func (m *Membership) publish(live map[string]bool) {
+	ids := make([]string, 0, len(m.own.state))
+	for id := range m.own.state {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	v := &view{
+		members:  make([]Member, 0, len(ids)),
+		index:    make(map[string]int, len(ids)),
+		liveness: make(map[string]Liveness, len(ids)),
+		hosts:    make(map[string][]string, len(ids)),
+	}
+	for _, id := range ids {
+		e := m.own.state[id]
+		l := m.liveness(id, live)
+		v.index[id] = len(v.members)
+		v.members = append(v.members, Member{ID: id, HTTP: e.HTTP, RPC: e.RPC, Gossip: e.Gossip, Status: e.Status, Liveness: l})
+		v.liveness[id] = l
+		n := m.own.nodes[id]
+		v.hosts[id] = hostsOf(e.Gossip, e.RPC, e.HTTP, n.Gossip, n.RPC, n.HTTP)
+	}
+	// Nodes memberlist knows before their ring entry has arrived.
+	for id, n := range m.own.nodes {
+		if _, ok := m.own.state[id]; !ok {
+			v.liveness[id] = m.liveness(id, live)
+			v.hosts[id] = hostsOf(n.Gossip, n.RPC, n.HTTP)
+		}
+	}
+	m.view.Store(v)
+}
+
+func (m *Membership) liveness(id string, live map[string]bool) Liveness {
+	switch {
+	case id == m.id:
+		return Alive
+	case !live[id]:
+		return Dead
+	}
+	if _, ok := m.own.unreachable[id]; ok {
+		return Suspect
+	}
+	return Alive
+}
+
+// hostsOf returns the distinct, sorted hosts of some host:port addresses.
+func hostsOf(addrs ...string) []string {
+	var hosts []string
+	for _, a := range addrs {
+		h, _, err := net.SplitHostPort(a)
+		if err != nil || h == "" || slices.Contains(hosts, h) {
+			continue
+		}
+		hosts = append(hosts, h)
+	}
+	slices.Sort(hosts)
+	return hosts
+}
+
+// rejoinLoop periodically joins the seeds, when this node is alone, and
+// every ring member that is not alive, at its last known gossip address.
+// memberlist forgets dead nodes after GossipToTheDeadTime and never
+// probes them again, so without this a long partition never heals
+// (ECOSYSTEM.md §1.5), and a restarted node would not find its peers.
+func (m *Membership) rejoinLoop() {
+	t := time.NewTimer(0)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.quit:
+			return
+		case <-t.C:
+		}
+		m.rejoin()
+		t.Reset(m.tune.rejoin)
+	}
+}
+
+func (m *Membership) rejoin() {
+	seen := map[string]bool{m.addr: true}
+	var targets []string
+	add := func(addr string) {
+		if addr != "" && !seen[addr] {
+			seen[addr] = true
+			targets = append(targets, addr)
+		}
+	}
+	if m.ml.NumMembers() <= 1 {
+		for _, s := range m.cfg.Join {
+			add(s)
+		}
+	}
+	for _, mem := range m.view.Load().members {
+		if mem.ID != m.id && mem.Status != StatusRemoved && mem.Liveness != Alive {
+			add(mem.Gossip)
+		}
+	}
+	// One at a time, so Close interrupts between targets; a dial in
+	// flight is cancelled by the transport's Shutdown.
+	for _, addr := range targets {
+		select {
+		case <-m.quit:
+			return
+		default:
+		}
+		if _, err := m.ml.Join([]string{addr}); err != nil {
+			m.log.Debug("gossip: rejoin failed", "addr", addr, "err", err)
+		}
+	}
+}
+
+// entryBroadcast carries one node's changed ring entry. A newer broadcast
+// for the same node replaces an older one still in the queue.
+type entryBroadcast struct {
+	id  string
+	msg []byte
+}
+
+var _ memberlist.NamedBroadcast = (*entryBroadcast)(nil)
+
+func (b *entryBroadcast) Invalidates(other memberlist.Broadcast) bool {
+	o, ok := other.(*entryBroadcast)
+	return ok && o.id == b.id
+}
+func (b *entryBroadcast) Name() string    { return "ring/" + b.id }
+func (b *entryBroadcast) Message() []byte { return b.msg }
+func (b *entryBroadcast) Finished()       {}

@@ -1,0 +1,370 @@
+// Package kvtest runs real dotkv clusters inside one test process: real
+// pebble (on vfs.NewMem), real memberlist and RPC on real sockets, each
+// node on its own loopback address so the fault filter can partition them.
+// Helpers wait for conditions with deadlines; none sleeps and hopes.
+package kvtest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/dotkv/dotkv/api"
+	"github.com/dotkv/dotkv/gossip"
+	"github.com/dotkv/dotkv/node"
+	"github.com/dotkv/dotkv/replica"
+	"github.com/dotkv/dotkv/storage"
+)
+
+// Options configure a test cluster.
+type Options struct {
+	// N, R, W are the cluster defaults (3, quorum, quorum).
+	N    int
+	R, W replica.Level
+	// Fsync defaults to never (tests do not measure durability here).
+	Fsync storage.FsyncMode
+}
+
+// Cluster is a running test cluster.
+type Cluster struct {
+	t      testing.TB
+	opts   Options
+	Nodes  []*Node
+	client *http.Client
+}
+
+// Node is one member of a test cluster; it survives Stop/Restart with its
+// data (its in-memory filesystem) and addresses.
+type Node struct {
+	ID  string
+	IP  string
+	fs  vfs.FS
+	cfg node.Config
+	mu  sync.Mutex
+	n   *node.Node // nil while stopped
+}
+
+// clusterSeq gives each cluster in the process its own 127.0.X.0/24.
+var clusterSeq atomic.Int32
+
+// NewCluster starts size nodes joined through the first one and waits
+// until every node sees every other alive.
+func NewCluster(t testing.TB, size int, opts Options) *Cluster {
+	t.Helper()
+	seq := 100 + clusterSeq.Add(1)%150
+	c := &Cluster{t: t, opts: opts, client: &http.Client{
+		Timeout:   10 * time.Second,
+		Transport: &http.Transport{MaxIdleConnsPerHost: 64},
+	}}
+	t.Cleanup(c.Close)
+	var seed string
+	for i := range size {
+		nd := &Node{ID: "n" + strconv.Itoa(i+1), IP: fmt.Sprintf("127.0.%d.%d", seq, 11+i), fs: vfs.NewMem()}
+		nd.cfg = node.Config{
+			ID: nd.ID, DataDir: "data", FS: nd.fs,
+			HTTPAddr:   net.JoinHostPort(nd.IP, "0"),
+			GossipAddr: net.JoinHostPort(nd.IP, "0"),
+			RPCAddr:    net.JoinHostPort(nd.IP, "0"),
+			N:          opts.N, R: opts.R, W: opts.W,
+			Fsync: opts.Fsync, FaultInjection: true, FastGossip: true,
+		}
+		if seed != "" {
+			nd.cfg.Join = []string{seed}
+		}
+		c.Nodes = append(c.Nodes, nd)
+		c.start(nd)
+		if seed == "" {
+			seed = nd.n.GossipAddr()
+		}
+	}
+	c.WaitAllAlive()
+	return c
+}
+
+func (c *Cluster) start(nd *Node) {
+	c.t.Helper()
+	n, err := node.Start(nd.cfg)
+	if err != nil {
+		c.t.Fatalf("start %s: %v", nd.ID, err)
+	}
+	// Keep the bound addresses, so a restart comes back where it was.
+	nd.cfg.HTTPAddr, nd.cfg.GossipAddr, nd.cfg.RPCAddr = n.HTTPAddr(), n.GossipAddr(), n.RPCAddr()
+	nd.mu.Lock()
+	nd.n = n
+	nd.mu.Unlock()
+}
+
+// Close stops every running node.
+func (c *Cluster) Close() {
+	var wg sync.WaitGroup
+	for _, nd := range c.Nodes {
+		wg.Go(func() { nd.stop(c.t) })
+	}
+	wg.Wait()
+	c.client.CloseIdleConnections()
+}
+
+func (nd *Node) stop(t testing.TB) {
+	nd.mu.Lock()
+	n := nd.n
+	nd.n = nil
+	nd.mu.Unlock()
+	if n != nil {
+		if err := n.Close(); err != nil {
+			t.Errorf("stop %s: %v", nd.ID, err)
+		}
+	}
+}
+
+// Running returns the node's live parts, or nil while it is stopped.
+func (nd *Node) Running() *node.Node {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.n
+}
+
+// URL returns the node's HTTP base URL.
+func (nd *Node) URL() string { return "http://" + nd.cfg.HTTPAddr }
+
+// Stop shuts node i (0-based) down cleanly; it stays in the ring.
+func (c *Cluster) Stop(i int) { c.Nodes[i].stop(c.t) }
+
+// Restart starts a stopped node again on its old data and addresses, with
+// no join seeds: it must find its peers from its persisted ring state.
+func (c *Cluster) Restart(i int) {
+	c.t.Helper()
+	nd := c.Nodes[i]
+	nd.cfg.Join = nil
+	c.start(nd)
+}
+
+// Partition splits the cluster into groups of node indexes: every node
+// blocks every node outside its own group. Nodes in no group are left
+// alone.
+func (c *Cluster) Partition(groups ...[]int) {
+	group := map[int]int{}
+	for g, members := range groups {
+		for _, i := range members {
+			group[i] = g
+		}
+	}
+	for i, nd := range c.Nodes {
+		gi, ok := group[i]
+		if !ok || nd.Running() == nil {
+			continue
+		}
+		for j, other := range c.Nodes {
+			if gj, ok := group[j]; ok && gj != gi {
+				nd.Running().Filter().Block(other.ID)
+			}
+		}
+	}
+}
+
+// Isolate cuts node i off from every other node.
+func (c *Cluster) Isolate(i int) {
+	var rest []int
+	for j := range c.Nodes {
+		if j != i {
+			rest = append(rest, j)
+		}
+	}
+	c.Partition([]int{i}, rest)
+}
+
+// Heal removes every block on every running node.
+func (c *Cluster) Heal() {
+	for _, nd := range c.Nodes {
+		if n := nd.Running(); n != nil {
+			n.Filter().Heal()
+		}
+	}
+}
+
+// WaitFor polls cond until it holds or the deadline passes.
+func (c *Cluster) WaitFor(what string, timeout time.Duration, cond func() bool) {
+	c.t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			c.t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Liveness returns how observer (index) sees target (index).
+func (c *Cluster) Liveness(observer, target int) gossip.Liveness {
+	n := c.Nodes[observer].Running()
+	if n == nil {
+		return ""
+	}
+	return n.Membership().Liveness(c.Nodes[target].ID)
+}
+
+// WaitLiveness waits until observer sees target with liveness l.
+func (c *Cluster) WaitLiveness(observer, target int, l gossip.Liveness, timeout time.Duration) {
+	c.t.Helper()
+	c.WaitFor(fmt.Sprintf("%s to see %s %s", c.Nodes[observer].ID, c.Nodes[target].ID, l), timeout,
+		func() bool { return c.Liveness(observer, target) == l })
+}
+
+// WaitAllAlive waits until every running node sees every running node
+// alive and every node in its ring.
+func (c *Cluster) WaitAllAlive() {
+	c.t.Helper()
+	c.WaitFor("every running node to see every running node alive", 20*time.Second, func() bool {
+		for i, a := range c.Nodes {
+			if a.Running() == nil {
+				continue
+			}
+			if len(a.Running().Membership().Ring().Members()) != len(c.Nodes) {
+				return false
+			}
+			for j, b := range c.Nodes {
+				if b.Running() != nil && c.Liveness(i, j) != gossip.Alive {
+					return false
+				}
+			}
+		}
+		return true
+	})
+}
+
+// Response is an HTTP answer, read whole.
+type Response struct {
+	Status int
+	Header http.Header
+	Body   []byte
+}
+
+// Context returns the X-Dotkv-Context header.
+func (r Response) Context() string { return r.Header.Get(api.HeaderContext) }
+
+// JSONError decodes an error body.
+func (r Response) JSONError() (e struct {
+	Error    string `json:"error"`
+	Code     string `json:"code"`
+	Acks     int    `json:"acks"`
+	Required int    `json:"required"`
+}) {
+	_ = json.Unmarshal(r.Body, &e)
+	return e
+}
+
+// Do sends a request to node i.
+func (c *Cluster) Do(i int, method, path string, hdr http.Header, body []byte) Response {
+	c.t.Helper()
+	req, err := http.NewRequest(method, c.Nodes[i].URL()+path, bytes.NewReader(body))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	for k, v := range hdr {
+		req.Header[k] = v
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		c.t.Fatalf("%s %s on %s: %v", method, path, c.Nodes[i].ID, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		c.t.Fatalf("%s %s on %s: read body: %v", method, path, c.Nodes[i].ID, err)
+	}
+	return Response{Status: resp.StatusCode, Header: resp.Header, Body: data}
+}
+
+// Put writes value to key through node i with context vctx ("" for none)
+// and query parameters q (e.g. "w=all").
+func (c *Cluster) Put(i int, key, value, vctx, q string) Response {
+	c.t.Helper()
+	hdr := http.Header{"Content-Type": {"text/plain"}}
+	if vctx != "" {
+		hdr.Set(api.HeaderContext, vctx)
+	}
+	return c.Do(i, http.MethodPut, kvPath(key, q), hdr, []byte(value))
+}
+
+// Delete deletes key through node i with context vctx.
+func (c *Cluster) Delete(i int, key, vctx, q string) Response {
+	c.t.Helper()
+	hdr := http.Header{}
+	if vctx != "" {
+		hdr.Set(api.HeaderContext, vctx)
+	}
+	return c.Do(i, http.MethodDelete, kvPath(key, q), hdr, nil)
+}
+
+// Sibling is one sibling of a JSON read.
+type Sibling struct {
+	Value       []byte `json:"value"`
+	ContentType string `json:"content_type"`
+	Deleted     bool   `json:"deleted"`
+}
+
+// Read is a decoded JSON read.
+type Read struct {
+	Response
+	Context  string    `json:"context"`
+	Siblings []Sibling `json:"siblings"`
+}
+
+// Values returns the non-deleted sibling values, sorted.
+func (r Read) Values() []string {
+	var out []string
+	for _, s := range r.Siblings {
+		if !s.Deleted {
+			out = append(out, string(s.Value))
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Get reads key through node i as JSON with query q (e.g. "r=all").
+func (c *Cluster) Get(i int, key, q string) Read {
+	c.t.Helper()
+	resp := c.Do(i, http.MethodGet, kvPath(key, q), http.Header{"Accept": {"application/json"}}, nil)
+	rd := Read{Response: resp}
+	if resp.Status == http.StatusOK {
+		if err := json.Unmarshal(resp.Body, &rd); err != nil {
+			c.t.Fatalf("decode read of %q: %v: %s", key, err, resp.Body)
+		}
+	}
+	return rd
+}
+
+// Replica returns node i's own stored state of key (/debug/replica), or
+// a Read with Status 404.
+func (c *Cluster) Replica(i int, key string) Read {
+	c.t.Helper()
+	resp := c.Do(i, http.MethodGet, "/debug/replica/"+url.PathEscape(key), nil, nil)
+	rd := Read{Response: resp}
+	if resp.Status == http.StatusOK {
+		if err := json.Unmarshal(resp.Body, &rd); err != nil {
+			c.t.Fatalf("decode replica of %q: %v", key, err)
+		}
+	}
+	return rd
+}
+
+func kvPath(key, q string) string {
+	p := "/kv/" + url.PathEscape(key)
+	if q != "" {
+		p += "?" + q
+	}
+	return p
+}
+

@@ -1,0 +1,260 @@
+// Package node assembles a dotkv node from its parts — storage, the
+// internode RPC server and client, gossip membership, the request
+// coordinator and the HTTP API — and stops them in order. The CLI and the
+// cluster test harness both start nodes through it.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/dotkv/dotkv/api"
+	"github.com/dotkv/dotkv/gossip"
+	"github.com/dotkv/dotkv/replica"
+	"github.com/dotkv/dotkv/ring"
+	"github.com/dotkv/dotkv/storage"
+	"github.com/dotkv/dotkv/transport"
+)
+
+// Config configures a node.
+type Config struct {
+	ID      string
+	DataDir string
+	// FS, if not nil, replaces the OS filesystem (tests: vfs.NewMem).
+	FS vfs.FS
+	// HTTPAddr is the client API address (host:port; port 0 picks one).
+	HTTPAddr string
+	// GossipAddr enables clustering: memberlist binds here. Empty means a
+	// single node with a one-member ring and no RPC.
+	GossipAddr string
+	// RPCAddr is the internode RPC address; empty means the gossip host
+	// with the gossip port + 1.
+	RPCAddr string
+	// Join lists seed gossip addresses.
+	Join []string
+	// N, R, W are the cluster defaults (3, quorum, quorum).
+	N    int
+	R, W replica.Level
+	// Fsync and MaxValue as for storage and api.
+	Fsync    storage.FsyncMode
+	MaxValue int64
+	// FaultInjection enables the fault filter's admin endpoint.
+	FaultInjection bool
+	// FastGossip selects memberlist's test tuning (sub-second detection).
+	FastGossip bool
+	Logger     *slog.Logger
+}
+
+// Node is a running dotkv node.
+type Node struct {
+	cfg        Config
+	log        *slog.Logger
+	store      *storage.Store
+	filter     *transport.Filter
+	rpc        *transport.Server
+	client     *transport.Client
+	membership *gossip.Membership
+	coord      *replica.Coordinator
+	http       *http.Server
+	httpLn     net.Listener
+	httpDone   chan error
+}
+
+// Start opens the store, starts every part and serves until Close.
+func Start(cfg Config) (_ *Node, err error) {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.N == 0 {
+		cfg.N = 3
+	}
+	log := cfg.Logger.With("node", cfg.ID)
+	n := &Node{cfg: cfg, log: log, httpDone: make(chan error, 1)}
+	defer func() {
+		if err != nil {
+			_ = n.closeParts() // the start error is the one to report
+		}
+	}()
+	if cfg.FS == nil {
+		if err := os.MkdirAll(cfg.DataDir, 0o755); err != nil {
+			return nil, fmt.Errorf("create data directory: %w", err)
+		}
+	}
+	n.store, err = storage.Open(cfg.DataDir, storage.Options{NodeID: cfg.ID, Fsync: cfg.Fsync, FS: cfg.FS, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	rcfg := replica.Config{N: cfg.N, R: cfg.R, W: cfg.W, Logger: log}
+	var view api.ClusterView
+	if cfg.GossipAddr == "" {
+		n.coord, err = replica.NewLocal(cfg.ID, n.store, rcfg)
+		if err != nil {
+			return nil, err
+		}
+		view = api.SingleNode(cfg.ID, n.httpLn.Addr().String(), n.coord.Ring())
+	} else {
+		if err := n.startCluster(rcfg); err != nil {
+			return nil, err
+		}
+		view = n.membership
+	}
+	apiCfg := api.Config{NodeID: cfg.ID, MaxValue: cfg.MaxValue, Logger: log, Cluster: view}
+	if cfg.FaultInjection {
+		apiCfg.Faults = n.filter
+	}
+	n.http = api.NewHTTPServer(cfg.HTTPAddr, api.New(n.coord, apiCfg), log)
+	go func() { n.httpDone <- n.http.Serve(n.httpLn) }()
+	log.Info("serving", "http", n.HTTPAddr(), "gossip", n.GossipAddr(), "rpc", n.RPCAddr(),
+		"data", cfg.DataDir, "fsync", cfg.Fsync.String(), "actor", n.store.Actor())
+	return n, nil
+}
+
+func (n *Node) startCluster(rcfg replica.Config) error {
+	cfg := n.cfg
+	rpcAddr := cfg.RPCAddr
+	if rpcAddr == "" {
+		host, port, err := net.SplitHostPort(cfg.GossipAddr)
+		if err != nil {
+			return fmt.Errorf("--gossip %q: %w", cfg.GossipAddr, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p == 0 {
+			return fmt.Errorf("--gossip %q: a fixed port is needed to derive --rpc (gossip port + 1)", cfg.GossipAddr)
+		}
+		rpcAddr = net.JoinHostPort(host, strconv.Itoa(p+1))
+	}
+	n.filter = transport.NewFilter(nil)
+	var err error
+	n.rpc, err = transport.NewServer(cfg.ID, rpcAddr, n.filter, n.log)
+	if err != nil {
+		return err
+	}
+	n.membership, err = gossip.Start(gossip.Config{
+		NodeID:     cfg.ID,
+		GossipAddr: cfg.GossipAddr,
+		HTTPAddr:   n.httpLn.Addr().String(),
+		RPCAddr:    n.rpc.Addr(),
+		Join:       cfg.Join,
+		Partitions: ring.DefaultPartitions,
+		N:          cfg.N,
+		Store:      n.store,
+		Filter:     n.filter,
+		Fast:       cfg.FastGossip,
+		Logger:     n.log,
+	})
+	if err != nil {
+		return err
+	}
+	n.filter.SetResolver(n.membership.Hosts)
+	rpcHost, _, _ := net.SplitHostPort(n.rpc.Addr())
+	n.client = transport.NewClient(cfg.ID, rpcHost, n.filter, func(id string) (string, bool) {
+		m, ok := n.membership.Member(id)
+		return m.RPC, ok && m.RPC != ""
+	})
+	n.coord, err = replica.NewCoordinator(cfg.ID, n.store, livenessView{n.membership}, n.client, rcfg)
+	if err != nil {
+		return err
+	}
+	n.coord.Register(n.rpc)
+	n.rpc.Serve()
+	return nil
+}
+
+// livenessView adapts gossip membership to the coordinator's Cluster.
+type livenessView struct{ m *gossip.Membership }
+
+func (v livenessView) Ring() *ring.Ring      { return v.m.Ring() }
+func (v livenessView) Dead(id string) bool { return v.m.Liveness(id) == gossip.Dead }
+
+// HTTPAddr returns the client API's bound address.
+func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
+
+// GossipAddr returns the bound gossip address ("" on a single node).
+func (n *Node) GossipAddr() string {
+	if n.membership == nil {
+		return ""
+	}
+	return n.membership.GossipAddr()
+}
+
+// RPCAddr returns the bound RPC address ("" on a single node).
+func (n *Node) RPCAddr() string {
+	if n.rpc == nil {
+		return ""
+	}
+	return n.rpc.Addr()
+}
+
+// Store returns the node's store (tests inspect it).
+func (n *Node) Store() *storage.Store { return n.store }
+
+// Filter returns the node's fault filter (nil on a single node).
+func (n *Node) Filter() *transport.Filter { return n.filter }
+
+// Membership returns the node's gossip membership (nil on a single node).
+func (n *Node) Membership() *gossip.Membership { return n.membership }
+
+// Wait blocks until the HTTP server fails or ctx is done.
+func (n *Node) Wait(ctx context.Context) error {
+	select {
+	case err := <-n.httpDone:
+		n.httpDone <- err
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// Close stops the node cleanly: no new requests, in-flight ones finish,
+// background replication stops, gossip leaves, then the store syncs and
+// closes (no acknowledged write is lost).
+func (n *Node) Close() error {
+	if n.http != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := n.http.Shutdown(ctx); err != nil {
+			n.log.Warn("http shutdown", "err", err)
+		}
+		if err := <-n.httpDone; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Warn("http server", "err", err)
+		}
+		n.http = nil
+	}
+	return n.closeParts()
+}
+
+func (n *Node) closeParts() error {
+	var errs []error
+	if n.httpLn != nil && n.http == nil {
+		_ = n.httpLn.Close()
+	}
+	if n.coord != nil {
+		n.coord.Close()
+	}
+	if n.membership != nil {
+		errs = append(errs, n.membership.Close())
+	}
+	if n.rpc != nil {
+		errs = append(errs, n.rpc.Close())
+	}
+	if n.client != nil {
+		n.client.Close()
+	}
+	if n.store != nil {
+		errs = append(errs, n.store.Close())
+	}
+	return errors.Join(errs...)
+}
