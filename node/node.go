@@ -176,7 +176,7 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 // livenessView adapts gossip membership to the coordinator's Cluster.
 type livenessView struct{ m *gossip.Membership }
 
-func (v livenessView) Ring() *ring.Ring      { return v.m.Ring() }
+func (v livenessView) Ring() *ring.Ring    { return v.m.Ring() }
 func (v livenessView) Dead(id string) bool { return v.m.Liveness(id) == gossip.Dead }
 
 // HTTPAddr returns the client API's bound address.

@@ -30,11 +30,11 @@ var errWire = errors.New("replica: malformed message")
 
 type wbuf []byte
 
-func (b wbuf) u32(v uint32) wbuf    { return binary.BigEndian.AppendUint32(b, v) }
-func (b wbuf) uv(v uint64) wbuf     { return binary.AppendUvarint(b, v) }
-func (b wbuf) bytes(v []byte) wbuf  { return append(b.uv(uint64(len(v))), v...) }
-func (b wbuf) str(v string) wbuf    { return append(b.uv(uint64(len(v))), v...) }
-func (b wbuf) byte1(v byte) wbuf    { return append(b, v) }
+func (b wbuf) u32(v uint32) wbuf   { return binary.BigEndian.AppendUint32(b, v) }
+func (b wbuf) uv(v uint64) wbuf    { return binary.AppendUvarint(b, v) }
+func (b wbuf) bytes(v []byte) wbuf { return append(b.uv(uint64(len(v))), v...) }
+func (b wbuf) str(v string) wbuf   { return append(b.uv(uint64(len(v))), v...) }
+func (b wbuf) byte1(v byte) wbuf   { return append(b, v) }
 func (b wbuf) state(st versioning.State) (wbuf, error) {
 	enc, err := st.AppendBinary(nil)
 	if err != nil {

@@ -367,4 +367,3 @@ func kvPath(key, q string) string {
 	}
 	return p
 }
-
