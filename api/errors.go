@@ -14,6 +14,7 @@ const (
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeUnavailable      = "unavailable"
+	codeNotReady         = "not_ready"
 	codeTimeout          = "timeout"
 	codeInternal         = "internal"
 )

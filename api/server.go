@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -27,6 +28,9 @@ type Backend interface {
 	LocalState(key []byte) (versioning.State, bool, error)
 	// N is the replication factor: the largest numeric level accepted.
 	N() int
+	// Ready reports whether the node serves client requests (it has
+	// joined its cluster).
+	Ready() bool
 }
 
 // Config configures the API handler.
@@ -95,6 +99,9 @@ func New(backend Backend, cfg Config) *Server {
 	}
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
+	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
+	s.mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	s.mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return s
 }
 
@@ -135,6 +142,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 	case path == "/admin/fault":
 		s.adminFault(w, r)
 		return "admin_fault"
+	case hasPrefix(path, "/debug/pprof/"):
+		s.mux.ServeHTTP(w, r)
+		return "pprof"
 	case path == "/healthz" || path == "/metrics":
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
 			w.Header().Set("Allow", "GET, HEAD")
@@ -151,6 +161,10 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	if !s.backend.Ready() {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "joining", "node": s.cfg.NodeID})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.cfg.NodeID})
 }
 
@@ -180,6 +194,8 @@ func (s *Server) requestError(w http.ResponseWriter, r *http.Request, op string,
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{
 			Error: unavail.Error(), Code: codeUnavailable, Acks: &unavail.Acks, Required: &unavail.Required,
 		})
+	case errors.Is(err, replica.ErrNotReady):
+		writeError(w, http.StatusServiceUnavailable, codeNotReady, err.Error())
 	case errors.Is(err, versioning.ErrUnissuedDot):
 		writeError(w, http.StatusBadRequest, codeBadContext, "X-Dotkv-Context: "+err.Error())
 	case errors.Is(err, context.DeadlineExceeded):

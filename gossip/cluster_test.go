@@ -384,3 +384,33 @@ func (h funcHandler) Handle(_ context.Context, r slog.Record) error {
 }
 func (h funcHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h funcHandler) WithGroup(string) slog.Handler      { return h }
+
+// TestNotReadyUntilTheSeedAnswers: a node whose seed is not up yet must
+// not consider its one-member ring the cluster's; it becomes ready once
+// it has merged a peer's ring state.
+func TestNotReadyUntilTheSeedAnswers(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.41:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedAddr := ln.Addr().String()
+	_ = ln.Close()
+	late := startNode(t, "n2", "127.0.0.42", []string{seedAddr}, nil)
+	if late.m.Ready() {
+		t.Fatal("ready before the seed exists")
+	}
+	f := transport.NewFilter(nil)
+	seed, err := Start(Config{NodeID: "n1", GossipAddr: seedAddr, HTTPAddr: "127.0.0.41:8080", RPCAddr: "127.0.0.41:8081",
+		Partitions: 256, N: 3, Filter: f, Fast: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seed.Close()
+	if !seed.Ready() {
+		t.Fatal("a node without seeds is not ready")
+	}
+	waitFor(t, 10*time.Second, "n2 to join through its late seed", late.m.Ready)
+	if got := late.m.Ring().Members(); !slices.Equal(got, []string{"n1", "n2"}) {
+		t.Fatalf("n2's ring once ready = %v", got)
+	}
+}

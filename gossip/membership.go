@@ -166,6 +166,11 @@ type Membership struct {
 	view  atomic.Pointer[view]
 	local atomic.Pointer[[]byte] // encoded ring state for LocalState
 	live  atomic.Int64           // memberlist members not dead, self included
+	// ready turns true once this node knows the cluster's ring: it had no
+	// seeds, knew peers from its persisted state, or merged a peer's state.
+	// Before that its ring is just itself, and serving requests on it would
+	// strand acknowledged writes on a node the others do not know.
+	ready atomic.Bool
 
 	in   inbox
 	wake chan struct{} // 1-buffered: "the inbox may hold something"
@@ -267,6 +272,9 @@ func Start(cfg Config) (*Membership, error) {
 	m.ring.Store(r)
 	m.local.Store(new(encodeState(m.own.state)))
 	m.publish(map[string]bool{m.id: true})
+	if len(m.own.state) > 1 || !slices.ContainsFunc(cfg.Join, func(s string) bool { return s != m.addr }) {
+		m.ready.Store(true)
+	}
 
 	ml, err := memberlist.Create(m.memberlistConfig(tr, ip, port, mlLog))
 	if err != nil {
@@ -274,9 +282,10 @@ func Start(cfg Config) (*Membership, error) {
 		return nil, fmt.Errorf("gossip: start memberlist: %w", err)
 	}
 	m.ml = ml
+	m.log.Info("gossip: started", "gossip", m.addr, "members", len(m.own.ringMembers), "ready", m.ready.Load())
+	// From here on m.own belongs to run.
 	m.wg.Go(m.run)
 	m.wg.Go(m.rejoinLoop)
-	m.log.Info("gossip: started", "gossip", m.addr, "members", len(m.own.ringMembers))
 	return m, nil
 }
 
@@ -370,6 +379,10 @@ func (m *Membership) Liveness(id string) Liveness {
 // don't modify it.
 func (m *Membership) Hosts(id string) []string { return m.view.Load().hosts[id] }
 
+// Ready reports whether this node knows the cluster's ring (see the
+// ready field): a node that is not ready must not serve client requests.
+func (m *Membership) Ready() bool { return m.ready.Load() }
+
 // GossipAddr returns the bound gossip address, host:port.
 func (m *Membership) GossipAddr() string { return m.addr }
 
@@ -420,6 +433,10 @@ func (m *Membership) step() {
 	}
 	if len(changed) > 0 {
 		m.stateChanged(changed)
+	}
+	if !m.ready.Load() && len(m.own.state) > 1 {
+		m.ready.Store(true)
+		m.log.Info("gossip: joined the cluster", "members", m.own.ringMembers)
 	}
 	for name, info := range nodes {
 		m.own.nodes[name] = info
@@ -600,7 +617,11 @@ func (m *Membership) rejoinLoop() {
 		case <-t.C:
 		}
 		m.rejoin()
-		t.Reset(m.tune.rejoin)
+		if m.ready.Load() {
+			t.Reset(m.tune.rejoin)
+		} else {
+			t.Reset(min(m.tune.rejoin, 200*time.Millisecond)) // still joining: retry the seeds soon
+		}
 	}
 }
 

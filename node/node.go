@@ -178,6 +178,7 @@ type livenessView struct{ m *gossip.Membership }
 
 func (v livenessView) Ring() *ring.Ring    { return v.m.Ring() }
 func (v livenessView) Dead(id string) bool { return v.m.Liveness(id) == gossip.Dead }
+func (v livenessView) Ready() bool         { return v.m.Ready() }
 
 // HTTPAddr returns the client API's bound address.
 func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }

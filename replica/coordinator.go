@@ -40,7 +40,13 @@ type Cluster interface {
 	Ring() *ring.Ring
 	// Dead reports whether a node is known to be down (not merely suspect).
 	Dead(id string) bool
+	// Ready reports whether this node knows the cluster's ring yet.
+	Ready() bool
 }
+
+// ErrNotReady is returned for client requests that reach a node still
+// joining its cluster: its ring is not the cluster's yet.
+var ErrNotReady = errors.New("node is joining the cluster and does not serve requests yet")
 
 // Peer calls another node's RPC methods (*transport.Client).
 type Peer interface {
@@ -130,6 +136,7 @@ type staticCluster struct{ r *ring.Ring }
 
 func (s staticCluster) Ring() *ring.Ring { return s.r }
 func (staticCluster) Dead(string) bool   { return false }
+func (staticCluster) Ready() bool        { return true }
 
 // Close stops background replication and waits for it.
 func (c *Coordinator) Close() {
@@ -141,6 +148,9 @@ func (c *Coordinator) Close() {
 
 // N returns the configured replication factor (the largest numeric level).
 func (c *Coordinator) N() int { return c.cfg.N }
+
+// Ready reports whether the node serves client requests.
+func (c *Coordinator) Ready() bool { return c.cluster.Ready() }
 
 // Ring returns the ring the coordinator currently routes by.
 func (c *Coordinator) Ring() *ring.Ring { return c.cluster.Ring() }
@@ -188,6 +198,9 @@ type readResult struct {
 // Get asks the key's primaries in parallel and returns the merge of the
 // first R answers.
 func (c *Coordinator) Get(ctx context.Context, key []byte, o ReadOptions) (versioning.State, error) {
+	if !c.cluster.Ready() {
+		return versioning.State{}, ErrNotReady
+	}
 	r := c.cluster.Ring()
 	p := r.PartitionOf(key)
 	prims := r.Primaries(p)
@@ -266,6 +279,9 @@ func (c *Coordinator) handleReplicate(_ context.Context, _ string, req []byte) (
 // and returns the context of the new version: vctx plus the new dot, so
 // that a client writing again with it replaces only what it has seen.
 func (c *Coordinator) Put(ctx context.Context, key []byte, vctx versioning.VersionVector, sib versioning.Sibling, o WriteOptions) (versioning.VersionVector, error) {
+	if !c.cluster.Ready() {
+		return nil, ErrNotReady
+	}
 	sib.Modified = c.cfg.Now().UnixMilli()
 	r := c.cluster.Ring()
 	p := r.PartitionOf(key)
@@ -317,7 +333,8 @@ func (c *Coordinator) handlePut(ctx context.Context, _ string, msg []byte) ([]by
 	r := c.cluster.Ring()
 	p := r.PartitionOf(req.key)
 	prims := r.Primaries(p)
-	if !slices.Contains(prims, c.self) {
+	if !c.cluster.Ready() || !slices.Contains(prims, c.self) {
+		// Nothing was applied: the forwarder may safely try another primary.
 		return encodePutResult(nil, errNotPrimary), nil
 	}
 	if req.timeout > 0 {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"runtime"
 	"strings"
 	"time"
 
@@ -17,7 +18,15 @@ import (
 )
 
 var addrFlag = &cli.StringFlag{
-	Name: "addr", Usage: "URL of any dotkv node", Value: "http://127.0.0.1:8080", EnvVars: []string{"DOTKV_ADDR"},
+	Name: "addr", Usage: "URL of any dotkv node (default: n1 of `dotkv dev`)", Value: defaultAddr(), EnvVars: []string{"DOTKV_ADDR"},
+}
+
+// defaultAddr is where `dotkv dev` puts its first node.
+func defaultAddr() string {
+	if runtime.GOOS == "linux" {
+		return "http://127.0.0.11:8080"
+	}
+	return "http://127.0.0.1:8081"
 }
 
 var httpClient = &http.Client{Timeout: 70 * time.Second}

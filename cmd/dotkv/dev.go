@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -127,28 +128,45 @@ func runDev(ctx context.Context, out io.Writer, bin string, nodes []devNode, fsy
 	}
 }
 
-// waitReady polls every node's /healthz until all answer.
+// waitReady polls every node until it serves (/healthz) and its ring
+// holds every node of the dev cluster, so the first request a user sends
+// meets the whole cluster.
 func waitReady(ctx context.Context, nodes []devNode, exited <-chan string) error {
-	deadline := time.Now().Add(20 * time.Second)
+	deadline := time.Now().Add(30 * time.Second)
 	client := &http.Client{Timeout: time.Second}
+	defer client.CloseIdleConnections()
+	ready := func(nd devNode) bool {
+		resp, err := client.Get("http://" + nd.http + "/healthz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return false
+		}
+		var st struct {
+			Ring struct {
+				Members []string `json:"members"`
+			} `json:"ring"`
+		}
+		resp, err = client.Get("http://" + nd.http + "/cluster/status")
+		if err != nil {
+			return false
+		}
+		defer resp.Body.Close()
+		return json.NewDecoder(resp.Body).Decode(&st) == nil && len(st.Ring.Members) == len(nodes)
+	}
 	for _, nd := range nodes {
-		for {
-			resp, err := client.Get("http://" + nd.http + "/healthz")
-			if err == nil {
-				resp.Body.Close()
-				if resp.StatusCode == http.StatusOK {
-					break
-				}
-			}
+		for !ready(nd) {
 			select {
 			case id := <-exited:
-				return fmt.Errorf("node %s exited during start-up (is %s in use?)", id, nd.http)
+				return fmt.Errorf("node %s exited during start-up (is %s or %s in use?)", id, nd.http, nd.gossip)
 			case <-ctx.Done():
 				return errors.New("interrupted during start-up")
 			case <-time.After(50 * time.Millisecond):
 			}
 			if time.Now().After(deadline) {
-				return fmt.Errorf("node %s not serving on %s after 20 s", nd.id, nd.http)
+				return fmt.Errorf("node %s did not join a %d-node ring on %s within 30 s", nd.id, len(nodes), nd.http)
 			}
 		}
 	}
