@@ -376,6 +376,54 @@ func (s *sim) write(x int, r *savedRead, tomb bool) {
 	}
 }
 
+// writeAsFallback is a write coordinated by replica x while it is not a
+// primary of the key: it holds none of the key's state as a primary, so
+// it builds the new version on the zero State with UpdateExact under its
+// fallback actor (x + ".f", sharing x's node-global counter), and the
+// result reaches replica y by Sync, as a delivered hint would.
+func (s *sim) writeAsFallback(x, y int, r *savedRead, tomb bool) {
+	s.tb.Helper()
+	a := s.actors[x]
+	fa := a + ".f"
+	s.counter[a]++
+	var ctx VersionVector
+	known := bitset(nil)
+	if r != nil {
+		ctx, known = r.ctx, r.known
+	}
+	if c := ctx.Max(fa); s.counter[a] <= c {
+		s.counter[a] = c + 1
+	}
+	d := Dot{fa, s.counter[a]}
+	if _, dup := s.byDot[d]; dup {
+		s.fatalf("dot %v issued twice", d)
+	}
+	id := len(s.sibs)
+	sib := Sibling{Dot: d, ContentType: "text/plain", Deleted: tomb}
+	if !tomb {
+		sib.Value = []byte(fmt.Sprintf("w%d", id))
+	}
+	s.log = append(s.log, fmt.Sprintf("w%d=%s:%d fallback@%s -> %s", id, d.Actor, d.Counter, a, s.actors[y]))
+	ns, err := State{}.UpdateExact(ctx, sib)
+	if err != nil {
+		s.fatalf("UpdateExact(%v, %v): %v", ctx, d, err)
+	}
+	if below := (Dot{fa, d.Counter - 1}); below.Counter > 0 && !ctx.Covers(below) && ns.Context.Covers(below) {
+		s.fatalf("UpdateExact claimed %v, which neither its dot nor the client's context holds: %v", below, ns.Context)
+	}
+	s.byDot[d] = id
+	s.sibs = append(s.sibs, sib)
+	s.hist = append(s.hist, known.with(id))
+	s.states[y] = Sync(s.states[y], ns)
+	s.known[y] = s.known[y].or(s.hist[id])
+	s.record(s.states[y])
+	s.check(y)
+	if s.rng.IntN(3) == 0 {
+		wctx := s.viaToken(ctx.AddDot(d))
+		s.reads = append(s.reads, savedRead{ctx: wctx, known: s.hist[id], from: []int{-1 - id}})
+	}
+}
+
 // viaToken sends ctx through the client token and back.
 func (s *sim) viaToken(ctx VersionVector) VersionVector {
 	s.tb.Helper()
@@ -449,9 +497,16 @@ func (s *sim) step() {
 		s.ops["tombstone"]++
 	}
 	switch p := s.rng.IntN(100); {
-	case p < 15: // blind write
+	case p < 10: // blind write
 		s.ops["blind write"]++
 		s.write(x, nil, tomb)
+	case p < 15: // a write coordinated by a fallback, with a read's context or blind
+		s.ops["fallback write"]++
+		var r *savedRead
+		if len(s.reads) > 0 && s.rng.IntN(3) > 0 {
+			r = &s.reads[s.rng.IntN(len(s.reads))]
+		}
+		s.writeAsFallback(x, s.rng.IntN(n), r, tomb)
 	case p < 50: // read then write with that context
 		s.ops["read+write"]++
 		r := s.read(s.randSubset())

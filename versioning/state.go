@@ -75,15 +75,31 @@ func (s State) Equal(o State) bool {
 // returns ErrDotReused unless sib.Dot is above every event of its actor
 // that s or ctx has seen.
 func (s State) Update(ctx VersionVector, sib Sibling) (State, error) {
+	return s.update(ctx, sib, true)
+}
+
+// UpdateExact is Update for an actor that does not keep everything it
+// issued for the key (a node coordinating as a fallback, whose earlier
+// writes of the key live in hints it may have handed off): the new context
+// gains only the new dot, never a prefix of the actor's events, so no
+// earlier write of the actor can be mistaken for a superseded one. s may
+// be any state, including the zero State.
+func (s State) UpdateExact(ctx VersionVector, sib Sibling) (State, error) {
+	return s.update(ctx, sib, false)
+}
+
+func (s State) update(ctx VersionVector, sib Sibling, claimPrefix bool) (State, error) {
 	if sib.Dot.Actor == "" || sib.Dot.Counter == 0 {
 		return State{}, fmt.Errorf("versioning: invalid dot %q:%d", sib.Dot.Actor, sib.Dot.Counter)
 	}
 	if sib.Dot.Counter <= max(s.Context.Max(sib.Dot.Actor), ctx.Max(sib.Dot.Actor)) {
 		return State{}, fmt.Errorf("update with dot %s:%d: %w", sib.Dot.Actor, sib.Dot.Counter, ErrDotReused)
 	}
-	out := State{
-		Siblings: make([]Sibling, 0, len(s.Siblings)+1),
-		Context:  s.Context.Join(ctx).withPrefix(sib.Dot.Actor, sib.Dot.Counter),
+	out := State{Siblings: make([]Sibling, 0, len(s.Siblings)+1)}
+	if claimPrefix {
+		out.Context = s.Context.Join(ctx).withPrefix(sib.Dot.Actor, sib.Dot.Counter)
+	} else {
+		out.Context = s.Context.Join(ctx).AddDot(sib.Dot)
 	}
 	for _, old := range s.Siblings {
 		if !ctx.Covers(old.Dot) {
