@@ -15,6 +15,11 @@ type ClusterView interface {
 	Ring() *ring.Ring
 }
 
+// HintCounter reports pending hints per target node (*storage.Store).
+type HintCounter interface {
+	HintCounts() map[string]int
+}
+
 // FaultFilter is the fault filter /admin/fault drives (*transport.Filter).
 type FaultFilter interface {
 	Block(ids ...string)
@@ -52,6 +57,11 @@ func (s *Server) clusterStatus(w http.ResponseWriter, _ *http.Request) {
 		Members:      []memberJSON{},
 		Ring:         ringJSON{Partitions: r.Partitions(), N: r.N(), Members: r.Members()},
 		HintsPending: map[string]int{},
+	}
+	if s.cfg.Hints != nil {
+		for target, n := range s.cfg.Hints.HintCounts() {
+			out.HintsPending[target] = n
+		}
 	}
 	for _, m := range s.cfg.Cluster.Members() {
 		out.Members = append(out.Members, memberJSON{

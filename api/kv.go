@@ -33,7 +33,7 @@ const defaultContentType = "application/octet-stream"
 // Query parameters each method accepts; anything else is a 400, so that a
 // typo such as ?W=all is not silently ignored.
 var (
-	readParams  = map[string]bool{"r": true, "pr": true, "timeout": true}
+	readParams  = map[string]bool{"r": true, "pr": true, "timeout": true, "repair": true}
 	writeParams = map[string]bool{"w": true, "pw": true, "timeout": true}
 )
 
@@ -74,6 +74,8 @@ type request struct {
 	vctx    versioning.VersionVector
 	hasCtx  bool
 	levels  map[string]replica.Level
+	// syncRepair: repair stale replicas before answering (repair=sync).
+	syncRepair bool
 }
 
 func (s *Server) parseRequest(r *http.Request, escapedKey string, allowed map[string]bool) (*request, *badRequest) {
@@ -92,6 +94,16 @@ func (s *Server) parseRequest(r *http.Request, escapedKey string, allowed map[st
 		}
 		if len(vals) != 1 {
 			return nil, bad(codeBadParameter, "query parameter %q given %d times", name, len(vals))
+		}
+		if name == "repair" {
+			switch vals[0] {
+			case "sync":
+				req.syncRepair = true
+			case "async":
+			default:
+				return nil, bad(codeBadParameter, "parameter repair: %q: want sync or async", vals[0])
+			}
+			continue
 		}
 		if name == "timeout" {
 			d, err := parseTimeout(vals[0])
@@ -283,7 +295,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, escapedKey string) 
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), req.timeout)
 	defer cancel()
-	st, err := s.backend.Get(ctx, req.key, replica.ReadOptions{R: req.levels["r"], PR: req.levels["pr"]})
+	st, err := s.backend.Get(ctx, req.key, replica.ReadOptions{R: req.levels["r"], PR: req.levels["pr"], SyncRepair: req.syncRepair})
 	if err != nil {
 		s.requestError(w, r, "read", err)
 		return

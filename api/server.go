@@ -49,6 +49,8 @@ type Config struct {
 	Cluster ClusterView
 	// Faults, if not nil, enables /admin/fault (--fault-injection).
 	Faults FaultFilter
+	// Hints, if not nil, reports pending hints in /cluster/status.
+	Hints HintCounter
 }
 
 // Limits of the client API.

@@ -13,12 +13,16 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/dotkv/dotkv/api"
 	"github.com/dotkv/dotkv/gossip"
+	"github.com/dotkv/dotkv/repair"
 	"github.com/dotkv/dotkv/replica"
 	"github.com/dotkv/dotkv/ring"
 	"github.com/dotkv/dotkv/storage"
@@ -51,7 +55,16 @@ type Config struct {
 	FaultInjection bool
 	// FastGossip selects memberlist's test tuning (sub-second detection).
 	FastGossip bool
-	Logger     *slog.Logger
+	// DisableHints turns off sloppy quorums and hinted handoff.
+	DisableHints bool
+	// MaxHints and MaxHintBytes bound the hints kept per target node
+	// (0 = unbounded); overflow is counted in /metrics.
+	MaxHints     int
+	MaxHintBytes int64
+	// HintInterval is how often pending hints are offered to live targets
+	// (default 200 ms).
+	HintInterval time.Duration
+	Logger       *slog.Logger
 }
 
 // Node is a running dotkv node.
@@ -64,6 +77,10 @@ type Node struct {
 	client     *transport.Client
 	membership *gossip.Membership
 	coord      *replica.Coordinator
+	deliverer  *repair.Deliverer
+	reg        *prometheus.Registry
+	stop       context.CancelFunc // stops the node's own goroutines
+	wg         sync.WaitGroup
 	http       *http.Server
 	httpLn     net.Listener
 	httpDone   chan error
@@ -89,7 +106,10 @@ func Start(cfg Config) (_ *Node, err error) {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 	}
-	n.store, err = storage.Open(cfg.DataDir, storage.Options{NodeID: cfg.ID, Fsync: cfg.Fsync, FS: cfg.FS, Logger: log})
+	n.store, err = storage.Open(cfg.DataDir, storage.Options{
+		NodeID: cfg.ID, Fsync: cfg.Fsync, FS: cfg.FS, Logger: log,
+		HintLimits: storage.HintLimits{MaxCount: cfg.MaxHints, MaxBytes: cfg.MaxHintBytes},
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -97,7 +117,9 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	rcfg := replica.Config{N: cfg.N, R: cfg.R, W: cfg.W, Logger: log}
+	n.reg = prometheus.NewRegistry()
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	rcfg := replica.Config{N: cfg.N, R: cfg.R, W: cfg.W, Logger: log, DisableHints: cfg.DisableHints, Metrics: replica.NewMetrics(n.reg)}
 	var view api.ClusterView
 	if cfg.GossipAddr == "" {
 		n.coord, err = replica.NewLocal(cfg.ID, n.store, rcfg)
@@ -111,7 +133,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		}
 		view = n.membership
 	}
-	apiCfg := api.Config{NodeID: cfg.ID, MaxValue: cfg.MaxValue, Logger: log, Cluster: view}
+	apiCfg := api.Config{NodeID: cfg.ID, MaxValue: cfg.MaxValue, Logger: log, Cluster: view, Registry: n.reg, Hints: n.store}
 	if cfg.FaultInjection {
 		apiCfg.Faults = n.filter
 	}
@@ -169,8 +191,47 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 		return err
 	}
 	n.coord.Register(n.rpc)
+	n.rpc.Handle(repair.MethodDeliverHints, repair.HandleDeliverHints(n.store))
 	n.rpc.Serve()
+
+	n.deliverer = repair.NewDeliverer(repair.DelivererConfig{
+		Store:    n.store,
+		Peer:     n.client,
+		Dead:     func(id string) bool { return n.membership.Liveness(id) == gossip.Dead },
+		Interval: cfg.HintInterval,
+		Logger:   n.log,
+	})
+	n.reg.MustRegister(hintCollector{n.store, n.deliverer})
+	ctx, stop := context.WithCancel(context.Background())
+	n.stop = stop
+	n.wg.Go(func() { n.deliverer.Run(ctx) })
 	return nil
+}
+
+// hintCollector exports the hint store's and the deliverer's counts.
+type hintCollector struct {
+	store     *storage.Store
+	deliverer *repair.Deliverer
+}
+
+var (
+	hintsPendingDesc   = prometheus.NewDesc("dotkv_hints_pending", "Hints kept for a target node, not yet delivered.", []string{"target"}, nil)
+	hintOverflowsDesc  = prometheus.NewDesc("dotkv_hint_overflows_total", "Hints refused because a target's hint bound was reached.", nil, nil)
+	hintsDeliveredDesc = prometheus.NewDesc("dotkv_hints_delivered_total", "Hints delivered to their target and deleted.", nil, nil)
+)
+
+func (c hintCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- hintsPendingDesc
+	ch <- hintOverflowsDesc
+	ch <- hintsDeliveredDesc
+}
+
+func (c hintCollector) Collect(ch chan<- prometheus.Metric) {
+	for target, n := range c.store.HintCounts() {
+		ch <- prometheus.MustNewConstMetric(hintsPendingDesc, prometheus.GaugeValue, float64(n), target)
+	}
+	ch <- prometheus.MustNewConstMetric(hintOverflowsDesc, prometheus.CounterValue, float64(c.store.HintOverflows()))
+	ch <- prometheus.MustNewConstMetric(hintsDeliveredDesc, prometheus.CounterValue, float64(c.deliverer.Delivered()))
 }
 
 // livenessView adapts gossip membership to the coordinator's Cluster.
@@ -241,6 +302,10 @@ func (n *Node) closeParts() error {
 	var errs []error
 	if n.httpLn != nil && n.http == nil {
 		_ = n.httpLn.Close()
+	}
+	if n.stop != nil {
+		n.stop()
+		n.wg.Wait()
 	}
 	if n.coord != nil {
 		n.coord.Close()

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"sync"
 	"time"
 
@@ -20,8 +19,13 @@ var (
 	errTimeout = fmt.Errorf("replica: %w", context.DeadlineExceeded)
 )
 
-// ReadOptions are a read's consistency levels.
-type ReadOptions struct{ R, PR Level }
+// ReadOptions are a read's consistency levels and repair mode.
+type ReadOptions struct {
+	R, PR Level
+	// SyncRepair makes the read wait for every contacted replica and
+	// repair the stale ones before answering (repair=sync).
+	SyncRepair bool
+}
 
 // WriteOptions are a write's consistency levels.
 type WriteOptions struct{ W, PW Level }
@@ -31,6 +35,12 @@ type Store interface {
 	Get(partition uint32, key []byte) (versioning.State, bool, error)
 	Write(partition uint32, key []byte, ctx versioning.VersionVector, sib versioning.Sibling) (versioning.State, versioning.Dot, error)
 	Merge(partition uint32, key []byte, remote versioning.State) (versioning.State, error)
+	// Hints: states kept for a target node that did not acknowledge.
+	PutHint(target string, partition uint32, key []byte, st versioning.State) (versioning.State, error)
+	GetHint(target string, partition uint32, key []byte) (versioning.State, bool, error)
+	// FallbackDot issues a dot for a write this node coordinates while it
+	// is not a primary of the key (see versioning.State.UpdateExact).
+	FallbackDot(ctx versioning.VersionVector) (versioning.Dot, error)
 }
 
 // Cluster is the membership view the coordinator needs (gossip in a
@@ -62,8 +72,14 @@ type Config struct {
 	// ReplicaTimeout bounds replication to replicas that did not answer
 	// before the client was answered (default 5 s).
 	ReplicaTimeout time.Duration
+	// DisableHints turns off sloppy quorums and hinted handoff: no
+	// fallback takes a dead primary's copy, and no hint is kept for a
+	// primary that did not acknowledge (--hinted-handoff=false).
+	DisableHints bool
 	// Now stamps writes with their wall-clock time; nil means time.Now.
 	Now func() time.Time
+	// Metrics, if not nil, counts repairs and hints.
+	Metrics *Metrics
 	// Logger receives replication failures; nil discards them.
 	Logger *slog.Logger
 }
@@ -161,28 +177,8 @@ func (c *Coordinator) Register(srv interface {
 }) {
 	srv.Handle(methodRead, c.handleRead)
 	srv.Handle(methodReplicate, c.handleReplicate)
+	srv.Handle(methodHint, c.handleHint)
 	srv.Handle(methodPut, c.handlePut)
-}
-
-// required returns how many acks a request needs with levels lvl and
-// primary (primaries only count toward both: there are no fallbacks yet).
-func required(nEff int, lvl, primary, def Level) int {
-	need := lvl.Required(nEff, def)
-	if !primary.IsDefault() {
-		need = max(need, primary.Required(nEff, def))
-	}
-	return need
-}
-
-// reachable returns the nodes of list not known to be dead.
-func (c *Coordinator) reachable(list []string) []string {
-	out := make([]string, 0, len(list))
-	for _, n := range list {
-		if n == c.self || !c.cluster.Dead(n) {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 // LocalState returns this node's own stored state of key, without quorum.
@@ -190,73 +186,151 @@ func (c *Coordinator) LocalState(key []byte) (versioning.State, bool, error) {
 	return c.store.Get(c.cluster.Ring().PartitionOf(key), key)
 }
 
-type readResult struct {
-	st  versioning.State
-	err error
+// replicaSlot is one primary's copy of a key in one request, and the
+// node that holds it: the primary itself, a fallback standing in for it
+// (holding the copy as a hint naming the primary), or nobody.
+type replicaSlot struct {
+	primary string
+	node    string
 }
 
-// Get asks the key's primaries in parallel and returns the merge of the
-// first R answers.
-func (c *Coordinator) Get(ctx context.Context, key []byte, o ReadOptions) (versioning.State, error) {
-	if !c.cluster.Ready() {
-		return versioning.State{}, ErrNotReady
+func (s replicaSlot) direct() bool { return s.node == s.primary }
+
+// fallbackPool hands out a key's fallbacks in preference-list order, each
+// at most once per request, skipping known-dead nodes and this node.
+type fallbackPool struct {
+	mu   sync.Mutex
+	next []string
+}
+
+func (c *Coordinator) newPool(fallbacks []string) *fallbackPool {
+	p := &fallbackPool{}
+	if c.cfg.DisableHints {
+		return p
 	}
-	r := c.cluster.Ring()
-	p := r.PartitionOf(key)
-	prims := r.Primaries(p)
-	need := required(len(prims), o.R, o.PR, c.cfg.R)
-	targets := c.reachable(prims)
-	if len(targets) < need {
-		return versioning.State{}, &UnavailableError{Op: "read", Kind: "replicas", Acks: len(targets), Required: need}
-	}
-	results := make(chan readResult, len(targets))
-	req := wbuf(nil).u32(p).bytes(key)
-	for _, node := range targets {
-		c.wg.Go(func() { results <- c.readOne(ctx, node, p, key, req) })
-	}
-	var merged versioning.State
-	replies, failed := 0, 0
-	for replies < need {
-		select {
-		case res := <-results:
-			if res.err != nil {
-				failed++
-				c.log.Debug("read from replica failed", "key", string(key), "err", res.err)
-				if len(targets)-failed < need {
-					return versioning.State{}, &UnavailableError{Op: "read", Kind: "replicas", Acks: replies, Required: need}
-				}
-				continue
-			}
-			merged = versioning.Sync(merged, res.st)
-			replies++
-		case <-ctx.Done():
-			return versioning.State{}, fmt.Errorf("read %q: %d of %d replies: %w", key, replies, need, errTimeout)
+	for _, f := range fallbacks {
+		if f != c.self && !c.cluster.Dead(f) {
+			p.next = append(p.next, f)
 		}
 	}
-	return merged, nil
+	return p
 }
 
-func (c *Coordinator) readOne(ctx context.Context, node string, p uint32, key, req []byte) readResult {
+func (p *fallbackPool) take() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.next) == 0 {
+		return ""
+	}
+	f := p.next[0]
+	p.next = p.next[1:]
+	return f
+}
+
+// plan assigns each primary's copy to a node. standIn ≥ 0 makes this node
+// hold that primary's copy (a fallback coordinating a write).
+func (c *Coordinator) plan(prims []string, pool *fallbackPool, standIn int) []replicaSlot {
+	slots := make([]replicaSlot, len(prims))
+	for i, p := range prims {
+		slots[i].primary = p
+		switch {
+		case i == standIn:
+			slots[i].node = c.self
+		case p == c.self || !c.cluster.Dead(p):
+			slots[i].node = p
+		default:
+			slots[i].node = pool.take() // "" when hints are off or no fallback is left
+		}
+	}
+	return slots
+}
+
+// levelsMet reports whether acks meet need (all acks) and needP (acks
+// from primaries), and otherwise the UnavailableError to report.
+func levelsMet(op string, acks, primaryAcks, need, needP int) *UnavailableError {
+	if acks < need {
+		return &UnavailableError{Op: op, Kind: "replicas", Acks: acks, Required: need}
+	}
+	if primaryAcks < needP {
+		return &UnavailableError{Op: op, Kind: "primaries", Acks: primaryAcks, Required: needP}
+	}
+	return nil
+}
+
+// needs resolves a request's levels against nEff primaries.
+func needs(nEff int, lvl, primary, def Level) (need, needP int) {
+	need = lvl.Required(nEff, def)
+	if !primary.IsDefault() {
+		needP = primary.Required(nEff, def)
+		need = max(need, needP)
+	}
+	return need, needP
+}
+
+// detached returns a context that outlives the request (replication and
+// repair continue after the client has its answer) but not the request's
+// deadline, nor the coordinator.
+func (c *Coordinator) detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	if dl, ok := ctx.Deadline(); ok {
+		return context.WithDeadline(c.bg, dl)
+	}
+	return context.WithTimeout(c.bg, c.cfg.ReplicaTimeout)
+}
+
+// storeHint keeps st here for target, which did not acknowledge it.
+func (c *Coordinator) storeHint(target string, p uint32, key []byte, st versioning.State) {
+	if c.cfg.DisableHints || target == c.self {
+		return
+	}
+	if _, err := c.store.PutHint(target, p, key, st); err != nil {
+		c.cfg.Metrics.hintRefused()
+		c.log.Warn("keep hint", "target", target, "key", string(key), "err", err)
+		return
+	}
+	c.cfg.Metrics.hintStored()
+}
+
+// sendCopy gives node the state of key: a primary merges it into its
+// records, a fallback keeps it as a hint for primary.
+func (c *Coordinator) sendCopy(ctx context.Context, node, primary string, p uint32, key []byte, st versioning.State) error {
 	if node == c.self {
-		st, _, err := c.store.Get(p, key)
-		return readResult{st: st, err: err}
+		var err error
+		if node == primary {
+			_, err = c.store.Merge(p, key, st)
+		} else {
+			_, err = c.store.PutHint(primary, p, key, st)
+		}
+		return err
 	}
-	resp, err := c.peer.Call(ctx, node, methodRead, req)
+	var msg []byte
+	var err error
+	method := methodReplicate
+	if node == primary {
+		msg, err = wbuf(nil).u32(p).bytes(key).state(st)
+	} else {
+		method = methodHint
+		msg, err = wbuf(nil).str(primary).u32(p).bytes(key).state(st)
+	}
 	if err != nil {
-		return readResult{err: err}
+		return err
 	}
-	rb := rbuf{b: resp}
-	st := rb.state()
-	return readResult{st: st, err: rb.done()}
+	_, err = c.peer.Call(ctx, node, method, msg)
+	return err
 }
 
 func (c *Coordinator) handleRead(_ context.Context, _ string, req []byte) ([]byte, error) {
 	rb := rbuf{b: req}
-	p, key := rb.u32(), rb.bytes()
+	p, key, target := rb.u32(), rb.bytes(), rb.str()
 	if err := rb.done(); err != nil {
 		return nil, err
 	}
-	st, _, err := c.store.Get(p, key)
+	var st versioning.State
+	var err error
+	if target == "" || target == c.self {
+		st, _, err = c.store.Get(p, key)
+	} else {
+		st, _, err = c.store.GetHint(target, p, key)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -275,130 +349,19 @@ func (c *Coordinator) handleReplicate(_ context.Context, _ string, req []byte) (
 	return nil, nil
 }
 
-// Put writes sib (a value or a tombstone) with the client's context vctx
-// and returns the context of the new version: vctx plus the new dot, so
-// that a client writing again with it replaces only what it has seen.
-func (c *Coordinator) Put(ctx context.Context, key []byte, vctx versioning.VersionVector, sib versioning.Sibling, o WriteOptions) (versioning.VersionVector, error) {
-	if !c.cluster.Ready() {
-		return nil, ErrNotReady
-	}
-	sib.Modified = c.cfg.Now().UnixMilli()
-	r := c.cluster.Ring()
-	p := r.PartitionOf(key)
-	prims := r.Primaries(p)
-	if slices.Contains(prims, c.self) {
-		return c.coordinate(ctx, p, prims, key, vctx, sib, o)
-	}
-	return c.forward(ctx, prims, putRequest{key: key, vctx: vctx, sib: sib, w: o.W, pw: o.PW})
-}
-
-// forward sends the write to the first reachable primary, trying the next
-// only when the request certainly never reached the previous one (so a
-// write is never coordinated twice).
-func (c *Coordinator) forward(ctx context.Context, prims []string, req putRequest) (versioning.VersionVector, error) {
-	need := required(len(prims), req.w, req.pw, c.cfg.W)
-	for _, node := range c.reachable(prims) {
-		if dl, ok := ctx.Deadline(); ok {
-			req.timeout = time.Until(dl)
-		}
-		msg, err := req.encode()
-		if err != nil {
-			return nil, err
-		}
-		resp, err := c.peer.Call(ctx, node, methodPut, msg)
-		if err != nil {
-			if transport.NotDelivered(err) {
-				c.log.Debug("forward write: primary unreachable, trying next", "node", node, "err", err)
-				continue
-			}
-			if ctx.Err() != nil {
-				return nil, fmt.Errorf("forward write to %s: %w", node, errTimeout)
-			}
-			return nil, fmt.Errorf("forward write to %s (outcome unknown): %w", node, err)
-		}
-		vctx, err := decodePutResult(resp)
-		if errors.Is(err, errNotPrimary) {
-			continue // rings disagree for a moment; the other side did nothing
-		}
-		return vctx, err
-	}
-	return nil, &UnavailableError{Op: "write", Kind: "replicas", Acks: 0, Required: need}
-}
-
-func (c *Coordinator) handlePut(ctx context.Context, _ string, msg []byte) ([]byte, error) {
-	req, err := decodePut(msg, c.cfg.N)
-	if err != nil {
+// handleHint keeps a copy for a primary this node stands in for. It never
+// enters this node's records, so it is never served as primary data.
+func (c *Coordinator) handleHint(_ context.Context, _ string, req []byte) ([]byte, error) {
+	rb := rbuf{b: req}
+	target, p, key, st := rb.str(), rb.u32(), rb.bytes(), rb.state()
+	if err := rb.done(); err != nil {
 		return nil, err
 	}
-	r := c.cluster.Ring()
-	p := r.PartitionOf(req.key)
-	prims := r.Primaries(p)
-	if !c.cluster.Ready() || !slices.Contains(prims, c.self) {
-		// Nothing was applied: the forwarder may safely try another primary.
-		return encodePutResult(nil, errNotPrimary), nil
+	var err error
+	if target == c.self {
+		_, err = c.store.Merge(p, key, st)
+	} else {
+		_, err = c.store.PutHint(target, p, key, st)
 	}
-	if req.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.timeout)
-		defer cancel()
-	}
-	vctx, err := c.coordinate(ctx, p, prims, req.key, req.vctx, req.sib, WriteOptions{W: req.w, PW: req.pw})
-	return encodePutResult(vctx, err), nil
-}
-
-// coordinate applies a write at this primary and replicates it.
-func (c *Coordinator) coordinate(ctx context.Context, p uint32, prims []string, key []byte, vctx versioning.VersionVector, sib versioning.Sibling, o WriteOptions) (versioning.VersionVector, error) {
-	need := required(len(prims), o.W, o.PW, c.cfg.W)
-	targets := c.reachable(prims)
-	if len(targets) < need { // fail fast, before writing anything
-		return nil, &UnavailableError{Op: "write", Kind: "replicas", Acks: len(targets), Required: need}
-	}
-	st, dot, err := c.store.Write(p, key, vctx, sib)
-	if err != nil {
-		return nil, fmt.Errorf("write %q locally: %w", key, err)
-	}
-	newCtx := vctx.AddDot(dot)
-	others := slices.DeleteFunc(slices.Clone(targets), func(n string) bool { return n == c.self })
-	if len(others) == 0 {
-		return newCtx, nil
-	}
-	msg, err := wbuf(nil).u32(p).bytes(key).state(st)
-	if err != nil {
-		return nil, fmt.Errorf("encode replication of %q: %w", key, err)
-	}
-	// Replication outlives the request: replicas that answer after the
-	// client got its answer still get the write.
-	rctx, cancel := context.WithTimeout(c.bg, c.cfg.ReplicaTimeout)
-	acks := make(chan error, len(others))
-	var pending sync.WaitGroup
-	for _, node := range others {
-		pending.Add(1)
-		c.wg.Go(func() {
-			defer pending.Done()
-			_, err := c.peer.Call(rctx, node, methodReplicate, msg)
-			if err != nil {
-				c.log.Debug("replicate failed", "key", string(key), "node", node, "err", err)
-			}
-			acks <- err
-		})
-	}
-	c.wg.Go(func() { pending.Wait(); cancel() })
-
-	got, failed := 1, 0
-	for got < need {
-		select {
-		case err := <-acks:
-			if err != nil {
-				failed++
-				if len(targets)-failed < need {
-					return nil, &UnavailableError{Op: "write", Kind: "replicas", Acks: got, Required: need}
-				}
-				continue
-			}
-			got++
-		case <-ctx.Done():
-			return nil, fmt.Errorf("write %q: %d of %d acks (outcome unknown): %w", key, got, need, errTimeout)
-		}
-	}
-	return newCtx, nil
+	return nil, err
 }

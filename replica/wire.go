@@ -14,6 +14,7 @@ const (
 	methodRead      = "read"      // partition, key → found, state
 	methodReplicate = "replicate" // partition, key, state → ack (the replica syncs it in)
 	methodPut       = "put"       // a client write forwarded to a primary to coordinate
+	methodHint      = "hint"      // target, partition, key, state → kept as a hint for target
 )
 
 // Result codes of a forwarded put.
@@ -128,7 +129,7 @@ type putRequest struct {
 	timeout time.Duration
 }
 
-func (p putRequest) encode() ([]byte, error) {
+func (p putRequest) encode() []byte {
 	var flags byte
 	if p.sib.Deleted {
 		flags = 1
@@ -136,7 +137,7 @@ func (p putRequest) encode() ([]byte, error) {
 	b := wbuf(nil).bytes(p.key).str(versioning.EncodeContext(p.vctx)).byte1(flags).
 		str(p.sib.ContentType).bytes(p.sib.Value).uv(uint64(p.sib.Modified)).
 		str(p.w.String()).str(p.pw.String()).uv(uint64(p.timeout / time.Millisecond))
-	return b, nil
+	return b
 }
 
 func decodePut(data []byte, maxN int) (putRequest, error) {

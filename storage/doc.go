@@ -3,12 +3,32 @@
 // Key layout by prefix:
 //
 //	'r' | partition (uint32 BE) | user key   → encoded versioning.State
+//	'h' | uvarint len(target) | target |
+//	      partition (uint32 BE) | user key   → encoded versioning.State (a hint)
 //	'm' | name                               → node metadata
 //
 // so that a partition is one contiguous range (for Merkle rebuilds and
 // handoff). Every read-modify-write of a record runs under a striped
 // per-key lock, so concurrent writes to one key serialize while writes to
 // different keys proceed (and share pebble's group-committed fsyncs).
+//
+// Hinted handoff. When a replica (the target) did not acknowledge a
+// write, the coordinator keeps the key's state for it as a hint, durable
+// like a record (written with the node's fsync mode). Hints are keyed by
+// target, then partition and key, so one target's hints are one
+// contiguous range that a handoff scans in order; the length before the
+// target ID keeps "n1"'s range apart from "n10"'s. Repeated writes to a
+// key while its target is down coalesce: PutHint stores versioning.Sync
+// of the hint already there and the new state, under a per-hint striped
+// lock, so a target is owed one state per key however often the key was
+// written. Hints are bounded per target (HintLimits: count and bytes,
+// counted in memory and rebuilt from the 'h' range at Open); a new key
+// beyond the bound is refused with ErrHintsFull and counted in
+// HintOverflows, never dropped silently, and anti-entropy repairs it.
+// Merging into an existing hint is always allowed. A delivered hint is
+// removed with DeleteHintIfUnchanged, which deletes only if the stored
+// bytes are still those the scan read: a hint that coalesced a newer write
+// after the scan holds state the target has not acknowledged, and stays.
 //
 // Dot safety. A node's actor ID is its node ID plus an incarnation, a
 // random number created with the data directory. Counters for new dots

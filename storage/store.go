@@ -80,6 +80,9 @@ type Options struct {
 	MemTableSize uint64
 	// Logger receives storage events; nil discards them.
 	Logger *slog.Logger
+	// HintLimits bound the hints kept per target node; the zero value
+	// is unlimited.
+	HintLimits HintLimits
 }
 
 // Store is a node's pebble database of records and metadata.
@@ -92,6 +95,7 @@ type Store struct {
 	writeOpts *pebble.WriteOptions
 	locks     [lockStripes]sync.Mutex
 	closed    atomic.Bool
+	hints     hintIndex
 
 	counter struct {
 		sync.Mutex
@@ -115,6 +119,9 @@ func metaKey(name string) []byte { return append([]byte{'m'}, name...) }
 func Open(dir string, o Options) (*Store, error) {
 	if !ValidNodeID(o.NodeID) {
 		return nil, fmt.Errorf("open store: invalid node id %q (want 1..64 of A-Z a-z 0-9 _ -)", o.NodeID)
+	}
+	if o.HintLimits.MaxCount < 0 || o.HintLimits.MaxBytes < 0 {
+		return nil, fmt.Errorf("open store: negative hint limits %+v", o.HintLimits)
 	}
 	log := o.Logger
 	if log == nil {
@@ -150,6 +157,10 @@ func Open(dir string, o Options) (*Store, error) {
 		s.writeOpts = pebble.NoSync
 	}
 	if err := s.init(o); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := s.loadHints(o.HintLimits); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}

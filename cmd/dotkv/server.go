@@ -34,6 +34,9 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "fsync", Usage: "always (sync before acknowledging) or never", Value: "always"},
 			&cli.Int64Flag{Name: "max-value", Usage: "largest value in bytes", Value: api.DefaultMaxValue},
 			&cli.BoolFlag{Name: "fault-injection", Usage: "enable /admin/fault to block traffic to chosen peers"},
+			&cli.BoolFlag{Name: "hinted-handoff", Usage: "sloppy quorums: fallbacks hold copies for dead primaries as hints, delivered when they return", Value: true},
+			&cli.IntFlag{Name: "max-hints", Usage: "most hints kept per target node (0 = unbounded); overflow is counted in /metrics", Value: 1_000_000},
+			&cli.Int64Flag{Name: "max-hint-bytes", Usage: "most bytes of hints kept per target node (0 = unbounded)", Value: 1 << 30},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 		},
 		Action: func(c *cli.Context) error {
@@ -71,6 +74,9 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 	if err != nil {
 		return node.Config{}, fmt.Errorf("--w: %w", err)
 	}
+	if c.Int("max-hints") < 0 || c.Int64("max-hint-bytes") < 0 {
+		return node.Config{}, fmt.Errorf("--max-hints and --max-hint-bytes must be ≥ 0")
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return node.Config{}, fmt.Errorf("--log-level: %w", err)
@@ -100,6 +106,9 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 		Fsync:          fsync,
 		MaxValue:       c.Int64("max-value"),
 		FaultInjection: c.Bool("fault-injection"),
+		DisableHints:   !c.Bool("hinted-handoff"),
+		MaxHints:       c.Int("max-hints"),
+		MaxHintBytes:   c.Int64("max-hint-bytes"),
 		Logger:         slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}, nil
 }

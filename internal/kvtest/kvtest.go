@@ -35,6 +35,10 @@ type Options struct {
 	R, W replica.Level
 	// Fsync defaults to never (tests do not measure durability here).
 	Fsync storage.FsyncMode
+	// DisableHints turns off sloppy quorums and hinted handoff.
+	DisableHints bool
+	// MaxHints bounds hints per target (0 = unbounded).
+	MaxHints int
 }
 
 // Cluster is a running test cluster.
@@ -79,6 +83,7 @@ func NewCluster(t testing.TB, size int, opts Options) *Cluster {
 			RPCAddr:    net.JoinHostPort(nd.IP, "0"),
 			N:          opts.N, R: opts.R, W: opts.W,
 			Fsync: opts.Fsync, FaultInjection: true, FastGossip: true,
+			DisableHints: opts.DisableHints, MaxHints: opts.MaxHints, HintInterval: 50 * time.Millisecond,
 		}
 		if seed != "" {
 			nd.cfg.Join = []string{seed}
