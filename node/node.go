@@ -240,6 +240,9 @@ type livenessView struct{ m *gossip.Membership }
 func (v livenessView) Ring() *ring.Ring    { return v.m.Ring() }
 func (v livenessView) Dead(id string) bool { return v.m.Liveness(id) == gossip.Dead }
 func (v livenessView) Ready() bool         { return v.m.Ready() }
+func (v livenessView) Suspect(id string) bool {
+	return v.m.Liveness(id) == gossip.Suspect
+}
 
 // HTTPAddr returns the client API's bound address.
 func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }

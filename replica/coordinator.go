@@ -50,6 +50,9 @@ type Cluster interface {
 	Ring() *ring.Ring
 	// Dead reports whether a node is known to be down (not merely suspect).
 	Dead(id string) bool
+	// Suspect reports whether a node failed its latest probe but is not
+	// declared dead (e.g. paused); it is still tried, but last.
+	Suspect(id string) bool
 	// Ready reports whether this node knows the cluster's ring yet.
 	Ready() bool
 }
@@ -150,9 +153,10 @@ func NewLocal(self string, store Store, cfg Config) (*Coordinator, error) {
 
 type staticCluster struct{ r *ring.Ring }
 
-func (s staticCluster) Ring() *ring.Ring { return s.r }
-func (staticCluster) Dead(string) bool   { return false }
-func (staticCluster) Ready() bool        { return true }
+func (s staticCluster) Ring() *ring.Ring  { return s.r }
+func (staticCluster) Dead(string) bool    { return false }
+func (staticCluster) Ready() bool         { return true }
+func (staticCluster) Suspect(string) bool { return false }
 
 // Close stops background replication and waits for it.
 func (c *Coordinator) Close() {

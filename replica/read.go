@@ -173,4 +173,3 @@ func (c *Coordinator) readFrom(ctx context.Context, node, primary string, p uint
 	st := rb.state()
 	return st, rb.done()
 }
-

@@ -1,6 +1,7 @@
 package replica
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -45,7 +46,13 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, vctx versioning.Versi
 // took the request.
 func (c *Coordinator) forward(ctx context.Context, prims []string, req putRequest) (_ versioning.VersionVector, _ error, delivered bool) {
 	need, _ := needs(len(prims), req.w, req.pw, c.cfg.W)
-	for _, node := range prims {
+	// Alive primaries first, suspect ones last: a paused primary would hold
+	// the request until its deadline.
+	order := slices.Clone(prims)
+	slices.SortStableFunc(order, func(a, b string) int {
+		return cmp.Compare(boolInt(c.cluster.Suspect(a)), boolInt(c.cluster.Suspect(b)))
+	})
+	for _, node := range order {
 		if c.cluster.Dead(node) {
 			continue
 		}
@@ -216,4 +223,11 @@ func (c *Coordinator) deliverCopy(ctx context.Context, s replicaSlot, pool *fall
 	}
 	c.storeHint(s.primary, p, key, st)
 	return slotResult{}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
