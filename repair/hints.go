@@ -90,13 +90,18 @@ func (d *Deliverer) Run(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		for target, n := range d.cfg.Store.HintCounts() {
-			if n == 0 || d.cfg.Dead(target) {
-				continue
-			}
-			if err := d.DeliverTo(ctx, target); err != nil && ctx.Err() == nil {
-				d.cfg.Logger.Debug("hint delivery paused", "target", target, "err", err)
-			}
+		d.round(ctx)
+	}
+}
+
+// round offers every target that gossip does not see dead its hints.
+func (d *Deliverer) round(ctx context.Context) {
+	for target, n := range d.cfg.Store.HintCounts() {
+		if n == 0 || d.cfg.Dead(target) {
+			continue
+		}
+		if err := d.DeliverTo(ctx, target); err != nil && ctx.Err() == nil {
+			d.cfg.Logger.Debug("hint delivery paused", "target", target, "err", err)
 		}
 	}
 }

@@ -1,0 +1,217 @@
+package repair
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+	"go.uber.org/goleak"
+
+	"github.com/dotkv/dotkv/storage"
+	"github.com/dotkv/dotkv/versioning"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+func open(t *testing.T, id string) *storage.Store {
+	t.Helper()
+	s, err := storage.Open("db", storage.Options{NodeID: id, FS: vfs.NewMem(), CacheSize: 1 << 20, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// directPeer calls the target's real handler in process; fail makes the
+// next calls fail, and before runs just before each call is handled.
+type directPeer struct {
+	targets map[string]*storage.Store
+	fail    atomic.Bool
+	calls   atomic.Int64
+	before  func()
+}
+
+func (p *directPeer) Call(ctx context.Context, node, method string, req []byte) ([]byte, error) {
+	p.calls.Add(1)
+	if p.fail.Load() {
+		return nil, errors.New("injected failure")
+	}
+	if p.before != nil {
+		p.before()
+	}
+	if method != MethodDeliverHints {
+		return nil, fmt.Errorf("unexpected method %s", method)
+	}
+	return HandleDeliverHints(p.targets[node])(ctx, "holder", req)
+}
+
+// write makes a state for key on a scratch store (as a coordinator would).
+func write(t *testing.T, coord *storage.Store, key, value string) versioning.State {
+	t.Helper()
+	st, _, err := coord.Write(7, []byte(key), nil, versioning.Sibling{Value: []byte(value), ContentType: "text/plain"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func TestDeliverToMergesAndDeletes(t *testing.T) {
+	holder, target, coord := open(t, "n1"), open(t, "n3"), open(t, "n2")
+	// The target already holds a concurrent version of one key: delivery
+	// must merge, not overwrite.
+	pre := write(t, open(t, "n4"), "k0", "concurrent")
+	if _, err := target.Merge(7, []byte("k0"), pre); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]versioning.State{}
+	for i := range 600 {
+		k := fmt.Sprintf("k%d", i)
+		st := write(t, coord, k, "v")
+		if _, err := holder.PutHint("n3", 7, []byte(k), st); err != nil {
+			t.Fatal(err)
+		}
+		want[k] = st
+	}
+	want["k0"] = versioning.Sync(want["k0"], pre)
+	peer := &directPeer{targets: map[string]*storage.Store{"n3": target}}
+	d := NewDeliverer(DelivererConfig{Store: holder, Peer: peer, Dead: func(string) bool { return false }, Batch: 100})
+	if err := d.DeliverTo(context.Background(), "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if got := peer.calls.Load(); got != 6 {
+		t.Errorf("%d batch calls for 600 hints in batches of 100, want 6", got)
+	}
+	if d.Delivered() != 600 || len(holder.HintCounts()) != 0 {
+		t.Fatalf("delivered %d, pending %v", d.Delivered(), holder.HintCounts())
+	}
+	for k, st := range want {
+		got, found, err := target.Get(7, []byte(k))
+		if err != nil || !found || !got.Equal(st) {
+			t.Fatalf("target's %s = %+v (found %v, err %v), want %+v", k, got, found, err, st)
+		}
+	}
+	// Delivering the same states again changes nothing (idempotent).
+	for k, st := range want {
+		if _, err := holder.PutHint("n3", 7, []byte(k), st); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.DeliverTo(context.Background(), "n3"); err != nil {
+		t.Fatal(err)
+	}
+	for k, st := range want {
+		if got, _, _ := target.Get(7, []byte(k)); !got.Equal(st) {
+			t.Fatalf("redelivery changed %s", k)
+		}
+	}
+}
+
+func TestFailedDeliveryKeepsHints(t *testing.T) {
+	holder, target, coord := open(t, "n1"), open(t, "n3"), open(t, "n2")
+	for i := range 10 {
+		k := fmt.Sprintf("k%d", i)
+		if _, err := holder.PutHint("n3", 7, []byte(k), write(t, coord, k, "v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peer := &directPeer{targets: map[string]*storage.Store{"n3": target}}
+	peer.fail.Store(true)
+	d := NewDeliverer(DelivererConfig{Store: holder, Peer: peer, Dead: func(string) bool { return false }})
+	if err := d.DeliverTo(context.Background(), "n3"); err == nil {
+		t.Fatal("delivery through a failing peer reported success")
+	}
+	if got := holder.HintCounts()["n3"]; got != 10 || d.Failures() != 1 {
+		t.Fatalf("after a failed delivery: %d hints pending, %d failures; want 10, 1", got, d.Failures())
+	}
+}
+
+// TestHintCoalescedDuringDeliveryIsKept: a write coalesced into a hint
+// after the deliverer read it is not deleted with the acknowledged batch.
+func TestHintCoalescedDuringDeliveryIsKept(t *testing.T) {
+	holder, target, coord := open(t, "n1"), open(t, "n3"), open(t, "n2")
+	first := write(t, coord, "k", "v1")
+	if _, err := holder.PutHint("n3", 7, []byte("k"), first); err != nil {
+		t.Fatal(err)
+	}
+	second, _, err := coord.Write(7, []byte("k"), first.Context, versioning.Sibling{Value: []byte("v2")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := &directPeer{targets: map[string]*storage.Store{"n3": target}}
+	once := false
+	peer.before = func() { // a newer write arrives while the batch is in flight
+		if !once {
+			once = true
+			if _, err := holder.PutHint("n3", 7, []byte("k"), second); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	d := NewDeliverer(DelivererConfig{Store: holder, Peer: peer, Dead: func(string) bool { return false }})
+	if err := d.DeliverTo(context.Background(), "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok, _ := holder.GetHint("n3", 7, []byte("k")); !ok || !got.Equal(second) {
+		t.Fatalf("the coalesced hint was deleted or changed: %+v %v", got, ok)
+	}
+	peer.before = nil
+	if err := d.DeliverTo(context.Background(), "n3"); err != nil {
+		t.Fatal(err)
+	}
+	if got, _, _ := target.Get(7, []byte("k")); !got.Equal(second) || len(holder.HintCounts()) != 0 {
+		t.Fatalf("second round: target %+v, pending %v", got, holder.HintCounts())
+	}
+}
+
+func TestRoundSkipsDeadTargetsAndRunDrains(t *testing.T) {
+	holder, target, coord := open(t, "n1"), open(t, "n3"), open(t, "n2")
+	if _, err := holder.PutHint("n3", 7, []byte("k"), write(t, coord, "k", "v")); err != nil {
+		t.Fatal(err)
+	}
+	var dead atomic.Bool
+	dead.Store(true)
+	peer := &directPeer{targets: map[string]*storage.Store{"n3": target}}
+	d := NewDeliverer(DelivererConfig{Store: holder, Peer: peer, Dead: func(string) bool { return dead.Load() }, Interval: time.Millisecond})
+	d.round(context.Background())
+	if peer.calls.Load() != 0 || holder.HintCounts()["n3"] != 1 {
+		t.Fatal("a round delivered to a dead target")
+	}
+	dead.Store(false)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { d.Run(ctx); close(done) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for len(holder.HintCounts()) != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("Run did not deliver to a live target within 5 s")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	cancel()
+	<-done
+}
+
+func TestHandlerRefusesMalformedBatches(t *testing.T) {
+	h := HandleDeliverHints(open(t, "n3"))
+	good, err := encodeBatch([]storage.Hint{{Target: "n3", Partition: 1, Key: []byte("k"), State: write(t, open(t, "n2"), "k", "v")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range len(good) {
+		if _, err := h(context.Background(), "n1", good[:i]); err == nil {
+			t.Fatalf("truncated batch (%d of %d bytes) accepted", i, len(good))
+		}
+	}
+	if _, err := h(context.Background(), "n1", append(good, 0)); err == nil {
+		t.Fatal("trailing bytes accepted")
+	}
+	if _, err := h(context.Background(), "n1", good); err != nil {
+		t.Fatal(err)
+	}
+}
+
