@@ -214,4 +214,3 @@ func TestHandlerRefusesMalformedBatches(t *testing.T) {
 		t.Fatal(err)
 	}
 }
-
