@@ -38,6 +38,7 @@ type Store interface {
 	// Hints: states kept for a target node that did not acknowledge.
 	PutHint(target string, partition uint32, key []byte, st versioning.State) (versioning.State, error)
 	GetHint(target string, partition uint32, key []byte) (versioning.State, bool, error)
+	HintCounts() map[string]int
 	// FallbackDot issues a dot for a write this node coordinates while it
 	// is not a primary of the key (see versioning.State.UpdateExact).
 	FallbackDot(ctx versioning.VersionVector) (versioning.Dot, error)
@@ -207,13 +208,16 @@ type fallbackPool struct {
 	next []string
 }
 
-func (c *Coordinator) newPool(fallbacks []string) *fallbackPool {
+// newPool returns the key's live fallbacks; this node is among them only
+// if includeSelf (a read may use this node's own hints; a fallback
+// coordinating a write has already taken its own slot).
+func (c *Coordinator) newPool(fallbacks []string, includeSelf bool) *fallbackPool {
 	p := &fallbackPool{}
 	if c.cfg.DisableHints {
 		return p
 	}
 	for _, f := range fallbacks {
-		if f != c.self && !c.cluster.Dead(f) {
+		if (f != c.self || includeSelf) && !c.cluster.Dead(f) {
 			p.next = append(p.next, f)
 		}
 	}
@@ -322,19 +326,35 @@ func (c *Coordinator) sendCopy(ctx context.Context, node, primary string, p uint
 	return err
 }
 
+// readLocal returns this node's copy of key: its records when it reads as
+// a primary, else the merge of every hint it holds for the key, whichever
+// primary each names (the writer's and the reader's plans may have given
+// this fallback different primaries' slots).
+func (c *Coordinator) readLocal(asPrimary bool, p uint32, key []byte) (versioning.State, error) {
+	if asPrimary {
+		st, _, err := c.store.Get(p, key)
+		return st, err
+	}
+	var merged versioning.State
+	for target := range c.store.HintCounts() {
+		st, ok, err := c.store.GetHint(target, p, key)
+		if err != nil {
+			return versioning.State{}, err
+		}
+		if ok {
+			merged = versioning.Sync(merged, st)
+		}
+	}
+	return merged, nil
+}
+
 func (c *Coordinator) handleRead(_ context.Context, _ string, req []byte) ([]byte, error) {
 	rb := rbuf{b: req}
-	p, key, target := rb.u32(), rb.bytes(), rb.str()
+	p, key, asFallback := rb.u32(), rb.bytes(), rb.byte1()
 	if err := rb.done(); err != nil {
 		return nil, err
 	}
-	var st versioning.State
-	var err error
-	if target == "" || target == c.self {
-		st, _, err = c.store.Get(p, key)
-	} else {
-		st, _, err = c.store.GetHint(target, p, key)
-	}
+	st, err := c.readLocal(asFallback == 0, p, key)
 	if err != nil {
 		return nil, err
 	}

@@ -26,7 +26,7 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, o ReadOptions) (versi
 	p := r.PartitionOf(key)
 	prims := r.Primaries(p)
 	need, needP := needs(len(prims), o.R, o.PR, c.cfg.R)
-	pool := c.newPool(r.Fallbacks(p))
+	pool := c.newPool(r.Fallbacks(p), true)
 	slots := c.plan(prims, pool, -1)
 	reach, primReach := 0, 0
 	for _, s := range slots {
@@ -149,23 +149,16 @@ func (c *Coordinator) readCopy(ctx context.Context, s replicaSlot, pool *fallbac
 }
 
 // readFrom returns node's copy of key: its records if it is the primary,
-// else its hint for primary.
+// else every hint it holds for the key.
 func (c *Coordinator) readFrom(ctx context.Context, node, primary string, p uint32, key []byte) (versioning.State, error) {
 	if node == c.self {
-		var st versioning.State
-		var err error
-		if node == primary {
-			st, _, err = c.store.Get(p, key)
-		} else {
-			st, _, err = c.store.GetHint(primary, p, key)
-		}
-		return st, err
+		return c.readLocal(node == primary, p, key)
 	}
-	target := ""
+	var asFallback byte
 	if node != primary {
-		target = primary
+		asFallback = 1
 	}
-	resp, err := c.peer.Call(ctx, node, methodRead, wbuf(nil).u32(p).bytes(key).str(target))
+	resp, err := c.peer.Call(ctx, node, methodRead, wbuf(nil).u32(p).bytes(key).byte1(asFallback))
 	if err != nil {
 		return versioning.State{}, err
 	}

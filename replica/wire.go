@@ -11,7 +11,7 @@ import (
 
 // RPC methods between replicas.
 const (
-	methodRead      = "read"      // partition, key → found, state
+	methodRead      = "read"      // partition, key, as-fallback flag → state
 	methodReplicate = "replicate" // partition, key, state → ack (the replica syncs it in)
 	methodPut       = "put"       // a client write forwarded to a primary to coordinate
 	methodHint      = "hint"      // target, partition, key, state → kept as a hint for target

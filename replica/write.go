@@ -109,7 +109,7 @@ type slotResult struct {
 func (c *Coordinator) coordinate(ctx context.Context, r *ring.Ring, p uint32, key []byte, vctx versioning.VersionVector, sib versioning.Sibling, o WriteOptions, standIn int) (versioning.VersionVector, error) {
 	prims := r.Primaries(p)
 	need, needP := needs(len(prims), o.W, o.PW, c.cfg.W)
-	pool := c.newPool(r.Fallbacks(p))
+	pool := c.newPool(r.Fallbacks(p), false)
 	slots := c.plan(prims, pool, standIn)
 	reach, primReach := 0, 0
 	for _, s := range slots {
