@@ -111,8 +111,10 @@ func (c *Cluster) start(nd *Node) {
 	nd.mu.Unlock()
 }
 
-// Close stops every running node.
+// Close stops every running node. Idle client connections are closed
+// first, so the nodes' graceful shutdown does not wait on them.
 func (c *Cluster) Close() {
+	c.client.CloseIdleConnections()
 	var wg sync.WaitGroup
 	for _, nd := range c.Nodes {
 		wg.Go(func() { nd.stop(c.t) })
