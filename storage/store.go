@@ -1,6 +1,7 @@
 package storage
 
 import (
+	"bytes"
 	"crypto/rand"
 	"encoding/binary"
 	"errors"
@@ -80,6 +81,8 @@ type Options struct {
 	MemTableSize uint64
 	// Logger receives storage events; nil discards them.
 	Logger *slog.Logger
+	// Observer, if not nil, is told of every change to a record.
+	Observer RecordObserver
 	// HintLimits bound the hints kept per target node; the zero value
 	// is unlimited.
 	HintLimits HintLimits
@@ -93,6 +96,7 @@ type Store struct {
 	actor     string
 	inc       uint64
 	writeOpts *pebble.WriteOptions
+	observer  RecordObserver
 	locks     [lockStripes]sync.Mutex
 	closed    atomic.Bool
 	hints     hintIndex
@@ -152,7 +156,7 @@ func Open(dir string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
-	s := &Store{db: db, log: log, nodeID: o.NodeID, writeOpts: pebble.Sync}
+	s := &Store{db: db, log: log, nodeID: o.NodeID, writeOpts: pebble.Sync, observer: o.Observer}
 	if o.Fsync == FsyncNever {
 		s.writeOpts = pebble.NoSync
 	}
@@ -251,13 +255,18 @@ func (s *Store) Actor() string { return s.actor }
 // Incarnation returns the current incarnation number.
 func (s *Store) Incarnation() uint64 { return s.inc }
 
-// recordKey returns 'r' | partition | key.
+// recordKey returns 'r' | partition | bucket | key: a partition is one
+// contiguous range, and so is each Merkle leaf bucket within it.
 func recordKey(partition uint32, key []byte) []byte {
-	k := make([]byte, 0, 5+len(key))
+	k := make([]byte, 0, recordPrefixLen+len(key))
 	k = append(k, 'r')
 	k = binary.BigEndian.AppendUint32(k, partition)
+	k = binary.BigEndian.AppendUint16(k, Bucket(key))
 	return append(k, key...)
 }
+
+// recordPrefixLen is the length of 'r' | partition | bucket.
+const recordPrefixLen = 1 + 4 + 2
 
 func (s *Store) lock(key []byte) *sync.Mutex {
 	return &s.locks[xxhash.Sum64(key)%lockStripes]
@@ -278,20 +287,22 @@ func (s *Store) get(rk []byte) (versioning.State, bool, error) {
 		return versioning.State{}, false, nil
 	}
 	if err != nil {
-		return versioning.State{}, false, fmt.Errorf("get record %q: %w", rk[5:], err)
+		return versioning.State{}, false, fmt.Errorf("get record %q: %w", rk[recordPrefixLen:], err)
 	}
 	defer closer.Close()
 	st, err := versioning.DecodeState(val)
 	if err != nil {
-		return versioning.State{}, false, fmt.Errorf("decode record %q: %w", rk[5:], err)
+		return versioning.State{}, false, fmt.Errorf("decode record %q: %w", rk[recordPrefixLen:], err)
 	}
 	return st, true, nil
 }
 
 // Update atomically replaces key's state with fn(current). fn runs under
 // the key's lock and must not call back into the Store for the same key.
-// If fn returns an error nothing is written. The new state is durable
-// (per the fsync mode) when Update returns.
+// If fn returns an error nothing is written; if the new state encodes to
+// the stored bytes, nothing is written either. The new state is durable
+// (per the fsync mode) when Update returns, and the record observer has
+// seen the change.
 func (s *Store) Update(partition uint32, key []byte, fn func(cur versioning.State) (versioning.State, error)) (versioning.State, error) {
 	if s.closed.Load() {
 		return versioning.State{}, ErrClosed
@@ -300,9 +311,20 @@ func (s *Store) Update(partition uint32, key []byte, fn func(cur versioning.Stat
 	mu := s.lock(key)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, _, err := s.get(rk)
-	if err != nil {
-		return versioning.State{}, err
+	old, closer, err := s.db.Get(rk)
+	switch {
+	case errors.Is(err, pebble.ErrNotFound):
+		old, closer = nil, nil
+	case err != nil:
+		return versioning.State{}, fmt.Errorf("get record %q: %w", key, err)
+	default:
+		defer closer.Close() // old stays valid until then, also across the Set below
+	}
+	var cur versioning.State
+	if old != nil {
+		if cur, err = versioning.DecodeState(old); err != nil {
+			return versioning.State{}, fmt.Errorf("decode record %q: %w", key, err)
+		}
 	}
 	next, err := fn(cur)
 	if err != nil {
@@ -312,8 +334,14 @@ func (s *Store) Update(partition uint32, key []byte, fn func(cur versioning.Stat
 	if err != nil {
 		return versioning.State{}, fmt.Errorf("encode record %q: %w", key, err)
 	}
+	if old != nil && bytes.Equal(old, enc) {
+		return next, nil // nothing new (e.g. a replica merging what it has)
+	}
 	if err := s.db.Set(rk, enc, s.writeOpts); err != nil {
 		return versioning.State{}, fmt.Errorf("write record %q: %w", key, err)
+	}
+	if s.observer != nil {
+		s.observer(partition, key, old, enc)
 	}
 	return next, nil
 }
