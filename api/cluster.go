@@ -2,8 +2,10 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 
 	"github.com/dotkv/dotkv/gossip"
 	"github.com/dotkv/dotkv/ring"
@@ -18,6 +20,11 @@ type ClusterView interface {
 // HintCounter reports pending hints per target node (*storage.Store).
 type HintCounter interface {
 	HintCounts() map[string]int
+}
+
+// AAEView reports Merkle roots of partitions (*repair.Trees).
+type AAEView interface {
+	Roots(partitions []uint32) []uint64
 }
 
 // FaultFilter is the fault filter /admin/fault drives (*transport.Filter).
@@ -159,4 +166,28 @@ func (s singleNode) Ring() *ring.Ring { return s.r }
 
 func (s singleNode) Members() []gossip.Member {
 	return []gossip.Member{{ID: s.id, HTTP: s.http, Status: gossip.StatusMember, Liveness: gossip.Alive}}
+}
+
+type aaeJSON struct {
+	Node  string            `json:"node"`
+	Roots map[string]string `json:"roots"`
+}
+
+// adminAAE returns the Merkle root of every partition this node replicates
+// (16 hex digits; all zeros for an empty partition), so that a checker can
+// tell when replicas agree.
+func (s *Server) adminAAE(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed on /admin/aae")
+		return
+	}
+	out := aaeJSON{Node: s.cfg.NodeID, Roots: map[string]string{}}
+	if s.cfg.AAE != nil {
+		parts := s.cfg.Cluster.Ring().Owned(s.cfg.NodeID)
+		for i, root := range s.cfg.AAE.Roots(parts) {
+			out.Roots[strconv.FormatUint(uint64(parts[i]), 10)] = fmt.Sprintf("%016x", root)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }

@@ -51,6 +51,8 @@ type Config struct {
 	Faults FaultFilter
 	// Hints, if not nil, reports pending hints in /cluster/status.
 	Hints HintCounter
+	// AAE, if not nil, serves /admin/aae.
+	AAE AAEView
 }
 
 // Limits of the client API.
@@ -141,6 +143,9 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 			s.clusterStatus(w, r)
 		}
 		return "cluster_status"
+	case path == "/admin/aae":
+		s.adminAAE(w, r)
+		return "admin_aae"
 	case path == "/admin/fault":
 		s.adminFault(w, r)
 		return "admin_fault"

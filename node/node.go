@@ -64,7 +64,16 @@ type Config struct {
 	// HintInterval is how often pending hints are offered to live targets
 	// (default 200 ms).
 	HintInterval time.Duration
-	Logger       *slog.Logger
+	// DisableAAE turns active anti-entropy (and tombstone collection) off.
+	DisableAAE bool
+	// AAEInterval is the time between anti-entropy exchanges (default 10 s);
+	// AAEKeysPerSec bounds the keys they list or sync per second.
+	AAEInterval   time.Duration
+	AAEKeysPerSec int
+	// TombstoneGrace is how long a delete's tombstone is kept, at least,
+	// before it may be collected (default 1 h).
+	TombstoneGrace time.Duration
+	Logger         *slog.Logger
 }
 
 // Node is a running dotkv node.
@@ -78,6 +87,9 @@ type Node struct {
 	membership *gossip.Membership
 	coord      *replica.Coordinator
 	deliverer  *repair.Deliverer
+	trees      *repair.Trees
+	tombs      *repair.Tombstones
+	aae        *repair.Engine
 	reg        *prometheus.Registry
 	stop       context.CancelFunc // stops the node's own goroutines
 	wg         sync.WaitGroup
@@ -106,13 +118,27 @@ func Start(cfg Config) (_ *Node, err error) {
 			return nil, fmt.Errorf("create data directory: %w", err)
 		}
 	}
+	n.trees, n.tombs = repair.NewTrees(), repair.NewTombstones()
 	n.store, err = storage.Open(cfg.DataDir, storage.Options{
 		NodeID: cfg.ID, Fsync: cfg.Fsync, FS: cfg.FS, Logger: log,
 		HintLimits: storage.HintLimits{MaxCount: cfg.MaxHints, MaxBytes: cfg.MaxHintBytes},
+		Observer: func(p uint32, key, old, cur []byte) {
+			n.trees.Observe(p, key, old, cur)
+			n.tombs.Observe(p, key, old, cur)
+		},
 	})
 	if err != nil {
 		return nil, err
 	}
+	// The Merkle trees and the tombstone index live in memory: rebuild
+	// them before anything can write.
+	rebuildStart := time.Now()
+	records, err := repair.Rebuild(n.store, n.trees, n.tombs)
+	if err != nil {
+		return nil, fmt.Errorf("rebuild anti-entropy trees: %w", err)
+	}
+	log.Info("rebuilt anti-entropy trees", "records", records, "took", time.Since(rebuildStart).String(),
+		"tombstones", n.tombs.Len())
 	n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -133,7 +159,8 @@ func Start(cfg Config) (_ *Node, err error) {
 		}
 		view = n.membership
 	}
-	apiCfg := api.Config{NodeID: cfg.ID, MaxValue: cfg.MaxValue, Logger: log, Cluster: view, Registry: n.reg, Hints: n.store}
+	apiCfg := api.Config{NodeID: cfg.ID, MaxValue: cfg.MaxValue, Logger: log, Cluster: view, Registry: n.reg,
+		Hints: n.store, AAE: n.trees}
 	if cfg.FaultInjection {
 		apiCfg.Faults = n.filter
 	}
@@ -191,8 +218,7 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 		return err
 	}
 	n.coord.Register(n.rpc)
-	n.rpc.Handle(repair.MethodDeliverHints, repair.HandleDeliverHints(n.store))
-	n.rpc.Serve()
+	n.rpc.Handle(repair.MethodMergeStates, repair.HandleMergeStates(n.store))
 
 	n.deliverer = repair.NewDeliverer(repair.DelivererConfig{
 		Store:    n.store,
@@ -202,11 +228,29 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 		Logger:   n.log,
 	})
 	n.reg.MustRegister(hintCollector{n.store, n.deliverer})
+	n.aae = repair.NewEngine(repair.EngineConfig{
+		Self: cfg.ID, Store: n.store, Trees: n.trees, Tombs: n.tombs, Peer: n.client,
+		Ring:           n.membership.Ring,
+		Dead:           func(id string) bool { return n.membership.Liveness(id) == gossip.Dead },
+		Interval:       cfg.AAEInterval,
+		KeysPerSec:     cfg.AAEKeysPerSec,
+		TombstoneGrace: cfg.TombstoneGrace,
+		Logger:         n.log,
+		Registerer:     n.reg,
+	})
+	n.aae.Register(n.rpc)
+	n.rpc.Serve()
 	ctx, stop := context.WithCancel(context.Background())
 	n.stop = stop
 	n.wg.Go(func() { n.deliverer.Run(ctx) })
+	if !cfg.DisableAAE {
+		n.wg.Go(func() { n.aae.Run(ctx) })
+	}
 	return nil
 }
+
+// AAE returns the node's anti-entropy engine (nil on a single node).
+func (n *Node) AAE() *repair.Engine { return n.aae }
 
 // hintCollector exports the hint store's and the deliverer's counts.
 type hintCollector struct {

@@ -14,9 +14,10 @@ import (
 	"github.com/dotkv/dotkv/versioning"
 )
 
-// MethodDeliverHints is the RPC that carries a batch of hints to their
-// target: count, then per hint partition, key and state.
-const MethodDeliverHints = "deliver_hints"
+// MethodMergeStates is the RPC that carries a batch of key states for the
+// receiver to merge into its records (delivered hints, anti-entropy
+// pushes): count, then per key partition, key and state.
+const MethodMergeStates = "merge_states"
 
 // HintStore is the hint side of *storage.Store.
 type HintStore interface {
@@ -123,7 +124,7 @@ func (d *Deliverer) DeliverTo(ctx context.Context, target string) error {
 			return err
 		}
 		cctx, cancel := context.WithTimeout(ctx, d.cfg.CallTimeout)
-		_, err = d.cfg.Peer.Call(cctx, target, MethodDeliverHints, msg)
+		_, err = d.cfg.Peer.Call(cctx, target, MethodMergeStates, msg)
 		cancel()
 		if err != nil {
 			d.failures.Add(1)
@@ -159,11 +160,11 @@ func encodeBatch(hints []storage.Hint) ([]byte, error) {
 	return b, nil
 }
 
-var errBatch = errors.New("repair: malformed hint batch")
+var errBatch = errors.New("repair: malformed state batch")
 
-// HandleDeliverHints returns the RPC handler that merges a batch of hints
+// HandleMergeStates returns the RPC handler that merges a batch of states
 // into this node's records.
-func HandleDeliverHints(store RecordStore) transport.Handler {
+func HandleMergeStates(store RecordStore) transport.Handler {
 	return func(_ context.Context, _ string, req []byte) ([]byte, error) {
 		n, k := binary.Uvarint(req)
 		if k <= 0 || n > uint64(len(req)) {

@@ -44,10 +44,10 @@ func (p *directPeer) Call(ctx context.Context, node, method string, req []byte) 
 	if p.before != nil {
 		p.before()
 	}
-	if method != MethodDeliverHints {
+	if method != MethodMergeStates {
 		return nil, fmt.Errorf("unexpected method %s", method)
 	}
-	return HandleDeliverHints(p.targets[node])(ctx, "holder", req)
+	return HandleMergeStates(p.targets[node])(ctx, "holder", req)
 }
 
 // write makes a state for key on a scratch store (as a coordinator would).
@@ -197,7 +197,7 @@ func TestRoundSkipsDeadTargetsAndRunDrains(t *testing.T) {
 }
 
 func TestHandlerRefusesMalformedBatches(t *testing.T) {
-	h := HandleDeliverHints(open(t, "n3"))
+	h := HandleMergeStates(open(t, "n3"))
 	good, err := encodeBatch([]storage.Hint{{Target: "n3", Partition: 1, Key: []byte("k"), State: write(t, open(t, "n2"), "k", "v")}})
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/urfave/cli/v2"
 
@@ -37,6 +38,10 @@ func serverCommand() *cli.Command {
 			&cli.BoolFlag{Name: "hinted-handoff", Usage: "sloppy quorums: fallbacks hold copies for dead primaries as hints, delivered when they return", Value: true},
 			&cli.IntFlag{Name: "max-hints", Usage: "most hints kept per target node (0 = unbounded); overflow is counted in /metrics", Value: 1_000_000},
 			&cli.Int64Flag{Name: "max-hint-bytes", Usage: "most bytes of hints kept per target node (0 = unbounded)", Value: 1 << 30},
+			&cli.BoolFlag{Name: "aae", Usage: "active anti-entropy: compare Merkle trees with other replicas and sync differing keys", Value: true},
+			&cli.DurationFlag{Name: "aae-interval", Usage: "time between anti-entropy exchanges", Value: 10 * time.Second},
+			&cli.IntFlag{Name: "aae-keys-per-sec", Usage: "most keys anti-entropy lists or syncs per second", Value: 50_000},
+			&cli.DurationFlag{Name: "tombstone-grace", Usage: "keep a delete's tombstone at least this long before collecting it", Value: time.Hour},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 		},
 		Action: func(c *cli.Context) error {
@@ -77,6 +82,9 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 	if c.Int("max-hints") < 0 || c.Int64("max-hint-bytes") < 0 {
 		return node.Config{}, fmt.Errorf("--max-hints and --max-hint-bytes must be ≥ 0")
 	}
+	if c.Duration("aae-interval") <= 0 || c.Int("aae-keys-per-sec") <= 0 || c.Duration("tombstone-grace") <= 0 {
+		return node.Config{}, fmt.Errorf("--aae-interval, --aae-keys-per-sec and --tombstone-grace must be > 0")
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(c.String("log-level"))); err != nil {
 		return node.Config{}, fmt.Errorf("--log-level: %w", err)
@@ -109,6 +117,10 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 		DisableHints:   !c.Bool("hinted-handoff"),
 		MaxHints:       c.Int("max-hints"),
 		MaxHintBytes:   c.Int64("max-hint-bytes"),
+		DisableAAE:     !c.Bool("aae"),
+		AAEInterval:    c.Duration("aae-interval"),
+		AAEKeysPerSec:  c.Int("aae-keys-per-sec"),
+		TombstoneGrace: c.Duration("tombstone-grace"),
 		Logger:         slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}, nil
 }

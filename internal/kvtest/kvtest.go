@@ -6,6 +6,7 @@ package kvtest
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -39,6 +40,11 @@ type Options struct {
 	DisableHints bool
 	// MaxHints bounds hints per target (0 = unbounded).
 	MaxHints int
+	// DisableAAE turns anti-entropy off; AAEInterval defaults to 200 ms
+	// in tests; TombstoneGrace to the node default (1 h).
+	DisableAAE     bool
+	AAEInterval    time.Duration
+	TombstoneGrace time.Duration
 }
 
 // Cluster is a running test cluster.
@@ -84,6 +90,8 @@ func NewCluster(t testing.TB, size int, opts Options) *Cluster {
 			N:          opts.N, R: opts.R, W: opts.W,
 			Fsync: opts.Fsync, FaultInjection: true, FastGossip: true,
 			DisableHints: opts.DisableHints, MaxHints: opts.MaxHints, HintInterval: 50 * time.Millisecond,
+			DisableAAE: opts.DisableAAE, AAEInterval: cmp.Or(opts.AAEInterval, 200*time.Millisecond),
+			TombstoneGrace: opts.TombstoneGrace,
 		}
 		if seed != "" {
 			nd.cfg.Join = []string{seed}

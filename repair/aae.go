@@ -1,0 +1,600 @@
+package repair
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+
+	"github.com/dotkv/dotkv/internal/wire"
+	"github.com/dotkv/dotkv/ring"
+	"github.com/dotkv/dotkv/storage"
+	"github.com/dotkv/dotkv/transport"
+	"github.com/dotkv/dotkv/versioning"
+)
+
+// Anti-entropy RPC methods. Each takes and returns a batch, so one
+// exchange costs one round trip per tree level whatever the number of
+// differing partitions.
+const (
+	methodRoots  = "aae_roots"  // partitions → roots
+	methodMids   = "aae_mids"   // partitions → 32 mid hashes each
+	methodLeaves = "aae_leaves" // (partition, mid)s → 32 leaf hashes each
+	methodKeys   = "aae_keys"   // (partition, bucket)s → (key, hash) lists
+	methodGet    = "aae_get"    // (partition, key)s → stored encodings ("" = absent)
+)
+
+// EngineConfig configures active anti-entropy.
+type EngineConfig struct {
+	Self  string
+	Store *storage.Store
+	Trees *Trees
+	Tombs *Tombstones
+	Peer  Peer
+	// Ring returns the current ring; Dead reports gossip's verdict.
+	Ring func() *ring.Ring
+	Dead func(id string) bool
+	// Interval between exchanges (default 10 s).
+	Interval time.Duration
+	// KeysPerSec bounds keys listed or synced per second (default 50 000).
+	KeysPerSec int
+	// TombstoneGrace is how long a tombstone-only record is kept after its
+	// newest delete before it may be collected (default 1 h).
+	TombstoneGrace time.Duration
+	// Now is the clock for the grace period; nil means time.Now.
+	Now    func() time.Time
+	Logger *slog.Logger
+	// Registerer, if not nil, receives the engine's metrics.
+	Registerer prometheus.Registerer
+}
+
+// Engine runs anti-entropy exchanges and tombstone collection.
+type Engine struct {
+	cfg     EngineConfig
+	limiter *rate.Limiter
+	m       aaeMetrics
+	mu      sync.Mutex
+	next    int // round-robin position over peers
+}
+
+type aaeMetrics struct {
+	exchanges, compared, repaired, bytesSent, bytesReceived, purged prometheus.Counter
+}
+
+// NewEngine returns an engine; Run drives it, Register serves its RPCs.
+func NewEngine(cfg EngineConfig) *Engine {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 10 * time.Second
+	}
+	if cfg.KeysPerSec <= 0 {
+		cfg.KeysPerSec = 50_000
+	}
+	if cfg.TombstoneGrace <= 0 {
+		cfg.TombstoneGrace = time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Name: name, Help: help})
+	}
+	e := &Engine{
+		cfg:     cfg,
+		limiter: rate.NewLimiter(rate.Limit(cfg.KeysPerSec), cfg.KeysPerSec),
+		m: aaeMetrics{
+			exchanges:     c("dotkv_aae_exchanges_total", "Anti-entropy exchanges this node started."),
+			compared:      c("dotkv_aae_keys_compared_total", "Keys compared by (key, version hash) in differing leaves."),
+			repaired:      c("dotkv_aae_keys_repaired_total", "Keys synced because the replicas' versions differed."),
+			bytesSent:     c("dotkv_aae_bytes_sent_total", "Bytes of anti-entropy requests this node sent."),
+			bytesReceived: c("dotkv_aae_bytes_received_total", "Bytes of anti-entropy replies this node received."),
+			purged:        c("dotkv_tombstones_purged_total", "Tombstone-only records collected after the grace period."),
+		},
+	}
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(e.m.exchanges, e.m.compared, e.m.repaired, e.m.bytesSent, e.m.bytesReceived, e.m.purged)
+	}
+	return e
+}
+
+// Register installs the engine's RPC handlers.
+func (e *Engine) Register(srv interface {
+	Handle(method string, fn transport.Handler)
+}) {
+	srv.Handle(methodRoots, e.handleRoots)
+	srv.Handle(methodMids, e.handleMids)
+	srv.Handle(methodLeaves, e.handleLeaves)
+	srv.Handle(methodKeys, e.handleKeys)
+	srv.Handle(methodGet, e.handleGet)
+}
+
+// Run exchanges with the next live peer and collects tombstones every
+// interval until ctx is done.
+func (e *Engine) Run(ctx context.Context) {
+	t := time.NewTicker(e.cfg.Interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if peer := e.nextPeer(); peer != "" {
+			st, err := e.Exchange(ctx, peer)
+			if err != nil && ctx.Err() == nil {
+				e.cfg.Logger.Debug("anti-entropy exchange failed", "peer", peer, "err", err)
+			} else if st.KeysRepaired > 0 {
+				e.cfg.Logger.Info("anti-entropy repaired keys", "peer", peer, "keys", st.KeysRepaired, "bytes", st.BytesSent+st.BytesReceived)
+			}
+		}
+		if n, err := e.CollectTombstones(ctx, 10_000); err != nil && ctx.Err() == nil {
+			e.cfg.Logger.Debug("tombstone collection stopped", "err", err)
+		} else if n > 0 {
+			e.cfg.Logger.Info("collected tombstones", "records", n)
+		}
+	}
+}
+
+// nextPeer returns the next live ring member, round robin.
+func (e *Engine) nextPeer() string {
+	var peers []string
+	for _, m := range e.cfg.Ring().Members() {
+		if m != e.cfg.Self && !e.cfg.Dead(m) {
+			peers = append(peers, m)
+		}
+	}
+	if len(peers) == 0 {
+		return ""
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.next++
+	return peers[e.next%len(peers)]
+}
+
+// Stats describes one exchange.
+type Stats struct {
+	Partitions, DifferingPartitions int
+	KeysCompared, KeysRepaired      int
+	BytesSent, BytesReceived        int
+	RoundTrips                      int
+}
+
+// shared returns the partitions both nodes replicate.
+func shared(r *ring.Ring, a, b string) []uint32 {
+	var out []uint32
+	for _, p := range r.Owned(a) {
+		if r.IsPrimary(p, b) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// Exchange compares every partition this node and peer both replicate,
+// top-down, and syncs the keys of differing leaves in both directions
+// through versioning.Sync (never losing a sibling).
+func (e *Engine) Exchange(ctx context.Context, peer string) (Stats, error) {
+	var st Stats
+	e.m.exchanges.Inc()
+	defer func() {
+		e.m.bytesSent.Add(float64(st.BytesSent))
+		e.m.bytesReceived.Add(float64(st.BytesReceived))
+		e.m.compared.Add(float64(st.KeysCompared))
+		e.m.repaired.Add(float64(st.KeysRepaired))
+	}()
+	call := func(method string, req []byte) (*wire.Reader, error) {
+		st.RoundTrips++
+		st.BytesSent += len(req)
+		resp, err := e.cfg.Peer.Call(ctx, peer, method, req)
+		st.BytesReceived += len(resp)
+		if err != nil {
+			return nil, fmt.Errorf("anti-entropy %s with %s: %w", method, peer, err)
+		}
+		return wire.NewReader(resp), nil
+	}
+	parts := shared(e.cfg.Ring(), e.cfg.Self, peer)
+	st.Partitions = len(parts)
+	if len(parts) == 0 {
+		return st, nil
+	}
+
+	// Level 0: roots.
+	req := wire.Writer(nil).Uvarint(uint64(len(parts)))
+	for _, p := range parts {
+		req = req.U32(p)
+	}
+	r, err := call(methodRoots, req)
+	if err != nil {
+		return st, err
+	}
+	local := e.cfg.Trees.Roots(parts)
+	var diffParts []uint32
+	for i, p := range parts {
+		if r.U64() != local[i] {
+			diffParts = append(diffParts, p)
+		}
+	}
+	if err := r.Done(); err != nil {
+		return st, err
+	}
+	st.DifferingPartitions = len(diffParts)
+	if len(diffParts) == 0 {
+		return st, nil
+	}
+
+	// Level 1: mid nodes of differing partitions.
+	req = wire.Writer(nil).Uvarint(uint64(len(diffParts)))
+	for _, p := range diffParts {
+		req = req.U32(p)
+	}
+	if r, err = call(methodMids, req); err != nil {
+		return st, err
+	}
+	type pm struct {
+		p   uint32
+		mid int
+	}
+	var diffMids []pm
+	for _, p := range diffParts {
+		mids := e.cfg.Trees.Mids(p)
+		for m := range midCount {
+			if r.U64() != mids[m] {
+				diffMids = append(diffMids, pm{p, m})
+			}
+		}
+	}
+	if err := r.Done(); err != nil {
+		return st, err
+	}
+
+	// Level 2: leaves under differing mids.
+	req = wire.Writer(nil).Uvarint(uint64(len(diffMids)))
+	for _, x := range diffMids {
+		req = req.U32(x.p).Uvarint(uint64(x.mid))
+	}
+	if r, err = call(methodLeaves, req); err != nil {
+		return st, err
+	}
+	type pb struct {
+		p      uint32
+		bucket uint16
+	}
+	var diffLeaves []pb
+	for _, x := range diffMids {
+		leaves := e.cfg.Trees.Leaves(x.p, x.mid)
+		for i := range fanout {
+			if r.U64() != leaves[i] {
+				diffLeaves = append(diffLeaves, pb{x.p, uint16(x.mid*fanout + i)})
+			}
+		}
+	}
+	if err := r.Done(); err != nil {
+		return st, err
+	}
+
+	// Level 3: (key, version hash) lists of differing leaves.
+	req = wire.Writer(nil).Uvarint(uint64(len(diffLeaves)))
+	for _, x := range diffLeaves {
+		req = req.U32(x.p).Uvarint(uint64(x.bucket))
+	}
+	if r, err = call(methodKeys, req); err != nil {
+		return st, err
+	}
+	type pk struct {
+		p   uint32
+		key string
+	}
+	remote := map[pk]uint64{}
+	for _, x := range diffLeaves {
+		n := r.Count(9)
+		for range n {
+			k := r.Bytes()
+			remote[pk{x.p, string(k)}] = r.U64()
+		}
+	}
+	if err := r.Done(); err != nil {
+		return st, err
+	}
+	localHash := map[pk]uint64{}
+	for _, x := range diffLeaves {
+		if err := e.cfg.Store.ScanBucket(x.p, x.bucket, func(key, raw []byte) error {
+			localHash[pk{x.p, string(key)}] = keyHash(key, raw)
+			return nil
+		}); err != nil {
+			return st, err
+		}
+	}
+	var differing []pk
+	for k, h := range remote {
+		if localHash[k] != h {
+			differing = append(differing, k)
+		}
+	}
+	for k := range localHash {
+		if _, ok := remote[k]; !ok {
+			differing = append(differing, k)
+		}
+	}
+	st.KeysCompared = len(remote) + len(localHash)
+	if err := e.wait(ctx, st.KeysCompared); err != nil {
+		return st, err
+	}
+	if len(differing) == 0 {
+		return st, nil
+	}
+	slices.SortFunc(differing, func(a, b pk) int {
+		if a.p != b.p {
+			return int(a.p) - int(b.p)
+		}
+		if a.key < b.key {
+			return -1
+		}
+		if a.key > b.key {
+			return 1
+		}
+		return 0
+	})
+
+	// Fetch the peer's versions of the differing keys it holds.
+	var fetch []pk
+	for _, k := range differing {
+		if remote[k] != 0 {
+			fetch = append(fetch, k)
+		}
+	}
+	theirs := map[pk]versioning.State{}
+	if len(fetch) > 0 {
+		req = wire.Writer(nil).Uvarint(uint64(len(fetch)))
+		for _, k := range fetch {
+			req = req.U32(k.p).String(k.key)
+		}
+		if r, err = call(methodGet, req); err != nil {
+			return st, err
+		}
+		for _, k := range fetch {
+			raw := r.Bytes()
+			if len(raw) == 0 {
+				continue
+			}
+			s, err := versioning.DecodeState(raw)
+			if err != nil {
+				return st, fmt.Errorf("anti-entropy: %s's state of %q: %w", peer, k.key, err)
+			}
+			theirs[k] = s
+		}
+		if err := r.Done(); err != nil {
+			return st, err
+		}
+	}
+
+	// Merge both ways: pull into our records, push the merge back.
+	var push []storage.Hint
+	for _, k := range differing {
+		key := []byte(k.key)
+		ours, _, err := e.cfg.Store.Get(k.p, key)
+		if err != nil {
+			return st, err
+		}
+		rs, theyHave := theirs[k]
+		switch {
+		case !theyHave && e.expired(ours):
+			continue // a collectible tombstone the peer already dropped
+		case ours.IsZero() && theyHave && e.expired(rs):
+			continue // and the other way round
+		}
+		merged := versioning.Sync(ours, rs)
+		if theyHave && !merged.Equal(ours) {
+			if merged, err = e.cfg.Store.Merge(k.p, key, rs); err != nil {
+				return st, err
+			}
+		}
+		if !merged.Equal(rs) {
+			push = append(push, storage.Hint{Partition: k.p, Key: key, State: merged})
+		}
+		st.KeysRepaired++
+	}
+	if len(push) > 0 {
+		msg, err := encodeBatch(push)
+		if err != nil {
+			return st, err
+		}
+		if _, err := call(MethodMergeStates, msg); err != nil {
+			return st, err
+		}
+	}
+	return st, nil
+}
+
+// wait takes n keys from the rate limiter, in bursts it can grant.
+func (e *Engine) wait(ctx context.Context, n int) error {
+	for n > 0 {
+		take := min(n, e.limiter.Burst())
+		if err := e.limiter.WaitN(ctx, take); err != nil {
+			return err
+		}
+		n -= take
+	}
+	return nil
+}
+
+// expired reports whether st holds only tombstones, all older than the
+// grace period.
+func (e *Engine) expired(st versioning.State) bool {
+	if len(st.Siblings) == 0 || !st.Deleted() {
+		return false
+	}
+	cutoff := e.cfg.Now().Add(-e.cfg.TombstoneGrace).UnixMilli()
+	for _, s := range st.Siblings {
+		if s.Modified > cutoff {
+			return false
+		}
+	}
+	return true
+}
+
+// CollectTombstones deletes up to limit tombstone-only records whose
+// grace period has passed and that every other primary of their key holds
+// as well (only tombstones, nothing newer) or has already dropped. Until
+// then a tombstone stays, so no hint, read repair, anti-entropy exchange
+// or returning node can bring back the value it deleted. It returns how
+// many records it deleted.
+func (e *Engine) CollectTombstones(ctx context.Context, limit int) (int, error) {
+	r := e.cfg.Ring()
+	purged := 0
+	for _, k := range e.cfg.Tombs.snapshot(limit) {
+		if ctx.Err() != nil {
+			return purged, ctx.Err()
+		}
+		key := []byte(k.key)
+		raw, ok, err := e.cfg.Store.GetRaw(k.p, key)
+		if err != nil {
+			return purged, err
+		}
+		if !ok {
+			continue
+		}
+		ours, err := versioning.DecodeState(raw)
+		if err != nil || !e.expired(ours) {
+			continue
+		}
+		if !e.othersHold(ctx, r, k.p, key, ours) {
+			continue
+		}
+		deleted, err := e.cfg.Store.DeleteIfUnchanged(k.p, key, raw)
+		if err != nil {
+			return purged, err
+		}
+		if deleted {
+			purged++
+			e.m.purged.Inc()
+		}
+	}
+	return purged, nil
+}
+
+// othersHold asks every other primary of the key for its state.
+func (e *Engine) othersHold(ctx context.Context, r *ring.Ring, p uint32, key []byte, ours versioning.State) bool {
+	for _, node := range r.Primaries(p) {
+		if node == e.cfg.Self {
+			continue
+		}
+		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		resp, err := e.cfg.Peer.Call(cctx, node, methodGet, wire.Writer(nil).Uvarint(1).U32(p).Bytes(key))
+		cancel()
+		if err != nil {
+			return false // cannot confirm: keep the tombstone
+		}
+		rd := wire.NewReader(resp)
+		raw := rd.Bytes()
+		if rd.Done() != nil {
+			return false
+		}
+		if len(raw) == 0 {
+			continue // already collected there (or never held: nothing to bring back)
+		}
+		theirs, err := versioning.DecodeState(raw)
+		if err != nil || !theirs.Deleted() || !versioning.Sync(ours, theirs).Equal(ours) {
+			return false
+		}
+	}
+	return true
+}
+
+func (e *Engine) handleRoots(_ context.Context, _ string, req []byte) ([]byte, error) {
+	r := wire.NewReader(req)
+	parts := make([]uint32, r.Count(4))
+	for i := range parts {
+		parts[i] = r.U32()
+	}
+	if err := r.Done(); err != nil {
+		return nil, err
+	}
+	out := wire.Writer(nil)
+	for _, root := range e.cfg.Trees.Roots(parts) {
+		out = out.U64(root)
+	}
+	return out, nil
+}
+
+func (e *Engine) handleMids(_ context.Context, _ string, req []byte) ([]byte, error) {
+	r := wire.NewReader(req)
+	parts := make([]uint32, r.Count(4))
+	for i := range parts {
+		parts[i] = r.U32()
+	}
+	if err := r.Done(); err != nil {
+		return nil, err
+	}
+	out := wire.Writer(nil)
+	for _, p := range parts {
+		for _, h := range e.cfg.Trees.Mids(p) {
+			out = out.U64(h)
+		}
+	}
+	return out, nil
+}
+
+func (e *Engine) handleLeaves(_ context.Context, _ string, req []byte) ([]byte, error) {
+	r := wire.NewReader(req)
+	n := r.Count(5)
+	out := wire.Writer(nil)
+	for range n {
+		p, mid := r.U32(), r.Uvarint()
+		if mid >= midCount {
+			return nil, wire.ErrMalformed
+		}
+		for _, h := range e.cfg.Trees.Leaves(p, int(mid)) {
+			out = out.U64(h)
+		}
+	}
+	return out, r.Done()
+}
+
+func (e *Engine) handleKeys(_ context.Context, _ string, req []byte) ([]byte, error) {
+	r := wire.NewReader(req)
+	n := r.Count(5)
+	out := wire.Writer(nil)
+	for range n {
+		p, bucket := r.U32(), r.Uvarint()
+		if bucket >= leafCount {
+			return nil, wire.ErrMalformed
+		}
+		var keys [][]byte
+		var hashes []uint64
+		if err := e.cfg.Store.ScanBucket(p, uint16(bucket), func(key, raw []byte) error {
+			keys = append(keys, slices.Clone(key))
+			hashes = append(hashes, keyHash(key, raw))
+			return nil
+		}); err != nil {
+			return nil, err
+		}
+		out = out.Uvarint(uint64(len(keys)))
+		for i, k := range keys {
+			out = out.Bytes(k).U64(hashes[i])
+		}
+	}
+	return out, r.Done()
+}
+
+func (e *Engine) handleGet(_ context.Context, _ string, req []byte) ([]byte, error) {
+	r := wire.NewReader(req)
+	n := r.Count(5)
+	out := wire.Writer(nil)
+	for range n {
+		p, key := r.U32(), r.Bytes()
+		raw, _, err := e.cfg.Store.GetRaw(p, key)
+		if err != nil {
+			return nil, err
+		}
+		out = out.Bytes(raw)
+	}
+	return out, r.Done()
+}

@@ -1,0 +1,121 @@
+package repair
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/dotkv/dotkv/storage"
+	"github.com/dotkv/dotkv/versioning"
+)
+
+// TestTreesFollowWritesAndMatchRebuild: trees kept up to date by the
+// record observer equal trees rebuilt from storage, after random writes,
+// merges and deletes; and two stores holding the same records have equal
+// roots while one differing key makes exactly one leaf, mid and root differ.
+func TestTreesFollowWritesAndMatchRebuild(t *testing.T) {
+	live := NewTrees()
+	s, err := storage.Open("db", storage.Options{NodeID: "n1", FS: vfs.NewMem(), CacheSize: 1 << 20, MemTableSize: 1 << 20, Observer: live.Observe})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	rng := rand.New(rand.NewPCG(7, 7))
+	for i := range 5000 {
+		k := []byte(fmt.Sprintf("k%d", rng.IntN(1500)))
+		p := uint32(rng.IntN(4))
+		switch rng.IntN(10) {
+		case 0:
+			if raw, ok, _ := s.GetRaw(p, k); ok {
+				if _, err := s.DeleteIfUnchanged(p, k, raw); err != nil {
+					t.Fatal(err)
+				}
+			}
+		default:
+			if _, _, err := s.Write(p, k, nil, versioning.Sibling{Value: []byte(fmt.Sprint(i))}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	rebuilt := NewTrees()
+	n, _, err := rebuilt.Rebuild(s)
+	if err != nil || n == 0 {
+		t.Fatalf("rebuild: %d records, %v", n, err)
+	}
+	for p := range uint32(4) {
+		if live.Root(p) != rebuilt.Root(p) || live.Mids(p) != rebuilt.Mids(p) {
+			t.Fatalf("partition %d: live tree differs from rebuilt", p)
+		}
+		for m := range midCount {
+			if live.Leaves(p, m) != rebuilt.Leaves(p, m) {
+				t.Fatalf("partition %d mid %d: leaves differ", p, m)
+			}
+		}
+	}
+	if live.Root(9) != 0 {
+		t.Fatal("empty partition has a non-zero root")
+	}
+}
+
+func TestOneDifferingKeyChangesOnePath(t *testing.T) {
+	a, b := NewTrees(), NewTrees()
+	for i := range 2000 {
+		k := []byte(fmt.Sprintf("k%d", i))
+		a.Observe(1, k, nil, []byte("v"))
+		b.Observe(1, k, nil, []byte("v"))
+	}
+	if a.Root(1) != b.Root(1) {
+		t.Fatal("equal contents, different roots")
+	}
+	k := []byte("k42")
+	b.Observe(1, k, []byte("v"), []byte("v2"))
+	if a.Root(1) == b.Root(1) {
+		t.Fatal("a differing key left the roots equal")
+	}
+	bucket := int(storage.Bucket(k))
+	am, bm := a.Mids(1), b.Mids(1)
+	for m := range midCount {
+		if (am[m] != bm[m]) != (m == bucket/fanout) {
+			t.Fatalf("mid %d differs=%v; the key is under mid %d", m, am[m] != bm[m], bucket/fanout)
+		}
+	}
+	al, bl := a.Leaves(1, bucket/fanout), b.Leaves(1, bucket/fanout)
+	for i := range fanout {
+		if (al[i] != bl[i]) != (i == bucket%fanout) {
+			t.Fatalf("leaf %d differs=%v", i, al[i] != bl[i])
+		}
+	}
+	b.Observe(1, k, []byte("v2"), []byte("v"))
+	if a.Root(1) != b.Root(1) {
+		t.Fatal("undoing the change did not restore the root")
+	}
+}
+
+// BenchmarkRebuild measures rebuilding the trees of 1 M records (one
+// partition) from a store on disk.
+//
+//	go test -run='^$' -bench=Rebuild -benchtime=1x ./repair
+func BenchmarkRebuild(b *testing.B) {
+	s, err := storage.Open(b.TempDir(), storage.Options{NodeID: "n1", Fsync: storage.FsyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	const keys = 1_000_000
+	st, _, _ := s.Write(0, []byte("seed"), nil, versioning.Sibling{Value: make([]byte, 100)})
+	for i := range keys {
+		if _, err := s.Merge(0, fmt.Appendf(nil, "key-%07d", i), st); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		n, d, err := NewTrees().Rebuild(s)
+		if err != nil || n != keys+1 {
+			b.Fatalf("rebuilt %d records: %v", n, err)
+		}
+		b.ReportMetric(d.Seconds(), "rebuild-s")
+	}
+}
