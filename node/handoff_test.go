@@ -196,7 +196,7 @@ func stopNode(c *kvtest.Cluster, i int) {
 // TestHintedHandoffToCutOffNode: writes made while n3 is cut off reach n3
 // through hints alone, with no reads, and the hints are then deleted.
 func TestHintedHandoffToCutOffNode(t *testing.T) {
-	c := newCluster(t, 3, kvtest.Options{N: 3})
+	c := newCluster(t, 3, kvtest.Options{N: 3, DisableAAE: true})
 	c.Isolate(2)
 	c.WaitDead([]int{0, 1}, []int{2}, 10*time.Second)
 
@@ -280,7 +280,7 @@ func classify(c *kvtest.Cluster, key string, side []string) (kvtest.Preflist, in
 // where two primaries are on n1's side; after heal the hints reach the
 // primaries and no hint is left.
 func TestSloppyQuorumAcrossPartition(t *testing.T) {
-	c := newCluster(t, 5, kvtest.Options{N: 3})
+	c := newCluster(t, 5, kvtest.Options{N: 3, DisableAAE: true})
 	left := []string{"n1", "n2"}
 	const perClass = 20
 	byClass := map[int][]string{}
@@ -387,7 +387,7 @@ func TestSloppyQuorumAcrossPartition(t *testing.T) {
 // both sides of a partition are kept as siblings after heal; a write with
 // the read's context resolves them on every primary.
 func TestSameKeyBothSidesOfPartitionBecomeSiblings(t *testing.T) {
-	c := newCluster(t, 5, kvtest.Options{N: 3})
+	c := newCluster(t, 5, kvtest.Options{N: 3, DisableAAE: true})
 	left := []string{"n1", "n2"}
 	// One key per number of primaries on n1's side (0, 1, 2).
 	keys := make([]string, 3)
@@ -440,7 +440,7 @@ func TestSameKeyBothSidesOfPartitionBecomeSiblings(t *testing.T) {
 // a write gets it from the next read, before the answer with repair=sync
 // and soon after with the default (async) repair.
 func TestReadRepairFixesStaleReplica(t *testing.T) {
-	c := newCluster(t, 3, kvtest.Options{N: 3, DisableHints: true})
+	c := newCluster(t, 3, kvtest.Options{N: 3, DisableHints: true, DisableAAE: true})
 	c.Isolate(2)
 	c.WaitDead([]int{0, 1}, []int{2}, 10*time.Second)
 	for _, key := range []string{"rr-sync", "rr-async"} {
@@ -487,7 +487,7 @@ func TestReadRepairFixesStaleReplica(t *testing.T) {
 // across a restart of the target mid-delivery, and hints survive a
 // restart of the node holding them.
 func TestHintDeliverySurvivesRestartOfTarget(t *testing.T) {
-	c := newCluster(t, 3, kvtest.Options{N: 3})
+	c := newCluster(t, 3, kvtest.Options{N: 3, DisableAAE: true})
 
 	// Part 1: the target restarts while hints are being delivered to it.
 	c.Isolate(2)
@@ -552,7 +552,7 @@ func TestHintDeliverySurvivesRestartOfTarget(t *testing.T) {
 // TestPrimaryWithoutAckGetsHint: a primary the coordinator still believes
 // alive but that does not acknowledge gets a hint.
 func TestPrimaryWithoutAckGetsHint(t *testing.T) {
-	c := newCluster(t, 3, kvtest.Options{N: 3})
+	c := newCluster(t, 3, kvtest.Options{N: 3, DisableAAE: true})
 	c.Isolate(2)
 	// Write at once: gossip has not declared n3 dead yet.
 	r := c.Put(0, "unacked", "v", "", "w=quorum")
@@ -592,7 +592,7 @@ func TestHintDrainRate(t *testing.T) {
 		t.Skip("measurement")
 	}
 	t.Run("drain", func(t *testing.T) {
-		c := newCluster(t, 3, kvtest.Options{N: 3})
+		c := newCluster(t, 3, kvtest.Options{N: 3, DisableAAE: true})
 		c.Isolate(2)
 		c.WaitDead([]int{0, 1}, []int{2}, 10*time.Second)
 		keys := keyList("drain", 10000)
@@ -621,7 +621,7 @@ func TestHintDrainRate(t *testing.T) {
 	})
 
 	t.Run("repair-latency", func(t *testing.T) {
-		c := newCluster(t, 3, kvtest.Options{N: 3, DisableHints: true})
+		c := newCluster(t, 3, kvtest.Options{N: 3, DisableHints: true, DisableAAE: true})
 		c.Isolate(2)
 		c.WaitDead([]int{0, 1}, []int{2}, 10*time.Second)
 		stale := keyList("stale", 200)
@@ -666,7 +666,7 @@ func TestHintDrainRate(t *testing.T) {
 // r=2 is served by the same live nodes (primaries or fallbacks) that took
 // a w=2 write there, through any node of that side, and sees the write.
 func TestSloppyReadSeesSloppyWrite(t *testing.T) {
-	c := newCluster(t, 5, kvtest.Options{N: 3})
+	c := newCluster(t, 5, kvtest.Options{N: 3, DisableAAE: true})
 	left := []string{"n1", "n2"}
 	const perClass = 8
 	byClass := map[int][]string{}

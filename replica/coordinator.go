@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dotkv/dotkv/internal/wire"
 	"github.com/dotkv/dotkv/ring"
 	"github.com/dotkv/dotkv/transport"
 	"github.com/dotkv/dotkv/versioning"
@@ -310,14 +311,14 @@ func (c *Coordinator) sendCopy(ctx context.Context, node, primary string, p uint
 		}
 		return err
 	}
-	var msg []byte
+	var msg wire.Writer
 	var err error
 	method := methodReplicate
 	if node == primary {
-		msg, err = wbuf(nil).u32(p).bytes(key).state(st)
+		msg, err = appendState(wire.Writer(nil).U32(p).Bytes(key), st)
 	} else {
 		method = methodHint
-		msg, err = wbuf(nil).str(primary).u32(p).bytes(key).state(st)
+		msg, err = appendState(wire.Writer(nil).String(primary).U32(p).Bytes(key), st)
 	}
 	if err != nil {
 		return err
@@ -349,22 +350,23 @@ func (c *Coordinator) readLocal(asPrimary bool, p uint32, key []byte) (versionin
 }
 
 func (c *Coordinator) handleRead(_ context.Context, _ string, req []byte) ([]byte, error) {
-	rb := rbuf{b: req}
-	p, key, asFallback := rb.u32(), rb.bytes(), rb.byte1()
-	if err := rb.done(); err != nil {
+	r := wire.NewReader(req)
+	p, key, asFallback := r.U32(), r.Bytes(), r.Byte()
+	if err := r.Done(); err != nil {
 		return nil, err
 	}
 	st, err := c.readLocal(asFallback == 0, p, key)
 	if err != nil {
 		return nil, err
 	}
-	return wbuf(nil).state(st)
+	return appendState(nil, st)
 }
 
 func (c *Coordinator) handleReplicate(_ context.Context, _ string, req []byte) ([]byte, error) {
-	rb := rbuf{b: req}
-	p, key, st := rb.u32(), rb.bytes(), rb.state()
-	if err := rb.done(); err != nil {
+	r := wire.NewReader(req)
+	p, key := r.U32(), r.Bytes()
+	st, err := readState(r)
+	if err != nil {
 		return nil, err
 	}
 	if _, err := c.store.Merge(p, key, st); err != nil {
@@ -376,12 +378,12 @@ func (c *Coordinator) handleReplicate(_ context.Context, _ string, req []byte) (
 // handleHint keeps a copy for a primary this node stands in for. It never
 // enters this node's records, so it is never served as primary data.
 func (c *Coordinator) handleHint(_ context.Context, _ string, req []byte) ([]byte, error) {
-	rb := rbuf{b: req}
-	target, p, key, st := rb.str(), rb.u32(), rb.bytes(), rb.state()
-	if err := rb.done(); err != nil {
+	r := wire.NewReader(req)
+	target, p, key := r.String(), r.U32(), r.Bytes()
+	st, err := readState(r)
+	if err != nil {
 		return nil, err
 	}
-	var err error
 	if target == c.self {
 		_, err = c.store.Merge(p, key, st)
 	} else {

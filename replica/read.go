@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/dotkv/dotkv/internal/wire"
 	"github.com/dotkv/dotkv/versioning"
 )
 
@@ -158,11 +159,9 @@ func (c *Coordinator) readFrom(ctx context.Context, node, primary string, p uint
 	if node != primary {
 		asFallback = 1
 	}
-	resp, err := c.peer.Call(ctx, node, methodRead, wbuf(nil).u32(p).bytes(key).byte1(asFallback))
+	resp, err := c.peer.Call(ctx, node, methodRead, wire.Writer(nil).U32(p).Bytes(key).Byte(asFallback))
 	if err != nil {
 		return versioning.State{}, err
 	}
-	rb := rbuf{b: resp}
-	st := rb.state()
-	return st, rb.done()
+	return readState(wire.NewReader(resp))
 }

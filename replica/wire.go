@@ -1,11 +1,11 @@
 package replica
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/dotkv/dotkv/internal/wire"
 	"github.com/dotkv/dotkv/versioning"
 )
 
@@ -27,97 +27,29 @@ const (
 	putBadContext
 )
 
-var errWire = errors.New("replica: malformed message")
+var errWire = wire.ErrMalformed
 
-type wbuf []byte
-
-func (b wbuf) u32(v uint32) wbuf   { return binary.BigEndian.AppendUint32(b, v) }
-func (b wbuf) uv(v uint64) wbuf    { return binary.AppendUvarint(b, v) }
-func (b wbuf) bytes(v []byte) wbuf { return append(b.uv(uint64(len(v))), v...) }
-func (b wbuf) str(v string) wbuf   { return append(b.uv(uint64(len(v))), v...) }
-func (b wbuf) byte1(v byte) wbuf   { return append(b, v) }
-func (b wbuf) state(st versioning.State) (wbuf, error) {
+// appendState appends st's encoding as a length-prefixed field.
+func appendState(w wire.Writer, st versioning.State) (wire.Writer, error) {
 	enc, err := st.AppendBinary(nil)
 	if err != nil {
 		return nil, err
 	}
-	return b.bytes(enc), nil
+	return w.Bytes(enc), nil
 }
 
-type rbuf struct {
-	b   []byte
-	err error
-}
-
-func (r *rbuf) fail() {
-	if r.err == nil {
-		r.err = errWire
-	}
-}
-
-func (r *rbuf) u32() uint32 {
-	if r.err != nil || len(r.b) < 4 {
-		r.fail()
-		return 0
-	}
-	v := binary.BigEndian.Uint32(r.b)
-	r.b = r.b[4:]
-	return v
-}
-
-func (r *rbuf) uv() uint64 {
-	if r.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(r.b)
-	if n <= 0 {
-		r.fail()
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *rbuf) bytes() []byte {
-	n := r.uv()
-	if r.err != nil || n > uint64(len(r.b)) {
-		r.fail()
-		return nil
-	}
-	v := r.b[:n:n]
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *rbuf) str() string { return string(r.bytes()) }
-
-func (r *rbuf) byte1() byte {
-	if r.err != nil || len(r.b) < 1 {
-		r.fail()
-		return 0
-	}
-	v := r.b[0]
-	r.b = r.b[1:]
-	return v
-}
-
-func (r *rbuf) state() versioning.State {
-	enc := r.bytes()
-	if r.err != nil {
-		return versioning.State{}
+// readState reads a field written by appendState; it must be the
+// message's last field.
+func readState(r *wire.Reader) (versioning.State, error) {
+	enc := r.Bytes()
+	if err := r.Done(); err != nil {
+		return versioning.State{}, err
 	}
 	st, err := versioning.DecodeState(enc)
 	if err != nil {
-		r.err = fmt.Errorf("%w: %w", errWire, err)
+		return versioning.State{}, fmt.Errorf("%w: %w", errWire, err)
 	}
-	return st
-}
-
-func (r *rbuf) done() error {
-	if r.err == nil && len(r.b) != 0 {
-		r.fail()
-	}
-	return r.err
+	return st, nil
 }
 
 // putRequest is a client write forwarded to a primary.
@@ -134,24 +66,23 @@ func (p putRequest) encode() []byte {
 	if p.sib.Deleted {
 		flags = 1
 	}
-	b := wbuf(nil).bytes(p.key).str(versioning.EncodeContext(p.vctx)).byte1(flags).
-		str(p.sib.ContentType).bytes(p.sib.Value).uv(uint64(p.sib.Modified)).
-		str(p.w.String()).str(p.pw.String()).uv(uint64(p.timeout / time.Millisecond))
-	return b
+	return wire.Writer(nil).Bytes(p.key).String(versioning.EncodeContext(p.vctx)).Byte(flags).
+		String(p.sib.ContentType).Bytes(p.sib.Value).Uvarint(uint64(p.sib.Modified)).
+		String(p.w.String()).String(p.pw.String()).Uvarint(uint64(p.timeout / time.Millisecond))
 }
 
 func decodePut(data []byte, maxN int) (putRequest, error) {
-	r := rbuf{b: data}
+	r := wire.NewReader(data)
 	var p putRequest
-	p.key = r.bytes()
-	token := r.str()
-	flags := r.byte1()
-	p.sib.ContentType = r.str()
-	p.sib.Value = r.bytes()
-	p.sib.Modified = int64(r.uv())
-	w, pw := r.str(), r.str()
-	p.timeout = time.Duration(r.uv()) * time.Millisecond
-	if err := r.done(); err != nil {
+	p.key = r.Bytes()
+	token := r.String()
+	flags := r.Byte()
+	p.sib.ContentType = r.String()
+	p.sib.Value = r.Bytes()
+	p.sib.Modified = int64(r.Uvarint())
+	w, pw := r.String(), r.String()
+	p.timeout = time.Duration(r.Uvarint()) * time.Millisecond
+	if err := r.Done(); err != nil {
 		return p, err
 	}
 	p.sib.Deleted = flags&1 != 0
@@ -171,33 +102,34 @@ func decodePut(data []byte, maxN int) (putRequest, error) {
 // encodePutResult encodes the coordinator's answer to a forwarded put.
 func encodePutResult(vctx versioning.VersionVector, err error) []byte {
 	var ua *UnavailableError
+	w := wire.Writer(nil)
 	switch {
 	case err == nil:
-		return wbuf(nil).byte1(putOK).str(versioning.EncodeContext(vctx))
+		return w.Byte(putOK).String(versioning.EncodeContext(vctx))
 	case errors.As(err, &ua):
-		return wbuf(nil).byte1(putUnavailable).str(ua.Op).str(ua.Kind).uv(uint64(ua.Acks)).uv(uint64(ua.Required))
+		return w.Byte(putUnavailable).String(ua.Op).String(ua.Kind).Uvarint(uint64(ua.Acks)).Uvarint(uint64(ua.Required))
 	case errors.Is(err, errNotPrimary):
-		return wbuf(nil).byte1(putNotPrimary)
+		return w.Byte(putNotPrimary)
 	case errors.Is(err, versioning.ErrUnissuedDot):
-		return wbuf(nil).byte1(putBadContext).str(err.Error())
+		return w.Byte(putBadContext).String(err.Error())
 	case errors.Is(err, errTimeout):
-		return wbuf(nil).byte1(putTimeout)
+		return w.Byte(putTimeout)
 	}
-	return wbuf(nil).byte1(putFailed).str(err.Error())
+	return w.Byte(putFailed).String(err.Error())
 }
 
 func decodePutResult(data []byte) (versioning.VersionVector, error) {
-	r := rbuf{b: data}
-	switch code := r.byte1(); code {
+	r := wire.NewReader(data)
+	switch code := r.Byte(); code {
 	case putOK:
-		token := r.str()
-		if err := r.done(); err != nil {
+		token := r.String()
+		if err := r.Done(); err != nil {
 			return nil, err
 		}
 		return versioning.DecodeContext(token)
 	case putUnavailable:
-		ua := &UnavailableError{Op: r.str(), Kind: r.str(), Acks: int(r.uv()), Required: int(r.uv())}
-		if err := r.done(); err != nil {
+		ua := &UnavailableError{Op: r.String(), Kind: r.String(), Acks: int(r.Uvarint()), Required: int(r.Uvarint())}
+		if err := r.Done(); err != nil {
 			return nil, err
 		}
 		return nil, ua
@@ -206,9 +138,9 @@ func decodePutResult(data []byte) (versioning.VersionVector, error) {
 	case putTimeout:
 		return nil, fmt.Errorf("forwarded write: %w", errTimeout)
 	case putBadContext:
-		return nil, fmt.Errorf("forwarded write: %s: %w", r.str(), versioning.ErrUnissuedDot)
+		return nil, fmt.Errorf("forwarded write: %s: %w", r.String(), versioning.ErrUnissuedDot)
 	case putFailed:
-		return nil, fmt.Errorf("forwarded write failed: %s", r.str())
+		return nil, fmt.Errorf("forwarded write failed: %s", r.String())
 	default:
 		return nil, fmt.Errorf("%w: put result code %d", errWire, code)
 	}
