@@ -62,6 +62,7 @@ func newApp() *cli.App {
 			deleteCommand(),
 			statusCommand(),
 			loadCommand(),
+			benchCommand(),
 		},
 	}
 }

@@ -1,0 +1,333 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Fault names accepted by --nemesis.
+var FaultNames = []string{"partition-halves", "isolate-one", "majority-ring", "bridge", "kill", "pause"}
+
+// Nemesis injects faults into a cluster: each fault on for an interval,
+// then healed for an interval, cycling through the configured faults.
+// Partitions go through the nodes' fault filter (mode "filter") or
+// iptables DROP rules between the nodes' own addresses (mode "iptables").
+type Nemesis struct {
+	c        *Cluster
+	faults   []string
+	interval time.Duration
+	mode     string
+	rng      *rand.Rand
+	hist     *History
+	t0       time.Time
+	ipt      *iptables
+
+	mu     sync.Mutex
+	phase  Phase
+	active func(context.Context) error // heals the active fault
+}
+
+// NewNemesis prepares a nemesis; faults may be empty (no faults).
+func NewNemesis(c *Cluster, faults []string, interval time.Duration, mode string, seed uint64, hist *History, t0 time.Time) (*Nemesis, error) {
+	for _, f := range faults {
+		if !slices.Contains(FaultNames, f) {
+			return nil, fmt.Errorf("unknown nemesis %q (want none or %s)", f, strings.Join(FaultNames, ", "))
+		}
+		if (f == "kill" || f == "pause") && !c.Spawned() {
+			return nil, fmt.Errorf("nemesis %s needs --spawn (it signals processes)", f)
+		}
+	}
+	n := &Nemesis{c: c, faults: faults, interval: interval, mode: mode, rng: rand.New(rand.NewPCG(seed, 1)), hist: hist, t0: t0}
+	if mode == "iptables" {
+		n.ipt = &iptables{}
+		if err := n.ipt.setup(); err != nil {
+			return nil, err
+		}
+	}
+	n.phase = Phase{Name: "healthy", Start: 0}
+	return n, nil
+}
+
+// IptablesUsable reports whether iptables mode can work here (root, Linux,
+// a working iptables).
+func IptablesUsable() bool {
+	if os.Geteuid() != 0 {
+		return false
+	}
+	return exec.Command("iptables", "-L", "-n").Run() == nil
+}
+
+// Phase returns the name of the current phase.
+func (n *Nemesis) Phase() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.phase.Name
+}
+
+func (n *Nemesis) now() int64 { return int64(time.Since(n.t0)) }
+
+// enter closes the current phase and opens the next.
+func (n *Nemesis) enter(p Phase) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.phase.End = n.now()
+	n.hist.AddPhase(n.phase)
+	p.Start = n.phase.End
+	n.phase = p
+}
+
+// Run injects faults until ctx is done, then heals whatever is active and
+// closes the last phase. Always heals, also on errors.
+func (n *Nemesis) Run(ctx context.Context) error {
+	defer func() { _ = n.Close() }()
+	if len(n.faults) == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	for i := 0; ; i++ {
+		if !sleepCtx(ctx, n.interval) {
+			return nil
+		}
+		f := n.faults[i%len(n.faults)]
+		p, heal, err := n.start(ctx, f)
+		if err != nil {
+			return fmt.Errorf("nemesis %s: %w", f, err)
+		}
+		n.mu.Lock()
+		n.active = heal
+		n.mu.Unlock()
+		n.enter(p)
+		ok := sleepCtx(ctx, n.interval)
+		if err := n.healActive(); err != nil {
+			return fmt.Errorf("heal %s: %w", f, err)
+		}
+		n.enter(Phase{Name: "healed"})
+		if !ok {
+			return nil
+		}
+	}
+}
+
+func (n *Nemesis) healActive() error {
+	n.mu.Lock()
+	heal := n.active
+	n.active = nil
+	n.mu.Unlock()
+	if heal == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	return heal(ctx)
+}
+
+// Close heals any active fault, records the last phase and removes the
+// iptables chain. Safe to call more than once.
+func (n *Nemesis) Close() error {
+	err := n.healActive()
+	n.mu.Lock()
+	if n.phase.End == 0 {
+		n.phase.End = n.now()
+		n.hist.AddPhase(n.phase)
+	}
+	n.mu.Unlock()
+	if n.ipt != nil {
+		err = errors.Join(err, n.ipt.cleanup())
+		n.ipt = nil
+	}
+	return err
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// start begins fault f and returns its phase and how to heal it.
+func (n *Nemesis) start(ctx context.Context, f string) (Phase, func(context.Context) error, error) {
+	ids := make([]string, len(n.c.Nodes))
+	for i, nd := range n.c.Nodes {
+		ids[i] = nd.ID
+	}
+	k := len(ids)
+	switch f {
+	case "kill", "pause":
+		i := n.rng.IntN(k)
+		name := f + " " + ids[i]
+		if f == "kill" {
+			if err := n.c.Kill(i); err != nil {
+				return Phase{}, nil, err
+			}
+			return Phase{Name: name, Fault: true}, func(context.Context) error { return n.c.Restart(i) }, nil
+		}
+		if err := n.c.Pause(i); err != nil {
+			return Phase{}, nil, err
+		}
+		return Phase{Name: name, Fault: true}, func(context.Context) error { return n.c.Resume(i) }, nil
+	}
+	// Partitions: blocks[i] are the nodes node i may not talk to.
+	blocks := make([][]int, k)
+	var sides [][]string
+	split := func(a, b []int) {
+		for _, x := range a {
+			blocks[x] = append(blocks[x], b...)
+		}
+		for _, y := range b {
+			blocks[y] = append(blocks[y], a...)
+		}
+		sides = [][]string{names(ids, a), names(ids, b)}
+	}
+	perm := n.rng.Perm(k)
+	switch f {
+	case "partition-halves":
+		split(perm[:k/2], perm[k/2:])
+	case "isolate-one":
+		split(perm[:1], perm[1:])
+	case "bridge": // two halves, one node in both
+		mid := k / 2
+		a, b := perm[:mid], perm[mid+1:]
+		split(a, b)
+		sides = [][]string{names(ids, append(slices.Clone(a), perm[mid])), names(ids, append(slices.Clone(b), perm[mid]))}
+	case "majority-ring": // each node sees a majority, no two the same one
+		reach := (k/2 + 1) / 2 // neighbours on each side
+		for i := range k {
+			for j := range k {
+				d := min((i-j+k)%k, (j-i+k)%k)
+				if d > reach {
+					blocks[perm[i]] = append(blocks[perm[i]], perm[j])
+				}
+			}
+		}
+		sides = nil
+	}
+	if err := n.partition(ctx, ids, blocks); err != nil {
+		return Phase{}, nil, err
+	}
+	return Phase{Name: f, Fault: true, Sides: sides}, func(ctx context.Context) error { return n.healPartition(ctx) }, nil
+}
+
+func names(ids []string, idx []int) []string {
+	out := make([]string, len(idx))
+	for i, x := range idx {
+		out[i] = ids[x]
+	}
+	slices.Sort(out)
+	return out
+}
+
+func (n *Nemesis) partition(ctx context.Context, ids []string, blocks [][]int) error {
+	if n.mode == "iptables" {
+		for i, bs := range blocks {
+			for _, j := range bs {
+				if err := n.ipt.drop(n.c.Nodes[i].IP, n.c.Nodes[j].IP); err != nil {
+					return err
+				}
+			}
+		}
+		return nil
+	}
+	for i, bs := range blocks {
+		if len(bs) == 0 {
+			continue
+		}
+		body, _ := json.Marshal(map[string][]string{"block": names(ids, bs)})
+		if err := n.fault(ctx, http.MethodPost, n.c.Nodes[i].URL, body); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (n *Nemesis) healPartition(ctx context.Context) error {
+	if n.mode == "iptables" {
+		return n.ipt.flush()
+	}
+	var errs []error
+	for _, nd := range n.c.Nodes {
+		errs = append(errs, n.fault(ctx, http.MethodDelete, nd.URL, nil))
+	}
+	return errors.Join(errs...)
+}
+
+// fault calls a node's /admin/fault, retrying briefly (a restarting or
+// busy node may not answer at once).
+func (n *Nemesis) fault(ctx context.Context, method, base string, body []byte) error {
+	var last error
+	for attempt := 0; attempt < 20; attempt++ {
+		req, err := http.NewRequestWithContext(ctx, method, base+"/admin/fault", bytes.NewReader(body))
+		if err != nil {
+			return err
+		}
+		resp, err := n.c.client.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return nil
+			}
+			err = fmt.Errorf("%s %s/admin/fault: %s", method, base, resp.Status)
+		}
+		last = err
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	return last
+}
+
+// iptables manages a chain of dotkv's own, hooked into OUTPUT (loopback
+// traffic passes OUTPUT once), so that cleanup removes exactly our rules.
+type iptables struct{}
+
+const chain = "DOTKV-BENCH"
+
+func ipt(args ...string) error {
+	out, err := exec.Command("iptables", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("iptables %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+func (iptables) setup() error {
+	_ = ipt("-N", chain) // exists already after an interrupted run: fine, flushed below
+	if err := ipt("-F", chain); err != nil {
+		return err
+	}
+	if ipt("-C", "OUTPUT", "-j", chain) != nil {
+		return ipt("-I", "OUTPUT", "-j", chain)
+	}
+	return nil
+}
+
+func (iptables) drop(from, to string) error {
+	return ipt("-A", chain, "-s", from, "-d", to, "-j", "DROP")
+}
+
+func (iptables) flush() error { return ipt("-F", chain) }
+
+func (iptables) cleanup() error {
+	var errs []error
+	for ipt("-C", "OUTPUT", "-j", chain) == nil {
+		if err := ipt("-D", "OUTPUT", "-j", chain); err != nil {
+			errs = append(errs, err)
+			break
+		}
+	}
+	errs = append(errs, ipt("-F", chain), ipt("-X", chain))
+	return errors.Join(errs...)
+}

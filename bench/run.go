@@ -1,0 +1,263 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Config is one bench run.
+type Config struct {
+	// Spawn starts this many nodes; otherwise Targets is a running cluster.
+	Spawn   int
+	Targets []string
+	Spawner SpawnOptions
+
+	Workload WorkloadConfig
+
+	Nemesis         []string
+	NemesisInterval time.Duration
+	NemesisMode     string // filter | iptables
+
+	// ConvergenceTimeout bounds the wait after the final heal;
+	// MaxConvergence fails the run above it (0 = no limit).
+	ConvergenceTimeout time.Duration
+	MaxConvergence     time.Duration
+	// Strict: the workload uses strict quorums (pr+pw > N); stale reads
+	// in fault-free phases are checked.
+	Strict bool
+
+	// Out, if not empty, receives report.json, history.jsonl, report.html.
+	Out string
+	// Progress receives the live progress line (nil: none).
+	Progress io.Writer
+}
+
+// Run performs a bench run and returns its report. The cluster it spawned
+// is stopped and every fault healed before Run returns, also on error or
+// when ctx is cancelled (Ctrl-C).
+func Run(ctx context.Context, cfg Config) (Report, error) {
+	var c *Cluster
+	var err error
+	if cfg.Spawn > 0 {
+		c, err = Spawn(ctx, cfg.Spawn, cfg.Spawner)
+	} else {
+		c, err = Attach(ctx, cfg.Targets)
+	}
+	if err != nil {
+		return Report{}, err
+	}
+	defer c.Stop()
+
+	hist := &History{}
+	t0 := time.Now()
+	nem, err := NewNemesis(c, cfg.Nemesis, cfg.NemesisInterval, cfg.NemesisMode, cfg.Workload.Seed, hist, t0)
+	if err != nil {
+		return Report{}, err
+	}
+	defer nem.Close() // heals and removes iptables rules on every path
+	wcfg := cfg.Workload
+	wcfg.Targets = c.URLs()
+	wl, err := NewWorkload(wcfg, hist, t0, nem.Phase)
+	if err != nil {
+		return Report{}, err
+	}
+
+	runCtx, stopRun := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	var nemErr error
+	wg.Go(func() { nemErr = nem.Run(runCtx) })
+	progressDone := make(chan struct{})
+	if cfg.Progress != nil {
+		wg.Go(func() { progress(cfg.Progress, wl, nem, t0, progressDone) })
+	}
+	wl.Run(runCtx)
+	stopRun()
+	close(progressDone)
+	wg.Wait()
+	if err := nem.Close(); err != nil {
+		return Report{}, fmt.Errorf("heal: %w", err)
+	}
+	if nemErr != nil {
+		return Report{}, nemErr
+	}
+	if ctx.Err() != nil {
+		return Report{}, ctx.Err()
+	}
+
+	// Heal is done: wait for convergence, then read every key at r=all.
+	if cfg.Progress != nil {
+		fmt.Fprintln(cfg.Progress, "healed; waiting for convergence …")
+	}
+	healed := time.Now()
+	if c.Spawned() {
+		_ = c.WaitFormed(ctx, cfg.ConvergenceTimeout)
+	}
+	conv := -1.0
+	if err := c.WaitConverged(ctx, cfg.ConvergenceTimeout); err == nil {
+		conv = time.Since(healed).Seconds()
+	} else if cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, "not converged: %v\n", err)
+	}
+	final, err := c.FinalReads(ctx, wl.Touched())
+	if err != nil {
+		return Report{}, err
+	}
+	rep := Analyze(hist.Ops(), hist.Phases(), CheckOptions{
+		Final:                 final,
+		Strict:                cfg.Strict,
+		NodeIDs:               c.NodeIDs(),
+		ConvergenceSeconds:    conv,
+		MaxConvergenceSeconds: cfg.MaxConvergence.Seconds(),
+		Config:                describe(cfg, c),
+	})
+	if cfg.Out != "" {
+		if err := WriteFiles(cfg.Out, rep, hist); err != nil {
+			return rep, err
+		}
+	}
+	return rep, nil
+}
+
+func describe(cfg Config, c *Cluster) map[string]any {
+	w := cfg.Workload
+	m := map[string]any{
+		"nodes": len(c.Nodes), "spawned": c.Spawned(), "targets": c.URLs(),
+		"duration_s": w.Duration.Seconds(), "ops_limit": w.Ops, "concurrency": w.Concurrency, "keys": w.Keys,
+		"dist": w.Dist, "value_size": w.ValueSize, "mix": fmt.Sprintf("r:%d,w:%d,d:%d", w.Mix.Read, w.Mix.Write, w.Mix.Delete),
+		"r": w.R, "w": w.W, "pr": w.PR, "pw": w.PW, "timeout_ms": w.Timeout.Milliseconds(), "seed": w.Seed,
+		"nemesis": strings.Join(cfg.Nemesis, ","), "nemesis_interval_s": cfg.NemesisInterval.Seconds(),
+		"nemesis_mode": cfg.NemesisMode, "server_args": strings.Join(cfg.Spawner.Args, " "),
+	}
+	return m
+}
+
+// progress prints a live progress line every second.
+func progress(w io.Writer, wl *Workload, nem *Nemesis, t0 time.Time, done <-chan struct{}) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var lastOps int64
+	for {
+		select {
+		case <-done:
+			fmt.Fprintln(w)
+			return
+		case <-t.C:
+		}
+		ops, ok, failed := wl.Progress()
+		fmt.Fprintf(w, "\r%5.0fs  %-22s ops %8d  ok %8d  failed %6d  %6d ops/s   ",
+			time.Since(t0).Seconds(), nem.Phase(), ops, ok, failed, ops-lastOps)
+		lastOps = ops
+	}
+}
+
+// WaitConverged waits until every node's Merkle roots agree for every
+// partition two or more nodes replicate, and no node holds hints.
+func (c *Cluster) WaitConverged(ctx context.Context, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	var last string
+	for {
+		ok, why := c.converged(ctx)
+		if ok {
+			return nil
+		}
+		last = why
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not converged after %v: %s", timeout, last)
+		}
+		if !sleepCtx(ctx, 250*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+}
+
+func (c *Cluster) converged(ctx context.Context) (bool, string) {
+	roots := map[string]string{}
+	for _, nd := range c.Nodes {
+		var st clusterStatus
+		if err := c.getJSON(ctx, nd.URL+"/cluster/status", &st); err != nil {
+			return false, fmt.Sprintf("%s: %v", nd.ID, err)
+		}
+		for target, n := range st.HintsPending {
+			if n > 0 {
+				return false, fmt.Sprintf("%s holds %d hints for %s", nd.ID, n, target)
+			}
+		}
+		var aae struct {
+			Roots map[string]string `json:"roots"`
+		}
+		if err := c.getJSON(ctx, nd.URL+"/admin/aae", &aae); err != nil {
+			return false, fmt.Sprintf("%s: %v", nd.ID, err)
+		}
+		for p, r := range aae.Roots {
+			if prev, seen := roots[p]; seen && prev != r {
+				return false, fmt.Sprintf("partition %s differs on %s", p, nd.ID)
+			}
+			roots[p] = r
+		}
+	}
+	return true, ""
+}
+
+// FinalReads reads every key at r=all (JSON), retrying failures.
+func (c *Cluster) FinalReads(ctx context.Context, keys []string) (map[string]FinalState, error) {
+	out := make(map[string]FinalState, len(keys))
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	for i, key := range keys {
+		var last error
+		for attempt := 0; ; attempt++ {
+			if attempt == 20 {
+				return nil, fmt.Errorf("final read of %s: %w", key, last)
+			}
+			node := c.Nodes[(i+attempt)%len(c.Nodes)]
+			fs, err := finalRead(ctx, client, node.URL, key)
+			if err == nil {
+				out[key] = fs
+				break
+			}
+			last = err
+			if !sleepCtx(ctx, 200*time.Millisecond) {
+				return nil, ctx.Err()
+			}
+		}
+	}
+	return out, nil
+}
+
+func finalRead(ctx context.Context, client *http.Client, base, key string) (FinalState, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/kv/"+key+"?r=all&timeout=5000", nil)
+	if err != nil {
+		return FinalState{}, err
+	}
+	req.Header.Set("Accept", "application/json")
+	resp, err := client.Do(req)
+	if err != nil {
+		return FinalState{}, err
+	}
+	defer resp.Body.Close()
+	fs := FinalState{Status: resp.StatusCode}
+	switch resp.StatusCode {
+	case http.StatusNotFound:
+		return fs, nil
+	case http.StatusOK:
+		var jr jsonRead
+		if err := json.NewDecoder(resp.Body).Decode(&jr); err != nil {
+			return FinalState{}, err
+		}
+		for _, s := range jr.Siblings {
+			if s.Deleted {
+				fs.Tombstones++
+			} else {
+				fs.Values = append(fs.Values, ValueID(s.Value))
+			}
+		}
+		return fs, nil
+	}
+	return FinalState{}, fmt.Errorf("GET %s at r=all: %s", key, resp.Status)
+}
