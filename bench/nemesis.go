@@ -180,9 +180,23 @@ func (n *Nemesis) start(ctx context.Context, f string) (Phase, func(context.Cont
 		}
 		return Phase{Name: name, Fault: true}, func(context.Context) error { return n.c.Resume(i) }, nil
 	}
-	// Partitions: blocks[i] are the nodes node i may not talk to.
-	blocks := make([][]int, k)
-	var sides [][]string
+	blocks, sides := partitionShape(f, n.rng.Perm(k))
+	if err := n.partition(ctx, ids, blocks); err != nil {
+		return Phase{}, nil, err
+	}
+	var sideNames [][]string
+	for _, side := range sides {
+		sideNames = append(sideNames, names(ids, side))
+	}
+	return Phase{Name: f, Fault: true, Sides: sideNames}, func(ctx context.Context) error { return n.healPartition(ctx) }, nil
+}
+
+// partitionShape computes partition f over the nodes in perm's order:
+// blocks[i] lists the nodes node i may not talk to, and sides the groups
+// whose members can talk (nil for majority-ring, which has no sides).
+func partitionShape(f string, perm []int) (blocks [][]int, sides [][]int) {
+	k := len(perm)
+	blocks = make([][]int, k)
 	split := func(a, b []int) {
 		for _, x := range a {
 			blocks[x] = append(blocks[x], b...)
@@ -190,35 +204,30 @@ func (n *Nemesis) start(ctx context.Context, f string) (Phase, func(context.Cont
 		for _, y := range b {
 			blocks[y] = append(blocks[y], a...)
 		}
-		sides = [][]string{names(ids, a), names(ids, b)}
 	}
-	perm := n.rng.Perm(k)
 	switch f {
 	case "partition-halves":
 		split(perm[:k/2], perm[k/2:])
+		sides = [][]int{perm[:k/2], perm[k/2:]}
 	case "isolate-one":
 		split(perm[:1], perm[1:])
+		sides = [][]int{perm[:1], perm[1:]}
 	case "bridge": // two halves, one node in both
 		mid := k / 2
 		a, b := perm[:mid], perm[mid+1:]
 		split(a, b)
-		sides = [][]string{names(ids, append(slices.Clone(a), perm[mid])), names(ids, append(slices.Clone(b), perm[mid]))}
+		sides = [][]int{append(slices.Clone(a), perm[mid]), append(slices.Clone(b), perm[mid])}
 	case "majority-ring": // each node sees a majority, no two the same one
 		reach := (k/2 + 1) / 2 // neighbours on each side
 		for i := range k {
 			for j := range k {
-				d := min((i-j+k)%k, (j-i+k)%k)
-				if d > reach {
+				if d := min((i-j+k)%k, (j-i+k)%k); d > reach {
 					blocks[perm[i]] = append(blocks[perm[i]], perm[j])
 				}
 			}
 		}
-		sides = nil
 	}
-	if err := n.partition(ctx, ids, blocks); err != nil {
-		return Phase{}, nil, err
-	}
-	return Phase{Name: f, Fault: true, Sides: sides}, func(ctx context.Context) error { return n.healPartition(ctx) }, nil
+	return blocks, sides
 }
 
 func names(ids []string, idx []int) []string {

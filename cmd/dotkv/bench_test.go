@@ -1,0 +1,133 @@
+//go:build unix
+
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// serversOf returns the PIDs of `dotkv server` processes whose data lives
+// under dir (so parallel tests don't see each other's).
+func serversOf(t *testing.T, dir string) []string {
+	t.Helper()
+	out, _ := exec.Command("pgrep", "-f", "server --id n[0-9]+ --data "+dir).Output()
+	return strings.Fields(string(out))
+}
+
+// TestBenchRunPassesAndCleansUp runs a short bench with partition and
+// kill nemeses against spawned servers: it must pass its checks, write
+// its three files, and leave no process behind.
+func TestBenchRunPassesAndCleansUp(t *testing.T) {
+	dotkvBin(t)
+	t.Parallel()
+	out := t.TempDir()
+	data := filepath.Join(t.TempDir(), "cluster")
+	r := runDotkvEnv(t, nil, "", "bench", "--spawn", "3", "--duration", "8s", "--nemesis", "partition-halves,kill",
+		"--nemesis-interval", "1500ms", "--nemesis-mode", "filter", "--concurrency", "8", "--keys", "200",
+		"--out", out, "--data", data, "--seed", "7")
+	if r.code != 0 {
+		t.Fatalf("bench: %v", r)
+	}
+	if !strings.Contains(r.stdout, "PASS") || !strings.Contains(r.stdout, "lost acknowledged writes") {
+		t.Fatalf("summary: %s", r.stdout)
+	}
+	var rep map[string]any
+	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"ops", "ok", "failed", "lost_acknowledged_writes", "stale_reads", "convergence_seconds", "throughput_ops_per_sec", "latency_ms", "phases"} {
+		if _, ok := rep[k]; !ok {
+			t.Errorf("report.json lacks %q", k)
+		}
+	}
+	if rep["lost_acknowledged_writes"].(float64) != 0 || rep["ops"].(float64) == 0 {
+		t.Errorf("report: lost %v of %v ops", rep["lost_acknowledged_writes"], rep["ops"])
+	}
+	phases := rep["phases"].([]any)
+	var names []string
+	for _, p := range phases {
+		names = append(names, p.(map[string]any)["name"].(string))
+	}
+	if j := strings.Join(names, ","); !strings.Contains(j, "partition-halves") || !strings.Contains(j, "kill n") {
+		t.Errorf("phases %s lack a partition and a kill", j)
+	}
+	for _, f := range []string{"history.jsonl", "report.html"} {
+		if st, err := os.Stat(filepath.Join(out, f)); err != nil || st.Size() == 0 {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+	// The data dir given with --data is kept; its servers must all be gone.
+	if left := serversOf(t, data); len(left) > 0 {
+		t.Errorf("server processes left behind: %v", left)
+	}
+	if _, err := os.Stat(filepath.Join(data, "n1")); err != nil {
+		t.Errorf("--data directory not kept: %v", err)
+	}
+}
+
+// TestBenchInterruptedStopsEverything sends SIGINT mid-run: bench exits,
+// stops its servers and removes its data directory.
+func TestBenchInterruptedStopsEverything(t *testing.T) {
+	dotkvBin(t)
+	t.Parallel()
+	p := startProc(t, "dotkv bench", "bench", "--spawn", "3", "--duration", "60s", "--nemesis", "partition-halves",
+		"--nemesis-interval", "1s", "--nemesis-mode", "filter", "--concurrency", "4", "--keys", "100")
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(p.stderr.String(), "ops/s") {
+		if p.exited() || time.Now().After(deadline) {
+			t.Fatalf("bench did not start its workload: %s", p.stderr)
+		}
+		time.Sleep(pollInterval)
+	}
+	// Its own servers are its children; their command lines name the data dir.
+	out, _ := exec.Command("pgrep", "-P", strconv.Itoa(p.cmd.Process.Pid)).Output()
+	children := strings.Fields(string(out))
+	if len(children) != 3 {
+		t.Fatalf("bench has %d child processes, want 3 servers", len(children))
+	}
+	cmdline, err := os.ReadFile("/proc/" + children[0] + "/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dir string
+	args := strings.Split(string(cmdline), "\x00")
+	for i, a := range args {
+		if a == "--data" && i+1 < len(args) {
+			dir = filepath.Dir(args[i+1])
+		}
+	}
+	if !strings.Contains(dir, "dotkv-bench-") {
+		t.Fatalf("server data dir %q is not a bench temp dir", dir)
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("bench did not exit within 30 s of SIGINT")
+	}
+	for _, pid := range children {
+		if _, err := os.Stat("/proc/" + pid); err == nil {
+			t.Errorf("server process %s left behind after SIGINT", pid)
+		}
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("data directory %s left behind (stat: %v)", dir, err)
+	}
+	if !strings.Contains(p.stderr.String(), "interrupted") {
+		t.Errorf("stderr does not say it was interrupted: %s", p.stderr)
+	}
+}
