@@ -11,14 +11,14 @@ type Latencies struct {
 
 // PhaseReport summarises the ops that started in one phase.
 type PhaseReport struct {
-	Name                 string    `json:"name"`
-	Fault                bool      `json:"fault"`
-	Start                float64   `json:"start"` // seconds since the run started
-	End                  float64   `json:"end"`
-	Ops                  int       `json:"ops"`
-	OK                   int       `json:"ok"`
-	ThroughputOpsPerSec  float64   `json:"throughput_ops_per_sec"`
-	LatencyMs            Latencies `json:"latency_ms"`
+	Name                string    `json:"name"`
+	Fault               bool      `json:"fault"`
+	Start               float64   `json:"start"` // seconds since the run started
+	End                 float64   `json:"end"`
+	Ops                 int       `json:"ops"`
+	OK                  int       `json:"ok"`
+	ThroughputOpsPerSec float64   `json:"throughput_ops_per_sec"`
+	LatencyMs           Latencies `json:"latency_ms"`
 	// Availability is the share of ops that succeeded, per side of a
 	// partition (node ID set → share) and per consistency level.
 	AvailabilityBySide  map[string]float64 `json:"availability_by_side,omitempty"`

@@ -101,7 +101,9 @@ func NewWorkload(cfg WorkloadConfig, hist *History, t0 time.Time, phase func() s
 }
 
 // Progress returns ops started, acknowledged and failed so far.
-func (w *Workload) Progress() (ops, ok, failed int64) { return w.ops.Load(), w.ok.Load(), w.fail.Load() }
+func (w *Workload) Progress() (ops, ok, failed int64) {
+	return w.ops.Load(), w.ok.Load(), w.fail.Load()
+}
 
 // Touched returns every key the workload wrote or deleted.
 func (w *Workload) Touched() []string {

@@ -26,7 +26,16 @@ const (
 	methodMids   = "aae_mids"   // partitions → 32 mid hashes each
 	methodLeaves = "aae_leaves" // (partition, mid)s → 32 leaf hashes each
 	methodKeys   = "aae_keys"   // (partition, bucket)s → (key, hash) lists
-	methodGet    = "aae_get"    // (partition, key)s → stored encodings ("" = absent)
+	methodGet    = "aae_get"    // (partition, key)s → stored encodings ("" = absent) of a prefix of them
+)
+
+// batchBytes bounds the states in one aae_get reply or one push of
+// merged states (a single larger state still goes, alone); batchKeys
+// bounds the keys one aae_get names. Both keep messages far below
+// transport.MaxMessage.
+const (
+	batchBytes = 8 << 20
+	batchKeys  = 4096
 )
 
 // EngineConfig configures active anti-entropy.
@@ -343,72 +352,107 @@ func (e *Engine) Exchange(ctx context.Context, peer string) (Stats, error) {
 		return 0
 	})
 
-	// Fetch the peer's versions of the differing keys it holds.
+	// Merge both ways: pull the peer's versions into our records, push
+	// the merges back. Both go in batches — the peer bounds each reply to
+	// about batchBytes of states, and each push holds about as much — so
+	// that no message nears the transport's limit however much the
+	// replicas differ (one message over it would fail this exchange, and
+	// every later one the same way).
+	var push []storage.Hint
+	pushBytes := 0
+	flush := func() error {
+		if len(push) == 0 {
+			return nil
+		}
+		msg, err := encodeBatch(push)
+		if err != nil {
+			return err
+		}
+		push, pushBytes = nil, 0
+		_, err = call(MethodMergeStates, msg)
+		return err
+	}
+	reconcile := func(k pk, rs versioning.State, theyHave bool) error {
+		key := []byte(k.key)
+		ours, _, err := e.cfg.Store.Get(k.p, key)
+		if err != nil {
+			return err
+		}
+		switch {
+		case !theyHave && e.expired(ours):
+			return nil // a collectible tombstone the peer already dropped
+		case ours.IsZero() && theyHave && e.expired(rs):
+			return nil // and the other way round
+		}
+		merged := versioning.Sync(ours, rs)
+		if theyHave && !merged.Equal(ours) {
+			if merged, err = e.cfg.Store.Merge(k.p, key, rs); err != nil {
+				return err
+			}
+		}
+		st.KeysRepaired++
+		if merged.Equal(rs) {
+			return nil
+		}
+		enc, err := merged.MarshalBinary()
+		if err != nil {
+			return err
+		}
+		push = append(push, storage.Hint{Partition: k.p, Key: key, State: merged})
+		if pushBytes += len(key) + len(enc); pushBytes >= batchBytes {
+			return flush()
+		}
+		return nil
+	}
+
+	// The differing keys the peer holds: fetch their states.
 	var fetch []pk
 	for _, k := range differing {
 		if remote[k] != 0 {
 			fetch = append(fetch, k)
 		}
 	}
-	theirs := map[pk]versioning.State{}
-	if len(fetch) > 0 {
-		req = wire.Writer(nil).Uvarint(uint64(len(fetch)))
-		for _, k := range fetch {
+	for len(fetch) > 0 {
+		ask := fetch[:min(len(fetch), batchKeys)]
+		req = wire.Writer(nil).Uvarint(uint64(len(ask)))
+		for _, k := range ask {
 			req = req.U32(k.p).String(k.key)
 		}
 		if r, err = call(methodGet, req); err != nil {
 			return st, err
 		}
-		for _, k := range fetch {
+		got := 0 // the reply holds the states of a prefix of ask
+		for ; got < len(ask) && r.Len() > 0; got++ {
+			k := ask[got]
 			raw := r.Bytes()
-			if len(raw) == 0 {
-				continue
+			var rs versioning.State
+			if len(raw) > 0 {
+				if rs, err = versioning.DecodeState(raw); err != nil {
+					return st, fmt.Errorf("anti-entropy: %s's state of %q: %w", peer, k.key, err)
+				}
 			}
-			s, err := versioning.DecodeState(raw)
-			if err != nil {
-				return st, fmt.Errorf("anti-entropy: %s's state of %q: %w", peer, k.key, err)
+			if err := reconcile(k, rs, len(raw) > 0); err != nil {
+				return st, err
 			}
-			theirs[k] = s
 		}
 		if err := r.Done(); err != nil {
 			return st, err
 		}
+		if got == 0 {
+			return st, fmt.Errorf("anti-entropy: %s returned no state of %d keys asked", peer, len(ask))
+		}
+		fetch = fetch[got:]
 	}
-
-	// Merge both ways: pull into our records, push the merge back.
-	var push []storage.Hint
+	// The differing keys only we hold.
 	for _, k := range differing {
-		key := []byte(k.key)
-		ours, _, err := e.cfg.Store.Get(k.p, key)
-		if err != nil {
-			return st, err
-		}
-		rs, theyHave := theirs[k]
-		switch {
-		case !theyHave && e.expired(ours):
-			continue // a collectible tombstone the peer already dropped
-		case ours.IsZero() && theyHave && e.expired(rs):
-			continue // and the other way round
-		}
-		merged := versioning.Sync(ours, rs)
-		if theyHave && !merged.Equal(ours) {
-			if merged, err = e.cfg.Store.Merge(k.p, key, rs); err != nil {
+		if remote[k] == 0 {
+			if err := reconcile(k, versioning.State{}, false); err != nil {
 				return st, err
 			}
 		}
-		if !merged.Equal(rs) {
-			push = append(push, storage.Hint{Partition: k.p, Key: key, State: merged})
-		}
-		st.KeysRepaired++
 	}
-	if len(push) > 0 {
-		msg, err := encodeBatch(push)
-		if err != nil {
-			return st, err
-		}
-		if _, err := call(MethodMergeStates, msg); err != nil {
-			return st, err
-		}
+	if err := flush(); err != nil {
+		return st, err
 	}
 	return st, nil
 }
@@ -588,8 +632,11 @@ func (e *Engine) handleGet(_ context.Context, _ string, req []byte) ([]byte, err
 	r := wire.NewReader(req)
 	n := r.Count(5)
 	out := wire.Writer(nil)
-	for range n {
+	for i := range n {
 		p, key := r.U32(), r.Bytes()
+		if i > 0 && len(out) >= batchBytes {
+			continue // enough for one reply: the caller asks again for the rest
+		}
 		raw, _, err := e.cfg.Store.GetRaw(p, key)
 		if err != nil {
 			return nil, err

@@ -119,6 +119,7 @@ func (d *Deliverer) DeliverTo(ctx context.Context, target string) error {
 		if len(hints) == 0 {
 			return nil
 		}
+		hints = hints[:batchPrefix(hints)]
 		msg, err := encodeBatch(hints)
 		if err != nil {
 			return err
@@ -142,6 +143,24 @@ func (d *Deliverer) DeliverTo(ctx context.Context, target string) error {
 		after = &hints[len(hints)-1]
 	}
 	return ctx.Err()
+}
+
+// batchPrefix returns how many of hints, from the first, one batch
+// takes: about batchBytes of states at most (always at least one), so that
+// a batch of large values stays far below the transport's message limit,
+// which the target would refuse every time.
+func batchPrefix(hints []storage.Hint) int {
+	size := 0
+	for i, h := range hints {
+		enc, err := h.State.MarshalBinary()
+		if err != nil {
+			return i + 1 // encodeBatch reports it
+		}
+		if size += len(h.Key) + len(enc); i > 0 && size > batchBytes {
+			return i
+		}
+	}
+	return len(hints)
 }
 
 func encodeBatch(hints []storage.Hint) ([]byte, error) {

@@ -121,6 +121,9 @@ func (r *Reader) Byte() byte {
 	return v
 }
 
+// Len returns how many bytes are left to read.
+func (r *Reader) Len() int { return len(r.b) }
+
 // Done returns the first error, or ErrMalformed if bytes are left over.
 func (r *Reader) Done() error {
 	if r.err == nil && len(r.b) != 0 {
