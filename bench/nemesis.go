@@ -139,7 +139,10 @@ func (n *Nemesis) Close() error {
 	n.mu.Lock()
 	if n.phase.End == 0 {
 		n.phase.End = n.now()
-		n.hist.AddPhase(n.phase)
+		// The run ending right at a heal leaves an empty last phase: drop it.
+		if n.phase.End-n.phase.Start > int64(10*time.Millisecond) || len(n.hist.Phases()) == 0 {
+			n.hist.AddPhase(n.phase)
+		}
 	}
 	n.mu.Unlock()
 	if n.ipt != nil {
