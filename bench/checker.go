@@ -68,11 +68,14 @@ const chkMaxLatencyUs = 3_600_000_000
 //     status other than 200/300/404) are not listed as lost but make the
 //     check fail as unverifiable.
 //   - Invalid read: an OK read that returned a value no write of the key
-//     wrote (phantom), or a value in the past of an OK delete that had
-//     completed before the read started (resurrected). The final state is
-//     checked the same way, and a final value in the past of any OK write
-//     or delete is resurrected. One entry per read (per key for the final
-//     state), naming every bad value.
+//     wrote (phantom). The final state is checked the same way, and a
+//     final value in the past of any OK write or delete is resurrected. One
+//     entry per read (per key for the final state), naming every bad value.
+//     A read that returns a value an acknowledged delete had superseded
+//     before the read started is not invalid in itself: during a
+//     partition, or before repair under sloppy quorums, a replica may not
+//     know of the delete yet (dotkv promises no freshness there). Under
+//     strict quorums in a fault-free phase it is a stale read.
 //   - Stale read (only if Strict): an OK read R that started in a
 //     fault-free phase (or anywhere when there are no phases), and an OK
 //     write W of the key that ended before R started, such that W.Value is
@@ -161,6 +164,7 @@ type chkConsistency struct {
 	unverified                      []string
 	okReads, finalKeys, strictReads int
 	phantoms, resurrected           int
+	staleOps                        map[int]bool
 
 	invalidOps   []chkInvalid // reads, sorted by op index at the end
 	invalidFinal []chkInvalid // final states, sorted by key
@@ -405,10 +409,12 @@ func (c *chkConsistency) checkValidity(g *chkKey) {
 			case !ok:
 				c.phantoms++
 				bad = append(bad, "phantom value "+v)
-			case delAt != nil && delAt[n] < o.Start:
-				c.resurrected++
-				bad = append(bad, fmt.Sprintf("resurrected value %s (deleted by op %d, completed before the read started)",
-					v, c.ops[delBy[n]].Index))
+			case delAt != nil && delAt[n] < o.Start && c.opts.Strict && c.faultFree(i):
+				// The delete was acknowledged by a strict quorum before
+				// this read began, in a fault-free phase: a stale read.
+				c.markStale(o.Index)
+				c.stale = append(c.stale, StaleRead{Key: g.key, ReadOp: o.Index, WriteOp: c.ops[delBy[n]].Index,
+					Missing: "the delete of " + v})
 			}
 		}
 		if len(bad) > 0 {
@@ -454,7 +460,7 @@ func (c *chkConsistency) checkStale(g *chkKey) {
 		}
 		switch o.Kind {
 		case OpRead:
-			if p := c.phaseOf[i]; p < 0 || !c.phases[p].Fault {
+			if c.faultFree(i) {
 				reads = append(reads, i)
 			}
 		case OpWrite:
@@ -521,8 +527,25 @@ func (c *chkConsistency) checkStale(g *chkKey) {
 			c.stale = append(c.stale, StaleRead{Key: g.key, ReadOp: r.Index, WriteOp: w.Index, Missing: w.Value})
 		}
 		if stale {
-			c.staleReads++
+			c.markStale(r.Index)
 		}
+	}
+}
+
+// faultFree reports whether op i started in a phase without a fault.
+func (c *chkConsistency) faultFree(i int) bool {
+	p := c.phaseOf[i]
+	return p < 0 || !c.phases[p].Fault
+}
+
+// markStale counts a stale read once, whichever rule found it.
+func (c *chkConsistency) markStale(op int) {
+	if c.staleOps == nil {
+		c.staleOps = map[int]bool{}
+	}
+	if !c.staleOps[op] {
+		c.staleOps[op] = true
+		c.staleReads++
 	}
 }
 
