@@ -660,6 +660,9 @@ func chkStats(r *Report, ops []Op, phases []Phase, phaseOf []int, opts CheckOpti
 		sideOf  map[string]string // node ID -> side key
 		bySide  map[string]*chkShare
 		byLevel map[string]*chkShare
+		// bySideLevel: "side | level" → share, where the quorum rules
+		// show (a minority side at pw=quorum vs w=1).
+		bySideLevel map[string]*chkShare
 	}
 	acc := make([]phaseAcc, len(phases))
 	for p, ph := range phases {
@@ -669,6 +672,7 @@ func chkStats(r *Report, ops []Op, phases []Phase, phaseOf []int, opts CheckOpti
 		if len(ph.Sides) > 0 {
 			a.sideOf = map[string]string{}
 			a.bySide = map[string]*chkShare{}
+			a.bySideLevel = map[string]*chkShare{}
 			for _, side := range ph.Sides {
 				sk := strings.Join(side, ",")
 				a.bySide[sk] = &chkShare{}
@@ -725,6 +729,12 @@ func chkStats(r *Report, ops []Op, phases []Phase, phaseOf []int, opts CheckOpti
 			if a.sideOf != nil {
 				if sk, found := a.sideOf[ids[chkNormURL(o.Node)]]; found {
 					bump(a.bySide[sk])
+					sl := a.bySideLevel[sk+" | "+lvl]
+					if sl == nil {
+						sl = &chkShare{}
+						a.bySideLevel[sk+" | "+lvl] = sl
+					}
+					bump(sl)
 				}
 			}
 		}
@@ -740,9 +750,10 @@ func chkStats(r *Report, ops []Op, phases []Phase, phaseOf []int, opts CheckOpti
 			Name: ph.Name, Fault: ph.Fault,
 			Start: float64(ph.Start) / 1e9, End: float64(ph.End) / 1e9,
 			Ops: a.ops, OK: a.ok,
-			LatencyMs:           a.lat.latencies(),
-			AvailabilityBySide:  chkShares(a.bySide),
-			AvailabilityByLevel: chkShares(a.byLevel),
+			LatencyMs:                  a.lat.latencies(),
+			AvailabilityBySide:         chkShares(a.bySide),
+			AvailabilityByLevel:        chkShares(a.byLevel),
+			AvailabilityBySideAndLevel: chkShares(a.bySideLevel),
 		}
 		if ph.End > ph.Start {
 			pr.ThroughputOpsPerSec = float64(a.ok) / (float64(ph.End-ph.Start) / 1e9)

@@ -757,3 +757,24 @@ func TestCheckerPerformance(t *testing.T) {
 		t.Errorf("stale %+v, want read op %d", r.Stale, rd)
 	}
 }
+
+func TestAvailabilityBySideAndLevel(t *testing.T) {
+	phases := []Phase{{Name: "partition-halves", Fault: true, Start: 0, End: 100, Sides: [][]string{{"n1"}, {"n2", "n3"}}}}
+	ops := []Op{
+		{Kind: OpWrite, Key: "a", Value: "c1-1", Node: "http://n1", Level: "w=1", Outcome: OK, Start: 1, End: 2},
+		{Kind: OpWrite, Key: "a", Value: "c1-2", Node: "http://n1", Level: "pw=2", Outcome: Info, Start: 3, End: 4},
+		{Kind: OpWrite, Key: "b", Value: "c2-1", Node: "http://n2", Level: "pw=2", Outcome: OK, Start: 5, End: 6},
+	}
+	r := Analyze(ops, phases, CheckOptions{NodeIDs: map[string]string{"http://n1": "n1", "http://n2": "n2"},
+		Final: map[string]FinalState{"a": {Status: 200, Values: []string{"c1-1"}}, "b": {Status: 200, Values: []string{"c2-1"}}}})
+	got := r.Phases[0].AvailabilityBySideAndLevel
+	want := map[string]float64{"n1 | w=1": 1, "n1 | pw=2": 0, "n2,n3 | pw=2": 1}
+	if len(got) != len(want) {
+		t.Fatalf("by side and level = %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%q = %v, want %v", k, got[k], v)
+		}
+	}
+}

@@ -124,6 +124,9 @@ func WriteSummary(w io.Writer, r Report) {
 		for _, k := range sortedMapKeys(p.AvailabilityByLevel) {
 			avail = append(avail, [3]string{p.Name, "level " + k, humanPct(p.AvailabilityByLevel[k])})
 		}
+		for _, k := range sortedMapKeys(p.AvailabilityBySideAndLevel) {
+			avail = append(avail, [3]string{p.Name, "side " + k, humanPct(p.AvailabilityBySideAndLevel[k])})
+		}
 	}
 	if len(avail) > 0 {
 		fmt.Fprintln(w, "\navailability by side / level")
@@ -453,6 +456,10 @@ func buildPage(r Report, phases []Phase, ops []Op) pageData {
 		for _, k := range sortedMapKeys(ph.AvailabilityByLevel) {
 			v := ph.AvailabilityByLevel[k]
 			row.Levels = append(row.Levels, availChip{Label: k, Value: humanPct(v), Tone: shareTone(v)})
+		}
+		for _, k := range sortedMapKeys(ph.AvailabilityBySideAndLevel) {
+			v := ph.AvailabilityBySideAndLevel[k]
+			row.Sides = append(row.Sides, availChip{Label: k, Value: humanPct(v), Tone: shareTone(v)})
 		}
 		p.Phases = append(p.Phases, row)
 	}

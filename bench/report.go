@@ -23,6 +23,8 @@ type PhaseReport struct {
 	// partition (node ID set → share) and per consistency level.
 	AvailabilityBySide  map[string]float64 `json:"availability_by_side,omitempty"`
 	AvailabilityByLevel map[string]float64 `json:"availability_by_level,omitempty"`
+	// AvailabilityBySideAndLevel keys are "side | level".
+	AvailabilityBySideAndLevel map[string]float64 `json:"availability_by_side_and_level,omitempty"`
 }
 
 // LostWrite is an acknowledged write the final state neither holds nor
