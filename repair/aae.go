@@ -493,6 +493,7 @@ func (e *Engine) expired(st versioning.State) bool {
 func (e *Engine) CollectTombstones(ctx context.Context, limit int) (int, error) {
 	r := e.cfg.Ring()
 	purged := 0
+	unreachable := map[string]bool{} // primaries a call failed to this round
 	for _, k := range e.cfg.Tombs.snapshot(limit) {
 		if ctx.Err() != nil {
 			return purged, ctx.Err()
@@ -509,7 +510,7 @@ func (e *Engine) CollectTombstones(ctx context.Context, limit int) (int, error) 
 		if err != nil || !e.expired(ours) {
 			continue
 		}
-		if !e.othersHold(ctx, r, k.p, key, ours) {
+		if !e.othersHold(ctx, r, k.p, key, ours, unreachable) {
 			continue
 		}
 		deleted, err := e.cfg.Store.DeleteIfUnchanged(k.p, key, raw)
@@ -524,16 +525,24 @@ func (e *Engine) CollectTombstones(ctx context.Context, limit int) (int, error) 
 	return purged, nil
 }
 
-// othersHold asks every other primary of the key for its state.
-func (e *Engine) othersHold(ctx context.Context, r *ring.Ring, p uint32, key []byte, ours versioning.State) bool {
+// othersHold asks every other primary of the key for its state. A
+// primary gossip sees dead, or that a call already failed to this round
+// (unreachable), cannot confirm: it is not asked again, so that a
+// primary whose packets are dropped costs one call timeout a round, not
+// one per tombstone (which would stall the anti-entropy loop for hours).
+func (e *Engine) othersHold(ctx context.Context, r *ring.Ring, p uint32, key []byte, ours versioning.State, unreachable map[string]bool) bool {
 	for _, node := range r.Primaries(p) {
 		if node == e.cfg.Self {
 			continue
+		}
+		if unreachable[node] || e.cfg.Dead(node) {
+			return false // cannot confirm: keep the tombstone
 		}
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		resp, err := e.cfg.Peer.Call(cctx, node, methodGet, wire.Writer(nil).Uvarint(1).U32(p).Bytes(key))
 		cancel()
 		if err != nil {
+			unreachable[node] = true
 			return false // cannot confirm: keep the tombstone
 		}
 		rd := wire.NewReader(resp)

@@ -47,7 +47,9 @@ func keyHash(key, raw []byte) uint64 {
 	if raw == nil {
 		return 0
 	}
-	h := xxhash.Sum64(key) ^ bits.RotateLeft64(xxhash.Sum64(raw)*0x9e3779b97f4a7c15, 31)
+	// Mix key and state non-linearly: with a plain XOR of the two hashes,
+	// two keys swapping their states would leave every tree level equal.
+	h := bits.RotateLeft64(xxhash.Sum64(key)*0x9e3779b97f4a7c15^xxhash.Sum64(raw), 31) * 0xbf58476d1ce4e5b9
 	if h == 0 {
 		h = 1 // 0 means absent
 	}

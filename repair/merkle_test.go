@@ -119,3 +119,28 @@ func BenchmarkRebuild(b *testing.B) {
 		b.ReportMetric(d.Seconds(), "rebuild-s")
 	}
 }
+
+// TestSwappedStatesChangeTheRoot: two keys exchanging their states is a
+// difference the trees must see.
+func TestSwappedStatesChangeTheRoot(t *testing.T) {
+	a, b := NewTrees(), NewTrees()
+	// Keys in one bucket, so even the leaves would agree if the hash
+	// were separable.
+	var k1, k2 []byte
+	for i := 0; k2 == nil; i++ {
+		k := []byte(fmt.Sprintf("k%d", i))
+		switch {
+		case k1 == nil:
+			k1 = k
+		case storage.Bucket(k) == storage.Bucket(k1):
+			k2 = k
+		}
+	}
+	a.Observe(0, k1, nil, []byte("state-x"))
+	a.Observe(0, k2, nil, []byte("state-y"))
+	b.Observe(0, k1, nil, []byte("state-y"))
+	b.Observe(0, k2, nil, []byte("state-x"))
+	if a.Root(0) == b.Root(0) {
+		t.Fatal("swapping two keys' states left the root unchanged")
+	}
+}
