@@ -1,6 +1,7 @@
 package repair
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -191,173 +192,175 @@ func shared(r *ring.Ring, a, b string) []uint32 {
 // top-down, and syncs the keys of differing leaves in both directions
 // through versioning.Sync (never losing a sibling).
 func (e *Engine) Exchange(ctx context.Context, peer string) (Stats, error) {
-	var st Stats
+	x := &peerExchange{e: e, ctx: ctx, peer: peer}
 	e.m.exchanges.Inc()
 	defer func() {
-		e.m.bytesSent.Add(float64(st.BytesSent))
-		e.m.bytesReceived.Add(float64(st.BytesReceived))
-		e.m.compared.Add(float64(st.KeysCompared))
-		e.m.repaired.Add(float64(st.KeysRepaired))
+		e.m.bytesSent.Add(float64(x.st.BytesSent))
+		e.m.bytesReceived.Add(float64(x.st.BytesReceived))
+		e.m.compared.Add(float64(x.st.KeysCompared))
+		e.m.repaired.Add(float64(x.st.KeysRepaired))
 	}()
-	call := func(method string, req []byte) (*wire.Reader, error) {
-		st.RoundTrips++
-		st.BytesSent += len(req)
-		resp, err := e.cfg.Peer.Call(ctx, peer, method, req)
-		st.BytesReceived += len(resp)
-		if err != nil {
-			return nil, fmt.Errorf("anti-entropy %s with %s: %w", method, peer, err)
-		}
-		return wire.NewReader(resp), nil
-	}
 	parts := shared(e.cfg.Ring(), e.cfg.Self, peer)
-	st.Partitions = len(parts)
-	if len(parts) == 0 {
-		return st, nil
-	}
-
-	// Level 0: roots.
-	req := wire.Writer(nil).Uvarint(uint64(len(parts)))
-	for _, p := range parts {
-		req = req.U32(p)
-	}
-	r, err := call(methodRoots, req)
-	if err != nil {
-		return st, err
-	}
-	local := e.cfg.Trees.Roots(parts)
-	var diffParts []uint32
+	x.st.Partitions = len(parts)
+	level := make([]treePos, len(parts))
 	for i, p := range parts {
-		if r.U64() != local[i] {
-			diffParts = append(diffParts, p)
+		level[i] = treePos{p: p}
+	}
+	// Descend the trees one level per round trip, only into what differs:
+	// roots → differing partitions' mids → differing mids' leaves.
+	steps := []struct {
+		method string
+		encode func(wire.Writer, treePos) wire.Writer
+		local  func(treePos) []uint64
+		child  func(treePos, int) treePos
+	}{
+		{methodRoots, func(w wire.Writer, t treePos) wire.Writer { return w.U32(t.p) },
+			func(t treePos) []uint64 { return []uint64{e.cfg.Trees.Root(t.p)} },
+			func(t treePos, _ int) treePos { return t }},
+		{methodMids, func(w wire.Writer, t treePos) wire.Writer { return w.U32(t.p) },
+			func(t treePos) []uint64 { m := e.cfg.Trees.Mids(t.p); return m[:] },
+			func(t treePos, j int) treePos { return treePos{t.p, j} }},
+		{methodLeaves, func(w wire.Writer, t treePos) wire.Writer { return w.U32(t.p).Uvarint(uint64(t.i)) },
+			func(t treePos) []uint64 { l := e.cfg.Trees.Leaves(t.p, t.i); return l[:] },
+			func(t treePos, j int) treePos { return treePos{t.p, t.i*fanout + j} }},
+	}
+	for i, step := range steps {
+		if len(level) == 0 {
+			return x.st, nil
+		}
+		var err error
+		if level, err = x.descend(step.method, level, step.encode, step.local, step.child); err != nil {
+			return x.st, err
+		}
+		if i == 0 {
+			x.st.DifferingPartitions = len(level)
 		}
 	}
-	if err := r.Done(); err != nil {
-		return st, err
+	if len(level) == 0 {
+		return x.st, nil
 	}
-	st.DifferingPartitions = len(diffParts)
-	if len(diffParts) == 0 {
-		return st, nil
+	differing, remote, err := x.differingKeys(level)
+	if err != nil || len(differing) == 0 {
+		return x.st, err
 	}
+	return x.st, x.sync(differing, remote)
+}
 
-	// Level 1: mid nodes of differing partitions.
-	req = wire.Writer(nil).Uvarint(uint64(len(diffParts)))
-	for _, p := range diffParts {
-		req = req.U32(p)
+// treePos is a node of one partition's tree: the root, mid i or leaf i.
+type treePos struct {
+	p uint32
+	i int
+}
+
+// keyPos is a key of a partition.
+type keyPos struct {
+	p   uint32
+	key string
+}
+
+// peerExchange is one anti-entropy exchange with one peer.
+type peerExchange struct {
+	e    *Engine
+	ctx  context.Context
+	peer string
+	st   Stats
+}
+
+// call sends one request, counting round trips and bytes.
+func (x *peerExchange) call(method string, req []byte) (*wire.Reader, error) {
+	x.st.RoundTrips++
+	x.st.BytesSent += len(req)
+	resp, err := x.e.cfg.Peer.Call(x.ctx, x.peer, method, req)
+	x.st.BytesReceived += len(resp)
+	if err != nil {
+		return nil, fmt.Errorf("anti-entropy %s with %s: %w", method, x.peer, err)
 	}
-	if r, err = call(methodMids, req); err != nil {
-		return st, err
+	return wire.NewReader(resp), nil
+}
+
+// descend asks the peer for the hashes under each tree node of level and
+// returns the children whose hash differs from ours.
+func (x *peerExchange) descend(method string, level []treePos, encode func(wire.Writer, treePos) wire.Writer,
+	local func(treePos) []uint64, child func(treePos, int) treePos) ([]treePos, error) {
+	req := wire.Writer(nil).Uvarint(uint64(len(level)))
+	for _, t := range level {
+		req = encode(req, t)
 	}
-	type pm struct {
-		p   uint32
-		mid int
+	r, err := x.call(method, req)
+	if err != nil {
+		return nil, err
 	}
-	var diffMids []pm
-	for _, p := range diffParts {
-		mids := e.cfg.Trees.Mids(p)
-		for m := range midCount {
-			if r.U64() != mids[m] {
-				diffMids = append(diffMids, pm{p, m})
+	var next []treePos
+	for _, t := range level {
+		for j, h := range local(t) {
+			if r.U64() != h {
+				next = append(next, child(t, j))
 			}
 		}
 	}
-	if err := r.Done(); err != nil {
-		return st, err
-	}
+	return next, r.Done()
+}
 
-	// Level 2: leaves under differing mids.
-	req = wire.Writer(nil).Uvarint(uint64(len(diffMids)))
-	for _, x := range diffMids {
-		req = req.U32(x.p).Uvarint(uint64(x.mid))
+// differingKeys compares the (key, version hash) lists of differing
+// leaves and returns the keys whose versions differ, sorted, with the
+// peer's hashes (0: the peer does not hold the key).
+func (x *peerExchange) differingKeys(leaves []treePos) ([]keyPos, map[keyPos]uint64, error) {
+	req := wire.Writer(nil).Uvarint(uint64(len(leaves)))
+	for _, t := range leaves {
+		req = req.U32(t.p).Uvarint(uint64(t.i))
 	}
-	if r, err = call(methodLeaves, req); err != nil {
-		return st, err
+	r, err := x.call(methodKeys, req)
+	if err != nil {
+		return nil, nil, err
 	}
-	type pb struct {
-		p      uint32
-		bucket uint16
-	}
-	var diffLeaves []pb
-	for _, x := range diffMids {
-		leaves := e.cfg.Trees.Leaves(x.p, x.mid)
-		for i := range fanout {
-			if r.U64() != leaves[i] {
-				diffLeaves = append(diffLeaves, pb{x.p, uint16(x.mid*fanout + i)})
-			}
-		}
-	}
-	if err := r.Done(); err != nil {
-		return st, err
-	}
-
-	// Level 3: (key, version hash) lists of differing leaves.
-	req = wire.Writer(nil).Uvarint(uint64(len(diffLeaves)))
-	for _, x := range diffLeaves {
-		req = req.U32(x.p).Uvarint(uint64(x.bucket))
-	}
-	if r, err = call(methodKeys, req); err != nil {
-		return st, err
-	}
-	type pk struct {
-		p   uint32
-		key string
-	}
-	remote := map[pk]uint64{}
-	for _, x := range diffLeaves {
-		n := r.Count(9)
-		for range n {
+	remote := map[keyPos]uint64{}
+	for _, t := range leaves {
+		for range r.Count(9) {
 			k := r.Bytes()
-			remote[pk{x.p, string(k)}] = r.U64()
+			remote[keyPos{t.p, string(k)}] = r.U64()
 		}
 	}
 	if err := r.Done(); err != nil {
-		return st, err
+		return nil, nil, err
 	}
-	localHash := map[pk]uint64{}
-	for _, x := range diffLeaves {
-		if err := e.cfg.Store.ScanBucket(x.p, x.bucket, func(key, raw []byte) error {
-			localHash[pk{x.p, string(key)}] = keyHash(key, raw)
+	local := map[keyPos]uint64{}
+	for _, t := range leaves {
+		if err := x.e.cfg.Store.ScanBucket(t.p, uint16(t.i), func(key, raw []byte) error {
+			local[keyPos{t.p, string(key)}] = keyHash(key, raw)
 			return nil
 		}); err != nil {
-			return st, err
+			return nil, nil, err
 		}
 	}
-	var differing []pk
+	var differing []keyPos
 	for k, h := range remote {
-		if localHash[k] != h {
+		if local[k] != h {
 			differing = append(differing, k)
 		}
 	}
-	for k := range localHash {
+	for k := range local {
 		if _, ok := remote[k]; !ok {
 			differing = append(differing, k)
 		}
 	}
-	st.KeysCompared = len(remote) + len(localHash)
-	if err := e.wait(ctx, st.KeysCompared); err != nil {
-		return st, err
+	x.st.KeysCompared = len(remote) + len(local)
+	if err := x.e.wait(x.ctx, x.st.KeysCompared); err != nil {
+		return nil, nil, err
 	}
-	if len(differing) == 0 {
-		return st, nil
-	}
-	slices.SortFunc(differing, func(a, b pk) int {
-		if a.p != b.p {
-			return int(a.p) - int(b.p)
-		}
-		if a.key < b.key {
-			return -1
-		}
-		if a.key > b.key {
-			return 1
-		}
-		return 0
+	slices.SortFunc(differing, func(a, b keyPos) int {
+		return cmp.Or(cmp.Compare(a.p, b.p), cmp.Compare(a.key, b.key))
 	})
+	return differing, remote, nil
+}
 
-	// Merge both ways: pull the peer's versions into our records, push
-	// the merges back. Both go in batches — the peer bounds each reply to
-	// about batchBytes of states, and each push holds about as much — so
-	// that no message nears the transport's limit however much the
-	// replicas differ (one message over it would fail this exchange, and
-	// every later one the same way).
+// sync merges the differing keys both ways: it pulls the peer's versions
+// into our records and pushes the merges back. Both go in batches — the
+// peer bounds each reply to about batchBytes of states, and each push
+// holds about as much — so that no message nears the transport's limit
+// however much the replicas differ (one message over it would fail this
+// exchange, and every later one the same way).
+func (x *peerExchange) sync(differing []keyPos, remote map[keyPos]uint64) error {
+	e := x.e
 	var push []storage.Hint
 	pushBytes := 0
 	flush := func() error {
@@ -368,11 +371,14 @@ func (e *Engine) Exchange(ctx context.Context, peer string) (Stats, error) {
 		if err != nil {
 			return err
 		}
+		if _, err = x.call(MethodMergeStates, msg); err != nil {
+			return err
+		}
+		x.st.KeysRepaired += len(push)
 		push, pushBytes = nil, 0
-		_, err = call(MethodMergeStates, msg)
-		return err
+		return nil
 	}
-	reconcile := func(k pk, rs versioning.State, theyHave bool) error {
+	reconcile := func(k keyPos, rs versioning.State, theyHave bool) error {
 		key := []byte(k.key)
 		ours, _, err := e.cfg.Store.Get(k.p, key)
 		if err != nil {
@@ -390,8 +396,8 @@ func (e *Engine) Exchange(ctx context.Context, peer string) (Stats, error) {
 				return err
 			}
 		}
-		st.KeysRepaired++
 		if merged.Equal(rs) {
+			x.st.KeysRepaired++ // only our side needed it
 			return nil
 		}
 		enc, err := merged.MarshalBinary()
@@ -406,7 +412,7 @@ func (e *Engine) Exchange(ctx context.Context, peer string) (Stats, error) {
 	}
 
 	// The differing keys the peer holds: fetch their states.
-	var fetch []pk
+	var fetch []keyPos
 	for _, k := range differing {
 		if remote[k] != 0 {
 			fetch = append(fetch, k)
@@ -414,12 +420,13 @@ func (e *Engine) Exchange(ctx context.Context, peer string) (Stats, error) {
 	}
 	for len(fetch) > 0 {
 		ask := fetch[:min(len(fetch), batchKeys)]
-		req = wire.Writer(nil).Uvarint(uint64(len(ask)))
+		req := wire.Writer(nil).Uvarint(uint64(len(ask)))
 		for _, k := range ask {
 			req = req.U32(k.p).String(k.key)
 		}
-		if r, err = call(methodGet, req); err != nil {
-			return st, err
+		r, err := x.call(methodGet, req)
+		if err != nil {
+			return err
 		}
 		got := 0 // the reply holds the states of a prefix of ask
 		for ; got < len(ask) && r.Len() > 0; got++ {
@@ -428,18 +435,18 @@ func (e *Engine) Exchange(ctx context.Context, peer string) (Stats, error) {
 			var rs versioning.State
 			if len(raw) > 0 {
 				if rs, err = versioning.DecodeState(raw); err != nil {
-					return st, fmt.Errorf("anti-entropy: %s's state of %q: %w", peer, k.key, err)
+					return fmt.Errorf("anti-entropy: %s's state of %q: %w", x.peer, k.key, err)
 				}
 			}
 			if err := reconcile(k, rs, len(raw) > 0); err != nil {
-				return st, err
+				return err
 			}
 		}
 		if err := r.Done(); err != nil {
-			return st, err
+			return err
 		}
 		if got == 0 {
-			return st, fmt.Errorf("anti-entropy: %s returned no state of %d keys asked", peer, len(ask))
+			return fmt.Errorf("anti-entropy: %s returned no state of %d keys asked", x.peer, len(ask))
 		}
 		fetch = fetch[got:]
 	}
@@ -447,14 +454,11 @@ func (e *Engine) Exchange(ctx context.Context, peer string) (Stats, error) {
 	for _, k := range differing {
 		if remote[k] == 0 {
 			if err := reconcile(k, versioning.State{}, false); err != nil {
-				return st, err
+				return err
 			}
 		}
 	}
-	if err := flush(); err != nil {
-		return st, err
-	}
-	return st, nil
+	return flush()
 }
 
 // wait takes n keys from the rate limiter, in bursts it can grant.
