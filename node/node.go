@@ -91,7 +91,8 @@ type Node struct {
 	tombs      *repair.Tombstones
 	aae        *repair.Engine
 	reg        *prometheus.Registry
-	stop       context.CancelFunc // stops the node's own goroutines
+	ctx        context.Context // the node's own goroutines run until stop
+	stop       context.CancelFunc
 	wg         sync.WaitGroup
 	http       *http.Server
 	httpLn     net.Listener
@@ -153,11 +154,16 @@ func Start(cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 		view = api.SingleNode(cfg.ID, n.httpLn.Addr().String(), n.coord.Ring())
+		// No peers to exchange with, but tombstones still get collected.
+		n.aae = n.newEngine(nil, n.coord.Ring, func(string) bool { return false })
 	} else {
 		if err := n.startCluster(rcfg); err != nil {
 			return nil, err
 		}
 		view = n.membership
+	}
+	if !cfg.DisableAAE {
+		n.goFunc(n.aae.Run)
 	}
 	apiCfg := api.Config{NodeID: cfg.ID, MaxValue: cfg.MaxValue, Logger: log, Cluster: view, Registry: n.reg,
 		Hints: n.store, AAE: n.trees}
@@ -228,28 +234,37 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 		Logger:   n.log,
 	})
 	n.reg.MustRegister(hintCollector{n.store, n.deliverer})
-	n.aae = repair.NewEngine(repair.EngineConfig{
-		Self: cfg.ID, Store: n.store, Trees: n.trees, Tombs: n.tombs, Peer: n.client,
-		Ring:           n.membership.Ring,
-		Dead:           func(id string) bool { return n.membership.Liveness(id) == gossip.Dead },
-		Interval:       cfg.AAEInterval,
-		KeysPerSec:     cfg.AAEKeysPerSec,
-		TombstoneGrace: cfg.TombstoneGrace,
-		Logger:         n.log,
-		Registerer:     n.reg,
-	})
+	n.aae = n.newEngine(n.client, n.membership.Ring, func(id string) bool { return n.membership.Liveness(id) == gossip.Dead })
 	n.aae.Register(n.rpc)
 	n.rpc.Serve()
-	ctx, stop := context.WithCancel(context.Background())
-	n.stop = stop
-	n.wg.Go(func() { n.deliverer.Run(ctx) })
-	if !cfg.DisableAAE {
-		n.wg.Go(func() { n.aae.Run(ctx) })
-	}
+	n.goFunc(n.deliverer.Run)
 	return nil
 }
 
-// AAE returns the node's anti-entropy engine (nil on a single node).
+// newEngine returns the anti-entropy and tombstone-collection engine.
+func (n *Node) newEngine(peer repair.Peer, r func() *ring.Ring, dead func(string) bool) *repair.Engine {
+	return repair.NewEngine(repair.EngineConfig{
+		Self: n.cfg.ID, Store: n.store, Trees: n.trees, Tombs: n.tombs, Peer: peer,
+		Ring:           r,
+		Dead:           dead,
+		Interval:       n.cfg.AAEInterval,
+		KeysPerSec:     n.cfg.AAEKeysPerSec,
+		TombstoneGrace: n.cfg.TombstoneGrace,
+		Logger:         n.log,
+		Registerer:     n.reg,
+	})
+}
+
+// goFunc runs f in a goroutine the node owns: Close cancels its context
+// and waits for it.
+func (n *Node) goFunc(f func(ctx context.Context)) {
+	if n.stop == nil {
+		n.ctx, n.stop = context.WithCancel(context.Background())
+	}
+	n.wg.Go(func() { f(n.ctx) })
+}
+
+// AAE returns the node's anti-entropy engine.
 func (n *Node) AAE() *repair.Engine { return n.aae }
 
 // hintCollector exports the hint store's and the deliverer's counts.
