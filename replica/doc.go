@@ -1,13 +1,33 @@
 // Package replica serves client reads and writes: it picks the replicas of
-// a key, applies writes with fresh dots, and counts acknowledgements
-// against the request's quorum.
+// a key, applies writes with fresh dots, replicates them, and counts
+// acknowledgements against the request's levels.
 //
 // Quorum rules. N is the replication factor, capped at the number of ring
 // members (Neff). A level is one, quorum (⌊Neff/2⌋+1), all (Neff) or a
 // number k in 1..N; a number above Neff is capped at Neff, so every level
-// is satisfiable when every replica answers. pr / pw count only primary
-// replicas. A quorum that cannot be met fails with an UnavailableError.
+// is satisfiable when every replica answers. A quorum that cannot be met
+// fails with an UnavailableError — before anything is written when too
+// few replicas are reachable.
 //
-// This version is the single-node path: the ring has one member, the
-// local store is the only replica, and every level needs exactly its ack.
+// Writes. A primary of the key coordinates (the receiving node forwards
+// one hop otherwise, retrying another primary only if the request was
+// certainly not delivered): it writes locally with a fresh dot of its
+// actor (claiming the prefix of its events: it keeps all it issued) and
+// sends the new state to the other replicas in parallel; replication
+// continues after the client is answered.
+//
+// Sloppy quorums and hints. Each primary's copy goes to the primary or,
+// when it is dead or a send to it fails, to the next free fallback of the
+// preference list, which keeps it as a hint naming the primary (never as
+// its own data). Fallback acknowledgements count toward W and R, never
+// toward PW and PR. A copy nobody took becomes a hint kept by the
+// coordinator. When no primary can be reached, the receiving node
+// coordinates as a fallback, with a separate actor and exact dots
+// (versioning.State.UpdateExact). DisableHints turns all of this off.
+//
+// Reads ask every holder of a copy and merge the first R answers; every
+// contacted replica whose answer differs from the merge of all answers
+// gets the merged state (read repair), in the background or, with
+// SyncRepair, before the answer. A node that has not joined its cluster
+// yet refuses client requests (ErrNotReady).
 package replica

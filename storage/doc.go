@@ -2,13 +2,14 @@
 //
 // Key layout by prefix:
 //
-//	'r' | partition (uint32 BE) | user key   → encoded versioning.State
+//	'r' | partition (uint32 BE) | bucket (uint16 BE) | user key
+//	                                         → encoded versioning.State
 //	'h' | uvarint len(target) | target |
 //	      partition (uint32 BE) | user key   → encoded versioning.State (a hint)
 //	'm' | name                               → node metadata
 //
-// so that a partition is one contiguous range (for Merkle rebuilds and
-// handoff). Every read-modify-write of a record runs under a striped
+// so that a partition is one contiguous range, and so is each of its
+// Buckets key buckets (the leaves of the anti-entropy Merkle tree). Every read-modify-write of a record runs under a striped
 // per-key lock, so concurrent writes to one key serialize while writes to
 // different keys proceed (and share pebble's group-committed fsyncs).
 //
