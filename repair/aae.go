@@ -565,13 +565,19 @@ func (e *Engine) othersHold(ctx context.Context, r *ring.Ring, p uint32, key []b
 	return true
 }
 
-func (e *Engine) handleRoots(_ context.Context, _ string, req []byte) ([]byte, error) {
+// readPartitions decodes a request that lists partitions.
+func readPartitions(req []byte) ([]uint32, error) {
 	r := wire.NewReader(req)
 	parts := make([]uint32, r.Count(4))
 	for i := range parts {
 		parts[i] = r.U32()
 	}
-	if err := r.Done(); err != nil {
+	return parts, r.Done()
+}
+
+func (e *Engine) handleRoots(_ context.Context, _ string, req []byte) ([]byte, error) {
+	parts, err := readPartitions(req)
+	if err != nil {
 		return nil, err
 	}
 	out := wire.Writer(nil)
@@ -582,12 +588,8 @@ func (e *Engine) handleRoots(_ context.Context, _ string, req []byte) ([]byte, e
 }
 
 func (e *Engine) handleMids(_ context.Context, _ string, req []byte) ([]byte, error) {
-	r := wire.NewReader(req)
-	parts := make([]uint32, r.Count(4))
-	for i := range parts {
-		parts[i] = r.U32()
-	}
-	if err := r.Done(); err != nil {
+	parts, err := readPartitions(req)
+	if err != nil {
 		return nil, err
 	}
 	out := wire.Writer(nil)
