@@ -59,13 +59,19 @@ func NewNemesis(c *Cluster, faults []string, interval time.Duration, mode string
 	return n, nil
 }
 
-// IptablesUsable reports whether iptables mode can work here (root, Linux,
-// a working iptables).
+// IptablesUsable reports whether iptables mode can work here: root, an
+// iptables binary, and the right to change rules (a container may list
+// rules but not add any) — probed by creating and removing a chain.
 func IptablesUsable() bool {
 	if os.Geteuid() != 0 {
 		return false
 	}
-	return exec.Command("iptables", "-L", "-n").Run() == nil
+	const probe = "DOTKV-PROBE"
+	_ = exec.Command("iptables", "-X", probe).Run() // left over from an interrupted probe
+	if exec.Command("iptables", "-N", probe).Run() != nil {
+		return false
+	}
+	return exec.Command("iptables", "-X", probe).Run() == nil
 }
 
 // Phase returns the name of the current phase.
