@@ -41,12 +41,23 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, o ReadOptions) (versi
 	if err := levelsMet("read", reach, primReach, need, needP); err != nil {
 		return versioning.State{}, err
 	}
-	rctx, cancel := c.detached(ctx)
 	replies := make(chan readReply, len(slots))
+	rctx, cancel := ctx, context.CancelFunc(func() {})
+	var local []replicaSlot
 	for _, s := range slots {
-		if s.node != "" {
+		switch s.node {
+		case "":
+		case c.self:
+			local = append(local, s)
+		default:
+			if rctx == ctx { // remote reads and their repairs outlive the request
+				rctx, cancel = c.detached(ctx)
+			}
 			c.wg.Go(func() { replies <- c.readCopy(rctx, s, pool, p, key) })
 		}
+	}
+	for _, s := range local { // this node's own copy: no goroutine needed
+		replies <- c.readCopy(rctx, s, pool, p, key)
 	}
 
 	var got []readReply
@@ -77,6 +88,10 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, o ReadOptions) (versi
 		}
 	}
 	merged := mergeReplies(got)
+	if pending == 0 && allEqual(got, merged) {
+		cancel()
+		return merged, nil // every replica answered and agrees: nothing to repair
+	}
 	if !o.SyncRepair {
 		// Wait for the stragglers and repair in the background.
 		c.wg.Go(func() {
@@ -103,6 +118,15 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, o ReadOptions) (versi
 		}
 	}
 	return c.repair(ctx, p, key, got), nil
+}
+
+func allEqual(replies []readReply, st versioning.State) bool {
+	for _, rep := range replies {
+		if !rep.st.Equal(st) {
+			return false
+		}
+	}
+	return true
 }
 
 func mergeReplies(replies []readReply) versioning.State {

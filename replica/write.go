@@ -140,23 +140,29 @@ func (c *Coordinator) coordinate(ctx context.Context, r *ring.Ring, p uint32, ke
 	// Replication outlives the request: replicas that answer after the
 	// client got its answer still get the write, and any that never
 	// answers within the request's deadline gets a hint.
-	rctx, cancel := c.detached(ctx)
 	results := make(chan slotResult, len(slots))
-	var sends sync.WaitGroup
+	var remote []replicaSlot
 	for _, s := range slots {
 		switch {
 		case s.node == c.self:
 		case s.node == "":
 			c.storeHint(s.primary, p, key, st)
 		default:
+			remote = append(remote, s)
+		}
+	}
+	if len(remote) > 0 {
+		rctx, cancel := c.detached(ctx)
+		var sends sync.WaitGroup
+		for _, s := range remote {
 			sends.Add(1)
 			c.wg.Go(func() {
 				defer sends.Done()
 				results <- c.deliverCopy(rctx, s, pool, p, key, st)
 			})
 		}
+		c.wg.Go(func() { sends.Wait(); cancel() })
 	}
-	c.wg.Go(func() { sends.Wait(); cancel() })
 
 	acks, primaryAcks := 1, 0
 	if standIn < 0 {
