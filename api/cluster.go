@@ -87,9 +87,7 @@ type preflistJSON struct {
 }
 
 func (s *Server) clusterPreflist(w http.ResponseWriter, r *http.Request, escapedKey string) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed on /cluster/preflist/{key}")
+	if !readOnly(w, r, "/cluster/preflist/{key}") {
 		return
 	}
 	key, e := parseKey(escapedKey)
@@ -177,9 +175,7 @@ type aaeJSON struct {
 // (16 hex digits; all zeros for an empty partition), so that a checker can
 // tell when replicas agree.
 func (s *Server) adminAAE(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed on /admin/aae")
+	if !readOnly(w, r, "/admin/aae") {
 		return
 	}
 	out := aaeJSON{Node: s.cfg.NodeID, Roots: map[string]string{}}

@@ -389,9 +389,7 @@ func multipartBoundary(sibs []versioning.Sibling) string {
 }
 
 func (s *Server) debugReplica(w http.ResponseWriter, r *http.Request, escapedKey string) {
-	if r.Method != http.MethodGet && r.Method != http.MethodHead {
-		w.Header().Set("Allow", "GET, HEAD")
-		writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed on /debug/replica/{key}")
+	if !readOnly(w, r, "/debug/replica/{key}") {
 		return
 	}
 	key, e := parseKey(escapedKey)

@@ -136,10 +136,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 		s.clusterPreflist(w, r, path[len("/cluster/preflist/"):])
 		return "cluster_preflist"
 	case path == "/cluster/status":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed on "+path)
-		} else {
+		if readOnly(w, r, path) {
 			s.clusterStatus(w, r)
 		}
 		return "cluster_status"
@@ -153,10 +150,7 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 		s.mux.ServeHTTP(w, r)
 		return "pprof"
 	case path == "/healthz" || path == "/metrics":
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed on "+path)
-		} else {
+		if readOnly(w, r, path) {
 			s.mux.ServeHTTP(w, r)
 		}
 		return path[1:]

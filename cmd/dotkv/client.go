@@ -90,6 +90,27 @@ func do(method, u string, body io.Reader, hdr http.Header) (*http.Response, erro
 	return resp, nil
 }
 
+// mutate sends a PUT or DELETE of the command's KEY argument with its
+// --context, --w and --pw, and returns the context of the new version.
+func mutate(c *cli.Context, method string, body io.Reader, hdr http.Header) (string, error) {
+	u, err := kvURL(c.String("addr"), c.Args().Get(0), levels(c, "w", "pw"))
+	if err != nil {
+		return "", cli.Exit(err.Error(), exitError)
+	}
+	if c.String("context") != "" {
+		hdr.Set(api.HeaderContext, c.String("context"))
+	}
+	resp, err := do(method, u, body, hdr)
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		return "", serverError(resp)
+	}
+	return resp.Header.Get(api.HeaderContext), nil
+}
+
 func putCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "put",
@@ -114,23 +135,11 @@ func putCommand() *cli.Command {
 				}
 				body = bytes.NewReader(data)
 			}
-			u, err := kvURL(c.String("addr"), c.Args().Get(0), levels(c, "w", "pw"))
-			if err != nil {
-				return cli.Exit(err.Error(), exitError)
-			}
-			hdr := http.Header{"Content-Type": {c.String("content-type")}}
-			if c.String("context") != "" {
-				hdr.Set(api.HeaderContext, c.String("context"))
-			}
-			resp, err := do(http.MethodPut, u, body, hdr)
+			newCtx, err := mutate(c, http.MethodPut, body, http.Header{"Content-Type": {c.String("content-type")}})
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				return serverError(resp)
-			}
-			fmt.Fprintln(c.App.Writer, resp.Header.Get(api.HeaderContext))
+			fmt.Fprintln(c.App.Writer, newCtx)
 			return nil
 		},
 	}
@@ -211,23 +220,8 @@ func deleteCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return cli.Exit("usage: dotkv delete [flags] KEY", exitError)
 			}
-			u, err := kvURL(c.String("addr"), c.Args().Get(0), levels(c, "w", "pw"))
-			if err != nil {
-				return cli.Exit(err.Error(), exitError)
-			}
-			hdr := http.Header{}
-			if c.String("context") != "" {
-				hdr.Set(api.HeaderContext, c.String("context"))
-			}
-			resp, err := do(http.MethodDelete, u, nil, hdr)
-			if err != nil {
-				return err
-			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusNoContent {
-				return serverError(resp)
-			}
-			return nil
+			_, err := mutate(c, http.MethodDelete, nil, http.Header{})
+			return err
 		},
 	}
 }
