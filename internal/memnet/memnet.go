@@ -1,0 +1,416 @@
+// Package memnet is an in-memory network for cluster tests: node-to-node
+// RPC (this file) and memberlist gossip (gossip.go) between nodes in one
+// process, with seeded faults (drops, delays) and partitions, and no
+// kernel sockets.
+//
+// Every delay is a time.Timer, so a cluster on memnet runs under
+// testing/synctest's virtual time.
+//
+// # Reachability
+//
+// Partition(groups...) splits the named node IDs into groups: two IDs in
+// different groups cannot reach each other. An ID named in no group is not
+// partitioned: it reaches everyone (so Partition([]string{"n1"},
+// []string{"n2"}) cuts only the n1–n2 link). Each Partition call replaces
+// the previous partition. Isolate(ids...) cuts each given ID from every
+// other ID, on top of the partition; Heal undoes both. A node always
+// reaches itself.
+//
+// # RPC semantics (matching package transport)
+//
+//   - A call from or to an unreachable, unknown or closed endpoint fails at
+//     once with an error for which transport.NotDelivered is true (it wraps
+//     transport.ErrBlocked or transport.ErrUnknownPeer).
+//   - A request or reply lost to Faults.Drop, or to a partition made while
+//     it was in flight, is an outcome-unknown loss: the caller waits for its
+//     context and gets an error wrapping ctx.Err() (not NotDelivered).
+//   - A handler error comes back as a *transport.RemoteError (Status 500),
+//     an unknown method as one with Status 404, wrapped as the real client
+//     wraps them.
+//   - Request and reply bytes are copied across the boundary.
+//   - Each delivered request runs its handler in its own goroutine owned by
+//     the receiving endpoint; Endpoint.Close waits for them. The handler's
+//     context carries no values from the caller and is cancelled when the
+//     caller's context is done (as a dropped HTTP connection would).
+//   - A call without a deadline gets 5s, as transport.Client gives it.
+package memnet
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dotkv/dotkv/transport"
+)
+
+// Faults are the random faults applied to every message (RPC requests and
+// replies, gossip packets, stream writes).
+type Faults struct {
+	// Drop is the probability that a message is lost.
+	Drop float64
+	// MinDelay and MaxDelay bound the uniformly random one-way delay of
+	// each message.
+	MinDelay, MaxDelay time.Duration
+}
+
+// ErrClosed is wrapped (with transport.ErrUnknownPeer) by calls to or from
+// a closed endpoint.
+var ErrClosed = errors.New("memnet: endpoint closed")
+
+// ErrLost is wrapped (with the caller's ctx.Err()) by calls whose request
+// or reply was lost.
+var ErrLost = errors.New("memnet: message lost")
+
+// ErrPeerClosed is wrapped by calls whose destination closed after the
+// request left: the outcome is unknown, as after a connection reset.
+var ErrPeerClosed = errors.New("memnet: peer closed during the call")
+
+// Network is one in-memory network. Its methods are safe for concurrent
+// use.
+type Network struct {
+	mu struct {
+		sync.Mutex
+		rng       *rand.Rand
+		faults    Faults
+		group     map[string]int // node ID → partition group; absent: none
+		isolated  map[string]bool
+		endpoints map[string]*Endpoint
+		onCall    func(from, to, method string)
+		stats     map[string]*MethodStats
+	}
+}
+
+// MethodStats counts one RPC method's calls.
+type MethodStats struct {
+	Calls     int // Call invocations
+	Blocked   int // failed at once: unreachable, unknown or closed peer
+	Lost      int // request or reply lost (drop, or partition in flight)
+	Delivered int // handler invoked
+}
+
+// New returns a network with no faults and no partition whose random
+// faults draw from a math/rand/v2 PCG source seeded with seed.
+func New(seed uint64) *Network {
+	n := &Network{}
+	n.mu.rng = rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	n.mu.endpoints = map[string]*Endpoint{}
+	n.mu.stats = map[string]*MethodStats{}
+	return n
+}
+
+// SetFaults sets the random faults for messages sent from now on.
+func (n *Network) SetFaults(f Faults) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.mu.faults = f
+}
+
+// Partition splits the network: IDs in different groups cannot reach each
+// other; IDs in no group reach everyone. It replaces any earlier partition
+// (Isolate'd IDs stay isolated).
+func (n *Network) Partition(groups ...[]string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.mu.group = map[string]int{}
+	for i, g := range groups {
+		for _, id := range g {
+			n.mu.group[id] = i
+		}
+	}
+}
+
+// Isolate cuts each given ID from every other ID.
+func (n *Network) Isolate(ids ...string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.mu.isolated == nil {
+		n.mu.isolated = map[string]bool{}
+	}
+	for _, id := range ids {
+		n.mu.isolated[id] = true
+	}
+}
+
+// Heal removes the partition and every isolation.
+func (n *Network) Heal() {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.mu.group = nil
+	n.mu.isolated = nil
+}
+
+// Reachable reports whether a message from a can reach b now.
+func (n *Network) Reachable(a, b string) bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.reachableLocked(a, b)
+}
+
+func (n *Network) reachableLocked(a, b string) bool {
+	if a == b {
+		return true
+	}
+	if n.mu.isolated[a] || n.mu.isolated[b] {
+		return false
+	}
+	ga, oka := n.mu.group[a]
+	gb, okb := n.mu.group[b]
+	return !oka || !okb || ga == gb
+}
+
+// OnCall sets a hook called (in the caller's goroutine, before any fault
+// applies) for every RPC Call; nil removes it. The hook must not call back
+// into the network.
+func (n *Network) OnCall(fn func(from, to, method string)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.mu.onCall = fn
+}
+
+// Stats returns a copy of the per-method RPC counters.
+func (n *Network) Stats() map[string]MethodStats {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	out := make(map[string]MethodStats, len(n.mu.stats))
+	for m, s := range n.mu.stats {
+		out[m] = *s
+	}
+	return out
+}
+
+func (n *Network) statLocked(method string) *MethodStats {
+	s := n.mu.stats[method]
+	if s == nil {
+		s = &MethodStats{}
+		n.mu.stats[method] = s
+	}
+	return s
+}
+
+// fate draws one message's fate under the current faults: lost, or
+// delivered after delay.
+func (n *Network) fate() (lost bool, delay time.Duration) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.fateLocked()
+}
+
+func (n *Network) fateLocked() (lost bool, delay time.Duration) {
+	f := n.mu.faults
+	if f.Drop > 0 && n.mu.rng.Float64() < f.Drop {
+		return true, 0
+	}
+	delay = f.MinDelay
+	if span := f.MaxDelay - f.MinDelay; span > 0 {
+		delay += time.Duration(n.mu.rng.Int64N(int64(span) + 1))
+	}
+	return false, max(delay, 0)
+}
+
+// Listen returns node id's RPC endpoint. It panics if id already has a
+// live (not closed) endpoint; after Close, id may Listen again (a restart).
+func (n *Network) Listen(id string) *Endpoint {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.mu.endpoints[id]; ok {
+		panic(fmt.Sprintf("memnet: %s is already listening", id))
+	}
+	e := &Endpoint{net: n, id: id}
+	e.mu.handlers = map[string]transport.Handler{}
+	n.mu.endpoints[id] = e
+	return e
+}
+
+// Endpoint is one node's RPC endpoint: it serves the node's handlers and
+// makes its outgoing calls.
+type Endpoint struct {
+	net *Network
+	id  string
+	wg  sync.WaitGroup // in-flight handlers
+	mu  struct {
+		sync.Mutex
+		handlers map[string]transport.Handler
+		closed   bool
+	}
+}
+
+// ID returns the endpoint's node ID.
+func (e *Endpoint) ID() string { return e.id }
+
+// Addr returns a display address for the endpoint ("memnet/<id>").
+func (e *Endpoint) Addr() string { return "memnet/" + e.id }
+
+// Handle registers fn for method (replacing any earlier handler).
+func (e *Endpoint) Handle(method string, fn transport.Handler) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.mu.handlers[method] = fn
+}
+
+// Close stops serving: later calls to or from it fail as not delivered. It
+// waits for in-flight handlers. Closing twice is a no-op.
+func (e *Endpoint) Close() {
+	e.mu.Lock()
+	already := e.mu.closed
+	e.mu.closed = true
+	e.mu.Unlock()
+	if !already {
+		e.net.mu.Lock()
+		if e.net.mu.endpoints[e.id] == e {
+			delete(e.net.mu.endpoints, e.id)
+		}
+		e.net.mu.Unlock()
+	}
+	e.wg.Wait()
+}
+
+// start registers one handler run for method; ok is false if the endpoint
+// is closed.
+func (e *Endpoint) start(method string) (h transport.Handler, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.mu.closed {
+		return nil, false
+	}
+	e.wg.Add(1)
+	return e.mu.handlers[method], true
+}
+
+func (e *Endpoint) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mu.closed
+}
+
+type result struct {
+	reply []byte
+	err   error
+}
+
+// Call invokes method on node to with req, under the network's partitions
+// and faults (see the package comment for the error semantics).
+func (e *Endpoint) Call(ctx context.Context, to, method string, req []byte) ([]byte, error) {
+	n := e.net
+	wrap := func(err error) error { return fmt.Errorf("call %s on %s: %w", method, to, err) }
+	if _, ok := ctx.Deadline(); !ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+	}
+
+	n.mu.Lock()
+	if hook := n.mu.onCall; hook != nil {
+		hook(e.id, to, method)
+	}
+	st := n.statLocked(method)
+	st.Calls++
+	dst := n.mu.endpoints[to]
+	switch {
+	case e.isClosed():
+		st.Blocked++
+		n.mu.Unlock()
+		return nil, wrap(fmt.Errorf("caller %s: %w: %w", e.id, ErrClosed, transport.ErrUnknownPeer))
+	case dst == nil:
+		st.Blocked++
+		n.mu.Unlock()
+		return nil, wrap(transport.ErrUnknownPeer)
+	case !n.reachableLocked(e.id, to):
+		st.Blocked++
+		n.mu.Unlock()
+		return nil, wrap(transport.ErrBlocked)
+	}
+	lost, delay := n.fateLocked()
+	n.mu.Unlock()
+
+	lose := func() ([]byte, error) {
+		n.mu.Lock()
+		n.statLocked(method).Lost++
+		n.mu.Unlock()
+		<-ctx.Done()
+		return nil, wrap(fmt.Errorf("%w: %w", ErrLost, ctx.Err()))
+	}
+	if lost {
+		return lose()
+	}
+	if err := sleep(ctx, delay); err != nil {
+		return nil, wrap(err)
+	}
+	if !n.Reachable(e.id, to) {
+		return lose() // partitioned while in flight
+	}
+
+	h, ok := dst.start(method)
+	if !ok {
+		return nil, wrap(ErrPeerClosed)
+	}
+	n.mu.Lock()
+	n.statLocked(method).Delivered++
+	n.mu.Unlock()
+	done := make(chan result, 1)
+	hctx, hcancel := context.WithCancel(context.Background())
+	stop := context.AfterFunc(ctx, hcancel)
+	go func() {
+		defer dst.wg.Done()
+		defer hcancel()
+		var r result
+		if h == nil {
+			r.err = &transport.RemoteError{Status: 404, Msg: "unknown method " + method}
+		} else {
+			r.reply, r.err = h(hctx, e.id, clone(req))
+			if r.err != nil {
+				r.reply, r.err = nil, &transport.RemoteError{Status: 500, Msg: strings.TrimSpace(r.err.Error())}
+			}
+			r.reply = append([]byte{}, r.reply...) // never nil, as io.ReadAll
+		}
+		done <- r
+	}()
+
+	var r result
+	select {
+	case r = <-done:
+		stop()
+	case <-ctx.Done():
+		return nil, wrap(ctx.Err())
+	}
+
+	lost, delay = n.fate()
+	if lost {
+		return lose()
+	}
+	if err := sleep(ctx, delay); err != nil {
+		return nil, wrap(err)
+	}
+	if !n.Reachable(to, e.id) {
+		return lose()
+	}
+	if r.err != nil {
+		return nil, wrap(r.err)
+	}
+	return r.reply, nil
+}
+
+// sleep waits d, or returns ctx.Err() if ctx is done first.
+func sleep(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append(make([]byte, 0, len(b)), b...)
+}
