@@ -81,6 +81,7 @@ type Network struct {
 		endpoints map[string]*Endpoint
 		onCall    func(from, to, method string)
 		stats     map[string]*MethodStats
+		gossip    gossipState
 	}
 }
 
@@ -111,28 +112,29 @@ func (n *Network) SetFaults(f Faults) {
 
 // Partition splits the network: IDs in different groups cannot reach each
 // other; IDs in no group reach everyone. It replaces any earlier partition
-// (Isolate'd IDs stay isolated).
+// (Isolate'd IDs stay isolated). Gossip streams it cuts are broken.
 func (n *Network) Partition(groups ...[]string) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	n.mu.group = map[string]int{}
 	for i, g := range groups {
 		for _, id := range g {
 			n.mu.group[id] = i
 		}
 	}
+	n.breakStreams()
 }
 
-// Isolate cuts each given ID from every other ID.
+// Isolate cuts each given ID from every other ID. Gossip streams it cuts
+// are broken.
 func (n *Network) Isolate(ids ...string) {
 	n.mu.Lock()
-	defer n.mu.Unlock()
 	if n.mu.isolated == nil {
 		n.mu.isolated = map[string]bool{}
 	}
 	for _, id := range ids {
 		n.mu.isolated[id] = true
 	}
+	n.breakStreams()
 }
 
 // Heal removes the partition and every isolation.
