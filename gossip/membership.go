@@ -77,8 +77,14 @@ type Config struct {
 	// Store persists the ring state; nil means not persisted.
 	Store Store
 	// Filter is the fault filter applied to every memberlist packet and
-	// stream; nil blocks nothing.
+	// stream; nil blocks nothing. It does not apply to an injected
+	// Transport.
 	Filter *transport.Filter
+	// Transport, if not nil, replaces memberlist's UDP/TCP transport
+	// (tests: an in-memory network). Its FinalAdvertiseAddr is the node's
+	// gossip address, and GossipAddr is ignored. Start owns it: memberlist
+	// shuts it down, and Start does if it fails.
+	Transport memberlist.NodeAwareTransport
 	// Fast selects test tuning: failures are detected in well under a
 	// second on loopback.
 	Fast bool
@@ -226,7 +232,14 @@ func validID(id string) bool { return validNodeID.MatchString(id) }
 // Start binds the gossip address, loads the persisted ring state, puts
 // this node in it as a member, and starts gossiping. Seeds are joined in
 // the background; Start does not wait for them, and succeeds alone.
-func Start(cfg Config) (*Membership, error) {
+func Start(cfg Config) (_ *Membership, err error) {
+	if cfg.Transport != nil {
+		defer func() {
+			if err != nil {
+				_ = cfg.Transport.Shutdown()
+			}
+		}()
+	}
 	ip, port, err := cfg.check()
 	if err != nil {
 		return nil, err
@@ -261,17 +274,22 @@ func Start(cfg Config) (*Membership, error) {
 
 	// Bind first: the bound port goes into our ring entry.
 	mlLog := newLogLogger(logger.With("component", "memberlist"))
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{ip.String()},
-		BindPort:  port,
-		Logger:    mlLog,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("gossip: listen on %s: %w", cfg.GossipAddr, err)
+	var tr memberlist.NodeAwareTransport
+	if cfg.Transport != nil {
+		tr = cfg.Transport
+	} else {
+		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{ip.String()},
+			BindPort:  port,
+			Logger:    mlLog,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("gossip: listen on %s: %w", cfg.GossipAddr, err)
+		}
+		port = nt.GetAutoBindPort()
+		tr = newFaultTransport(nt, ip, cfg.Filter)
 	}
-	port = nt.GetAutoBindPort()
 	m.addr = net.JoinHostPort(ip.String(), strconv.Itoa(port))
-	tr := newFaultTransport(nt, ip, cfg.Filter)
 
 	// The state, ring and view exist before memberlist can call us.
 	selfChanged := m.claimSelf(StatusMember)
@@ -312,6 +330,13 @@ func Start(cfg Config) (*Membership, error) {
 func (cfg *Config) check() (net.IP, int, error) {
 	if !validID(cfg.NodeID) {
 		return nil, 0, fmt.Errorf("%w: node id %q: want 1..64 of [A-Za-z0-9_-]", ErrInvalidConfig, cfg.NodeID)
+	}
+	if cfg.Transport != nil {
+		ip, port, err := cfg.Transport.FinalAdvertiseAddr("", 0)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: injected transport's address: %w", ErrInvalidConfig, err)
+		}
+		cfg.GossipAddr = net.JoinHostPort(ip.String(), strconv.Itoa(port))
 	}
 	host, portStr, err := net.SplitHostPort(cfg.GossipAddr)
 	if err != nil {
