@@ -14,6 +14,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dotkv/dotkv/bench/history"
 )
 
 // Fault names accepted by --nemesis.
@@ -29,17 +31,17 @@ type Nemesis struct {
 	interval time.Duration
 	mode     string
 	rng      *rand.Rand
-	hist     *History
+	hist     *history.History
 	t0       time.Time
 	ipt      *iptables
 
 	mu     sync.Mutex
-	phase  Phase
+	phase  history.Phase
 	active func(context.Context) error // heals the active fault
 }
 
 // NewNemesis prepares a nemesis; faults may be empty (no faults).
-func NewNemesis(c *Cluster, faults []string, interval time.Duration, mode string, seed uint64, hist *History, t0 time.Time) (*Nemesis, error) {
+func NewNemesis(c *Cluster, faults []string, interval time.Duration, mode string, seed uint64, hist *history.History, t0 time.Time) (*Nemesis, error) {
 	for _, f := range faults {
 		if !slices.Contains(FaultNames, f) {
 			return nil, fmt.Errorf("unknown nemesis %q (want none or %s)", f, strings.Join(FaultNames, ", "))
@@ -55,7 +57,7 @@ func NewNemesis(c *Cluster, faults []string, interval time.Duration, mode string
 			return nil, err
 		}
 	}
-	n.phase = Phase{Name: "healthy", Start: 0}
+	n.phase = history.Phase{Name: "healthy", Start: 0}
 	return n, nil
 }
 
@@ -84,7 +86,7 @@ func (n *Nemesis) Phase() string {
 func (n *Nemesis) now() int64 { return int64(time.Since(n.t0)) }
 
 // enter closes the current phase and opens the next.
-func (n *Nemesis) enter(p Phase) {
+func (n *Nemesis) enter(p history.Phase) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.phase.End = n.now()
@@ -118,7 +120,7 @@ func (n *Nemesis) Run(ctx context.Context) error {
 		if err := n.healActive(); err != nil {
 			return fmt.Errorf("heal %s: %w", f, err)
 		}
-		n.enter(Phase{Name: "healed"})
+		n.enter(history.Phase{Name: "healed"})
 		if !ok {
 			return nil
 		}
@@ -168,7 +170,7 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // start begins fault f and returns its phase and how to heal it.
-func (n *Nemesis) start(ctx context.Context, f string) (Phase, func(context.Context) error, error) {
+func (n *Nemesis) start(ctx context.Context, f string) (history.Phase, func(context.Context) error, error) {
 	ids := make([]string, len(n.c.Nodes))
 	for i, nd := range n.c.Nodes {
 		ids[i] = nd.ID
@@ -180,24 +182,24 @@ func (n *Nemesis) start(ctx context.Context, f string) (Phase, func(context.Cont
 		name := f + " " + ids[i]
 		if f == "kill" {
 			if err := n.c.Kill(i); err != nil {
-				return Phase{}, nil, err
+				return history.Phase{}, nil, err
 			}
-			return Phase{Name: name, Fault: true}, func(context.Context) error { return n.c.Restart(i) }, nil
+			return history.Phase{Name: name, Fault: true}, func(context.Context) error { return n.c.Restart(i) }, nil
 		}
 		if err := n.c.Pause(i); err != nil {
-			return Phase{}, nil, err
+			return history.Phase{}, nil, err
 		}
-		return Phase{Name: name, Fault: true}, func(context.Context) error { return n.c.Resume(i) }, nil
+		return history.Phase{Name: name, Fault: true}, func(context.Context) error { return n.c.Resume(i) }, nil
 	}
 	blocks, sides := partitionShape(f, n.rng.Perm(k))
 	if err := n.partition(ctx, ids, blocks); err != nil {
-		return Phase{}, nil, err
+		return history.Phase{}, nil, err
 	}
 	var sideNames [][]string
 	for _, side := range sides {
 		sideNames = append(sideNames, names(ids, side))
 	}
-	return Phase{Name: f, Fault: true, Sides: sideNames}, func(ctx context.Context) error { return n.healPartition(ctx) }, nil
+	return history.Phase{Name: f, Fault: true, Sides: sideNames}, func(ctx context.Context) error { return n.healPartition(ctx) }, nil
 }
 
 // partitionShape computes partition f over the nodes in perm's order:

@@ -9,6 +9,10 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/dotkv/dotkv/bench/check"
+	"github.com/dotkv/dotkv/bench/history"
+	"github.com/dotkv/dotkv/bench/render"
 )
 
 // Config is one bench run.
@@ -41,7 +45,7 @@ type Config struct {
 // Run performs a bench run and returns its report. The cluster it spawned
 // is stopped and every fault healed before Run returns, also on error or
 // when ctx is cancelled (Ctrl-C).
-func Run(ctx context.Context, cfg Config) (Report, error) {
+func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	var c *Cluster
 	var err error
 	if cfg.Spawn > 0 {
@@ -50,22 +54,22 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		c, err = Attach(ctx, cfg.Targets)
 	}
 	if err != nil {
-		return Report{}, err
+		return check.Report{}, err
 	}
 	defer c.Stop()
 
-	hist := &History{}
+	hist := &history.History{}
 	t0 := time.Now()
 	nem, err := NewNemesis(c, cfg.Nemesis, cfg.NemesisInterval, cfg.NemesisMode, cfg.Workload.Seed, hist, t0)
 	if err != nil {
-		return Report{}, err
+		return check.Report{}, err
 	}
 	defer nem.Close() // heals and removes iptables rules on every path
 	wcfg := cfg.Workload
 	wcfg.Targets = c.URLs()
 	wl, err := NewWorkload(wcfg, hist, t0, nem.Phase)
 	if err != nil {
-		return Report{}, err
+		return check.Report{}, err
 	}
 
 	runCtx, stopRun := context.WithCancel(ctx)
@@ -81,13 +85,13 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	close(progressDone)
 	wg.Wait()
 	if err := nem.Close(); err != nil {
-		return Report{}, fmt.Errorf("heal: %w", err)
+		return check.Report{}, fmt.Errorf("heal: %w", err)
 	}
 	if nemErr != nil {
-		return Report{}, nemErr
+		return check.Report{}, nemErr
 	}
 	if ctx.Err() != nil {
-		return Report{}, ctx.Err()
+		return check.Report{}, ctx.Err()
 	}
 
 	// Heal is done: wait for convergence, then read every key at r=all.
@@ -106,9 +110,9 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 	}
 	final, err := c.FinalReads(ctx, wl.Touched())
 	if err != nil {
-		return Report{}, err
+		return check.Report{}, err
 	}
-	rep := Analyze(hist.Ops(), hist.Phases(), CheckOptions{
+	rep := check.Analyze(hist.Ops(), hist.Phases(), check.Options{
 		Final:                 final,
 		Strict:                cfg.Strict,
 		NodeIDs:               c.NodeIDs(),
@@ -117,7 +121,7 @@ func Run(ctx context.Context, cfg Config) (Report, error) {
 		Config:                describe(cfg, c),
 	})
 	if cfg.Out != "" {
-		if err := WriteFiles(cfg.Out, rep, hist); err != nil {
+		if err := render.WriteFiles(cfg.Out, rep, hist); err != nil {
 			return rep, err
 		}
 	}
@@ -205,8 +209,8 @@ func (c *Cluster) converged(ctx context.Context) (bool, string) {
 }
 
 // FinalReads reads every key at r=all (JSON), retrying failures.
-func (c *Cluster) FinalReads(ctx context.Context, keys []string) (map[string]FinalState, error) {
-	out := make(map[string]FinalState, len(keys))
+func (c *Cluster) FinalReads(ctx context.Context, keys []string) (map[string]check.FinalState, error) {
+	out := make(map[string]check.FinalState, len(keys))
 	client := &http.Client{Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
 	for i, key := range keys {
@@ -230,25 +234,25 @@ func (c *Cluster) FinalReads(ctx context.Context, keys []string) (map[string]Fin
 	return out, nil
 }
 
-func finalRead(ctx context.Context, client *http.Client, base, key string) (FinalState, error) {
+func finalRead(ctx context.Context, client *http.Client, base, key string) (check.FinalState, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/kv/"+key+"?r=all&timeout=5000", nil)
 	if err != nil {
-		return FinalState{}, err
+		return check.FinalState{}, err
 	}
 	req.Header.Set("Accept", "application/json")
 	resp, err := client.Do(req)
 	if err != nil {
-		return FinalState{}, err
+		return check.FinalState{}, err
 	}
 	defer resp.Body.Close()
-	fs := FinalState{Status: resp.StatusCode}
+	fs := check.FinalState{Status: resp.StatusCode}
 	switch resp.StatusCode {
 	case http.StatusNotFound:
 		return fs, nil
 	case http.StatusOK:
 		var jr jsonRead
 		if err := json.NewDecoder(resp.Body).Decode(&jr); err != nil {
-			return FinalState{}, err
+			return check.FinalState{}, err
 		}
 		for _, s := range jr.Siblings {
 			if s.Deleted {
@@ -259,5 +263,5 @@ func finalRead(ctx context.Context, client *http.Client, base, key string) (Fina
 		}
 		return fs, nil
 	}
-	return FinalState{}, fmt.Errorf("GET %s at r=all: %s", key, resp.Status)
+	return check.FinalState{}, fmt.Errorf("GET %s at r=all: %s", key, resp.Status)
 }

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/dotkv/dotkv/bench/history"
 )
 
 // Mix is the share of reads, writes and deletes (any scale).
@@ -68,7 +70,7 @@ type WorkloadConfig struct {
 // delete, recording every operation in a History.
 type Workload struct {
 	cfg    WorkloadConfig
-	hist   *History
+	hist   *history.History
 	t0     time.Time
 	phase  func() string
 	client *http.Client
@@ -81,7 +83,7 @@ type Workload struct {
 }
 
 // NewWorkload prepares a workload; phase names the current nemesis phase.
-func NewWorkload(cfg WorkloadConfig, hist *History, t0 time.Time, phase func() string) (*Workload, error) {
+func NewWorkload(cfg WorkloadConfig, hist *history.History, t0 time.Time, phase func() string) (*Workload, error) {
 	if len(cfg.Targets) == 0 || cfg.Concurrency < 1 || cfg.Keys < 1 {
 		return nil, fmt.Errorf("workload: need targets, concurrency ≥ 1 and keys ≥ 1")
 	}
@@ -161,7 +163,7 @@ func (w *Workload) client1(ctx context.Context, c int) {
 			w.write(ctx, c, node, key, fmt.Sprintf("c%d-%d", c, seq), r)
 		default:
 			r := w.read(ctx, c, node, key)
-			if r.Outcome == OK && r.ReadContext != "" {
+			if r.Outcome == history.OK && r.ReadContext != "" {
 				w.delete(ctx, c, node, key, r)
 			}
 		}
@@ -196,26 +198,26 @@ func (w *Workload) level(pairs ...string) string {
 
 // finish classifies and records an op, and a failure only if the run is
 // still going (a request cut off by the end of the run is not an outcome).
-func (w *Workload) finish(ctx context.Context, op Op, status int, err error) Op {
+func (w *Workload) finish(ctx context.Context, op history.Op, status int, err error) history.Op {
 	op.End = w.since()
 	op.Status = status
 	switch {
 	case err != nil:
-		if ctx.Err() != nil && op.Kind == OpRead {
-			return Op{Outcome: Info} // not recorded
+		if ctx.Err() != nil && op.Kind == history.OpRead {
+			return history.Op{Outcome: history.Info} // not recorded
 		}
-		op.Outcome, op.Error = Info, err.Error()
+		op.Outcome, op.Error = history.Info, err.Error()
 	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
-		op.Outcome = Fail
-	case op.Kind == OpRead && (status == http.StatusOK || status == http.StatusNotFound):
-		op.Outcome = OK
-	case op.Kind != OpRead && status == http.StatusNoContent:
-		op.Outcome = OK
+		op.Outcome = history.Fail
+	case op.Kind == history.OpRead && (status == http.StatusOK || status == http.StatusNotFound):
+		op.Outcome = history.OK
+	case op.Kind != history.OpRead && status == http.StatusNoContent:
+		op.Outcome = history.OK
 	default:
-		op.Outcome = Info
+		op.Outcome = history.Info
 	}
 	w.ops.Add(1)
-	if op.Outcome == OK {
+	if op.Outcome == history.OK {
 		w.ok.Add(1)
 	} else {
 		w.fail.Add(1)
@@ -237,8 +239,8 @@ func ValueID(body []byte) string {
 	return string(id)
 }
 
-func (w *Workload) read(ctx context.Context, c int, node, key string) Op {
-	op := Op{Client: c, Kind: OpRead, Key: key, Node: node, Start: w.since(), Phase: w.phase(),
+func (w *Workload) read(ctx context.Context, c int, node, key string) history.Op {
+	op := history.Op{Client: c, Kind: history.OpRead, Key: key, Node: node, Start: w.since(), Phase: w.phase(),
 		Level: w.level("r", w.cfg.R, "pr", w.cfg.PR)}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, node+"/kv/"+key+"?"+w.query("r", w.cfg.R, "pr", w.cfg.PR), nil)
 	if err != nil {
@@ -273,11 +275,11 @@ func (w *Workload) read(ctx context.Context, c int, node, key string) Op {
 	return w.finish(ctx, op, resp.StatusCode, nil)
 }
 
-func (w *Workload) write(ctx context.Context, c int, node, key, value string, r Op) {
+func (w *Workload) write(ctx context.Context, c int, node, key, value string, r history.Op) {
 	w.mark(key)
-	op := Op{Client: c, Kind: OpWrite, Key: key, Node: node, Start: w.since(), Phase: w.phase(), Value: value,
+	op := history.Op{Client: c, Kind: history.OpWrite, Key: key, Node: node, Start: w.since(), Phase: w.phase(), Value: value,
 		Level: w.level("w", w.cfg.W, "pw", w.cfg.PW)}
-	if r.Outcome == OK {
+	if r.Outcome == history.OK {
 		op.Context, op.Covers = r.ReadContext, r.Values
 	}
 	body := []byte(value + "|")
@@ -287,9 +289,9 @@ func (w *Workload) write(ctx context.Context, c int, node, key, value string, r 
 	w.send(ctx, op, http.MethodPut, node+"/kv/"+key+"?"+w.query("w", w.cfg.W, "pw", w.cfg.PW), body)
 }
 
-func (w *Workload) delete(ctx context.Context, c int, node, key string, r Op) {
+func (w *Workload) delete(ctx context.Context, c int, node, key string, r history.Op) {
 	w.mark(key)
-	op := Op{Client: c, Kind: OpDelete, Key: key, Node: node, Start: w.since(), Phase: w.phase(),
+	op := history.Op{Client: c, Kind: history.OpDelete, Key: key, Node: node, Start: w.since(), Phase: w.phase(),
 		Context: r.ReadContext, Covers: r.Values, Level: w.level("w", w.cfg.W, "pw", w.cfg.PW)}
 	w.send(ctx, op, http.MethodDelete, node+"/kv/"+key+"?"+w.query("w", w.cfg.W, "pw", w.cfg.PW), nil)
 }
@@ -303,7 +305,7 @@ func (w *Workload) mark(key string) {
 // send performs a write or delete. It is not cut short by the end of the
 // run (its outcome matters to the checker); the request's own timeout
 // bounds it.
-func (w *Workload) send(_ context.Context, op Op, method, url string, body []byte) {
+func (w *Workload) send(_ context.Context, op history.Op, method, url string, body []byte) {
 	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout+5*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))

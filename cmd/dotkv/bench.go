@@ -12,6 +12,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dotkv/dotkv/bench"
+	"github.com/dotkv/dotkv/bench/render"
 )
 
 func benchCommand() *cli.Command {
@@ -64,7 +65,7 @@ func benchCommand() *cli.Command {
 				}
 				return cli.Exit(err.Error(), exitError)
 			}
-			bench.WriteSummary(c.App.Writer, rep)
+			render.WriteSummary(c.App.Writer, rep)
 			if cfg.Out != "" {
 				fmt.Fprintf(c.App.Writer, "\nreport: %s/report.html\n", cfg.Out)
 			}

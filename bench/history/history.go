@@ -1,4 +1,4 @@
-package bench
+package history
 
 import (
 	"bufio"
@@ -33,10 +33,12 @@ const (
 // carry padding after a '|').
 type Op struct {
 	// Index is the op's position in the history (its order of invocation).
-	Index  int    `json:"i"`
-	Client int    `json:"client"`
-	Kind   string `json:"kind"`
-	Key    string `json:"key"`
+	Index int `json:"i"`
+	// Client numbers the workload client that issued the op.
+	Client int `json:"client"`
+	// Kind is OpRead, OpWrite or OpDelete; Key the key it addressed.
+	Kind string `json:"kind"`
+	Key  string `json:"key"`
 	// Node is the base URL the request went to.
 	Node string `json:"node"`
 	// Start and End are invocation and completion times, in nanoseconds
@@ -44,7 +46,7 @@ type Op struct {
 	Start int64 `json:"start"`
 	End   int64 `json:"end"`
 	// Status is the HTTP status (0 on a transport error); Outcome one of
-	// OK, Fail, Info.
+	// OK, Fail, Info; Error describes a failure.
 	Status  int    `json:"status"`
 	Outcome string `json:"outcome"`
 	Error   string `json:"error,omitempty"`

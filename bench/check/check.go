@@ -1,4 +1,4 @@
-package bench
+package check
 
 import (
 	"fmt"
@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/dotkv/dotkv/bench/history"
 )
 
 // FinalState is what a read of the key at r=all returned after the run
@@ -22,8 +24,8 @@ type FinalState struct {
 	Tombstones int `json:"tombstones,omitempty"`
 }
 
-// CheckOptions is what Analyze needs besides the history.
-type CheckOptions struct {
+// Options is what Analyze needs besides the history.
+type Options struct {
 	// Final holds the final state of every key the workload touched.
 	Final map[string]FinalState
 	// Strict: the run used strict quorums (pr+pw > N), so stale reads are
@@ -57,7 +59,7 @@ const chkMaxLatencyUs = 3_600_000_000
 // Analyze checks a history and summarises it. It is pure: everything it
 // needs is in its arguments.
 //
-// Definitions (DESIGN.md §10). For a write or delete x, past(x) is the set
+// Definitions (docs/design.md §11.2). For a write or delete x, past(x) is the set
 // of value IDs its context stands for, transitively: Covers(x) plus the past
 // of every write of the same key whose Value is in Covers(x).
 //
@@ -83,7 +85,7 @@ const chkMaxLatencyUs = 3_600_000_000
 //     write or delete of the key with W.Value in its past started before R
 //     ended. StaleReads counts such reads; Stale lists every (read, write)
 //     pair.
-func Analyze(ops []Op, phases []Phase, opts CheckOptions) Report {
+func Analyze(ops []history.Op, phases []history.Phase, opts Options) Report {
 	r := Report{
 		Config:             opts.Config,
 		SiblingHistogram:   map[int]int{},
@@ -150,10 +152,10 @@ func chkList(items []string, n int) string {
 
 // chkConsistency holds the state of the lost/validity/stale checks.
 type chkConsistency struct {
-	ops     []Op
-	phases  []Phase
+	ops     []history.Op
+	phases  []history.Phase
 	phaseOf []int
-	opts    CheckOptions
+	opts    Options
 
 	lost       []LostWrite
 	invalid    []string
@@ -220,7 +222,7 @@ func (c *chkConsistency) run() {
 // edge from a value to each value its write's context covered.
 type chkKey struct {
 	key    string
-	ops    []Op
+	ops    []history.Op
 	idx    []int            // the key's ops (indices into ops)
 	ids    map[string]int32 // written value ID -> node
 	writer []int            // node -> index into ops of the (first) write of it
@@ -229,11 +231,11 @@ type chkKey struct {
 	gen    uint32
 }
 
-func newChkKey(ops []Op, key string, idx []int) *chkKey {
+func newChkKey(ops []history.Op, key string, idx []int) *chkKey {
 	g := &chkKey{key: key, ops: ops, idx: idx, ids: map[string]int32{}}
 	for _, i := range idx {
 		o := &ops[i]
-		if o.Kind != OpWrite || o.Value == "" {
+		if o.Kind != history.OpWrite || o.Value == "" {
 			continue
 		}
 		if _, ok := g.ids[o.Value]; !ok {
@@ -245,7 +247,7 @@ func newChkKey(ops []Op, key string, idx []int) *chkKey {
 	g.stamp = make([]uint32, len(g.writer))
 	for _, i := range idx {
 		o := &ops[i]
-		if o.Kind != OpWrite || o.Value == "" {
+		if o.Kind != history.OpWrite || o.Value == "" {
 			continue
 		}
 		n := g.ids[o.Value]
@@ -304,7 +306,7 @@ func (g *chkKey) reached(n int32) bool { return g.stamp[n] == g.gen }
 // that was (index into ops; -1 and MaxInt64 when none). Ops are processed
 // by increasing t, so a walk stops at nodes already marked: their past was
 // marked by an earlier op with a smaller t.
-func (g *chkKey) earliest(keep func(*Op) bool, t func(*Op) int64) ([]int64, []int) {
+func (g *chkKey) earliest(keep func(*history.Op) bool, t func(*history.Op) int64) ([]int64, []int) {
 	at := make([]int64, len(g.writer))
 	by := make([]int, len(g.writer))
 	for i := range at {
@@ -313,7 +315,7 @@ func (g *chkKey) earliest(keep func(*Op) bool, t func(*Op) int64) ([]int64, []in
 	var src []int
 	for _, i := range g.idx {
 		o := &g.ops[i]
-		if (o.Kind == OpWrite || o.Kind == OpDelete) && len(o.Covers) > 0 && keep(o) {
+		if (o.Kind == history.OpWrite || o.Kind == history.OpDelete) && len(o.Covers) > 0 && keep(o) {
 			src = append(src, i)
 		}
 	}
@@ -341,7 +343,7 @@ func (c *chkConsistency) checkLost(g *chkKey) {
 	var acked []int
 	for _, i := range g.idx {
 		o := &c.ops[i]
-		if o.Kind == OpWrite && o.Outcome == OK {
+		if o.Kind == history.OpWrite && o.Outcome == history.OK {
 			acked = append(acked, i)
 		}
 	}
@@ -360,7 +362,7 @@ func (c *chkConsistency) checkLost(g *chkKey) {
 	roots := g.appendNodes(nil, f.Values)
 	for _, i := range g.idx {
 		o := &c.ops[i]
-		if o.Kind == OpDelete && (o.Outcome == OK || o.Outcome == Info) {
+		if o.Kind == history.OpDelete && (o.Outcome == history.OK || o.Outcome == history.Info) {
 			roots = g.appendNodes(roots, o.Covers)
 		}
 	}
@@ -382,23 +384,23 @@ func (c *chkConsistency) checkLost(g *chkKey) {
 }
 
 func (c *chkConsistency) checkValidity(g *chkKey) {
-	okOp := func(o *Op) bool { return o.Outcome == OK }
+	okOp := func(o *history.Op) bool { return o.Outcome == history.OK }
 	var delAt []int64
 	var delBy []int
 	hasDelete := false
 	for _, i := range g.idx {
-		if o := &c.ops[i]; o.Kind == OpDelete && o.Outcome == OK {
+		if o := &c.ops[i]; o.Kind == history.OpDelete && o.Outcome == history.OK {
 			hasDelete = true
 			break
 		}
 	}
 	if hasDelete {
-		delAt, delBy = g.earliest(func(o *Op) bool { return o.Kind == OpDelete && okOp(o) },
-			func(o *Op) int64 { return o.End })
+		delAt, delBy = g.earliest(func(o *history.Op) bool { return o.Kind == history.OpDelete && okOp(o) },
+			func(o *history.Op) int64 { return o.End })
 	}
 	for _, i := range g.idx {
 		o := &c.ops[i]
-		if o.Kind != OpRead || o.Outcome != OK {
+		if o.Kind != history.OpRead || o.Outcome != history.OK {
 			continue
 		}
 		c.okReads++
@@ -431,7 +433,7 @@ func (c *chkConsistency) checkValidity(g *chkKey) {
 	if len(f.Values) == 0 {
 		return
 	}
-	_, supBy := g.earliest(okOp, func(o *Op) int64 { return o.End })
+	_, supBy := g.earliest(okOp, func(o *history.Op) int64 { return o.End })
 	var bad []string
 	for _, v := range f.Values {
 		n, ok := g.ids[v]
@@ -455,15 +457,15 @@ func (c *chkConsistency) checkStale(g *chkKey) {
 	var reads, writes []int
 	for _, i := range g.idx {
 		o := &c.ops[i]
-		if o.Outcome != OK {
+		if o.Outcome != history.OK {
 			continue
 		}
 		switch o.Kind {
-		case OpRead:
+		case history.OpRead:
 			if c.faultFree(i) {
 				reads = append(reads, i)
 			}
-		case OpWrite:
+		case history.OpWrite:
 			if o.Value != "" {
 				writes = append(writes, i)
 			}
@@ -475,8 +477,8 @@ func (c *chkConsistency) checkStale(g *chkKey) {
 	}
 	// supStart[n]: the earliest start of a non-Fail write or delete whose
 	// past holds n — from then on a read may legitimately miss n.
-	supStart, _ := g.earliest(func(o *Op) bool { return o.Outcome != Fail },
-		func(o *Op) int64 { return o.Start })
+	supStart, _ := g.earliest(func(o *history.Op) bool { return o.Outcome != history.Fail },
+		func(o *history.Op) int64 { return o.Start })
 	sort.SliceStable(reads, func(a, b int) bool { return c.ops[reads[a]].Start < c.ops[reads[b]].Start })
 	sort.SliceStable(writes, func(a, b int) bool { return c.ops[writes[a]].End < c.ops[writes[b]].End })
 
@@ -563,7 +565,7 @@ func chkContains(vals []string, v string) bool {
 // chkAssignPhases returns, for each op, the index of the phase it started
 // in (phases taken as half-open [Start, End)); an op outside every phase
 // goes to the nearest one. -1 when there are no phases.
-func chkAssignPhases(ops []Op, phases []Phase) []int {
+func chkAssignPhases(ops []history.Op, phases []history.Phase) []int {
 	out := make([]int, len(ops))
 	if len(phases) == 0 {
 		for i := range out {
@@ -606,7 +608,7 @@ type chkLat struct {
 
 func newChkLat() *chkLat { return &chkLat{h: hdrhistogram.New(1, chkMaxLatencyUs, 3)} }
 
-func chkLatencyUs(o *Op) int64 {
+func chkLatencyUs(o *history.Op) int64 {
 	us := (o.End - o.Start + 500) / 1000
 	return min(max(us, 0), chkMaxLatencyUs)
 }
@@ -649,7 +651,7 @@ func chkNormURL(u string) string { return strings.TrimRight(u, "/") }
 
 // chkStats fills the counts, throughput, latencies, phases, sibling
 // histogram and series of r.
-func chkStats(r *Report, ops []Op, phases []Phase, phaseOf []int, opts CheckOptions) {
+func chkStats(r *Report, ops []history.Op, phases []history.Phase, phaseOf []int, opts Options) {
 	ids := make(map[string]string, len(opts.NodeIDs))
 	for u, id := range opts.NodeIDs {
 		ids[chkNormURL(u)] = id
@@ -689,13 +691,13 @@ func chkStats(r *Report, ops []Op, phases []Phase, phaseOf []int, opts CheckOpti
 	for i := range ops {
 		o := &ops[i]
 		r.Ops++
-		ok := o.Outcome == OK
+		ok := o.Outcome == history.OK
 		var us int64
 		if ok {
 			r.OK++
 			us = chkLatencyUs(o)
 			all.add(us)
-			if o.Kind == OpRead {
+			if o.Kind == history.OpRead {
 				r.SiblingHistogram[len(o.Values)+o.Tombstones]++
 			}
 		} else {
@@ -784,7 +786,7 @@ func chkStats(r *Report, ops []Op, phases []Phase, phaseOf []int, opts CheckOpti
 		o := &ops[i]
 		b := int(sec(o.End) - s0)
 		buckets[b].Ops++
-		if o.Outcome == OK {
+		if o.Outcome == history.OK {
 			buckets[b].OK++
 			lats[b] = append(lats[b], chkLatencyUs(o))
 		}

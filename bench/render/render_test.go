@@ -1,4 +1,4 @@
-package bench
+package render
 
 import (
 	"bytes"
@@ -16,6 +16,9 @@ import (
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/dotkv/dotkv/bench/check"
+	"github.com/dotkv/dotkv/bench/history"
 )
 
 // renderPhase is one phase of the hand-built sample run.
@@ -36,11 +39,11 @@ var renderPhases = []renderPhase{
 // sampleRun builds a 60-second run by hand: a history of synthetic ops
 // over five phases (two faults), and the report a checker would make of
 // it, passing or failing.
-func renderSampleRun(pass bool) (Report, *History) {
+func renderSampleRun(pass bool) (check.Report, *history.History) {
 	rng := rand.New(rand.NewPCG(7, 42))
-	h := &History{}
+	h := &history.History{}
 	for _, p := range renderPhases {
-		h.AddPhase(Phase{Name: p.name, Fault: p.fault, Start: int64(p.start) * 1e9, End: int64(p.end) * 1e9,
+		h.AddPhase(history.Phase{Name: p.name, Fault: p.fault, Start: int64(p.start) * 1e9, End: int64(p.end) * 1e9,
 			Sides: renderSides(p.name)})
 	}
 	levels := []string{"w=2&pw=2", "w=1"}
@@ -50,7 +53,7 @@ func renderSampleRun(pass bool) (Report, *History) {
 		for i := 0; i < n; i++ {
 			start := int64(sec)*1e9 + int64(rng.IntN(1e9))
 			ms := math.Exp(rng.NormFloat64()*0.45) * 1.6 // ~1.6 ms median
-			outcome, status := OK, 204
+			outcome, status := history.OK, 204
 			node := fmt.Sprintf("http://127.0.0.1%d:8080", 1+rng.IntN(5))
 			level := levels[rng.IntN(2)]
 			switch ph.name {
@@ -58,30 +61,30 @@ func renderSampleRun(pass bool) (Report, *History) {
 				ms *= 2.5
 				if strings.HasSuffix(node, "13:8080") || strings.HasSuffix(node, "14:8080") || strings.HasSuffix(node, "15:8080") {
 					if level == "w=2&pw=2" || rng.IntN(3) == 0 {
-						outcome, status, ms = Info, 504, 900+rng.Float64()*200
+						outcome, status, ms = history.Info, 504, 900+rng.Float64()*200
 					}
 				}
 			case "kill n3":
 				ms *= 1.4
 				if strings.HasSuffix(node, "13:8080") {
-					outcome, status, ms = Info, 0, 0.3+rng.Float64()*0.4
+					outcome, status, ms = history.Info, 0, 0.3+rng.Float64()*0.4
 				}
 			}
 			if rng.IntN(400) == 0 {
 				ms *= 20 // the odd GC pause
 			}
-			kind := OpRead
+			kind := history.OpRead
 			if rng.IntN(2) == 0 {
-				kind = OpWrite
+				kind = history.OpWrite
 			}
-			h.Add(Op{Client: i % 16, Kind: kind, Key: fmt.Sprintf("k%d", rng.IntN(100)), Node: node,
+			h.Add(history.Op{Client: i % 16, Kind: kind, Key: fmt.Sprintf("k%d", rng.IntN(100)), Node: node,
 				Start: start, End: start + int64(ms*1e6), Status: status, Outcome: outcome,
 				Level: level, Phase: ph.name})
 		}
 	}
 	ops := h.Ops()
 
-	r := Report{
+	r := check.Report{
 		Config: map[string]any{
 			"nodes": 5, "n": 3, "r": 2, "w": 2, "concurrency": 16, "duration": "60s",
 			"keys": 100, "distribution": "zipfian", "value_size": 64, "seed": 42,
@@ -92,7 +95,7 @@ func renderSampleRun(pass bool) (Report, *History) {
 	var allOK []float64
 	for _, o := range ops {
 		r.Ops++
-		if o.Outcome == OK {
+		if o.Outcome == history.OK {
 			r.OK++
 			allOK = append(allOK, renderLatencyMs(o))
 		} else {
@@ -103,7 +106,7 @@ func renderSampleRun(pass bool) (Report, *History) {
 	r.ThroughputOpsPerSec = float64(r.OK) / 60
 
 	for i, p := range renderPhases {
-		pr := PhaseReport{Name: p.name, Fault: p.fault, Start: float64(p.start), End: float64(p.end)}
+		pr := check.PhaseReport{Name: p.name, Fault: p.fault, Start: float64(p.start), End: float64(p.end)}
 		var lat []float64
 		side := map[string][2]int{}
 		level := map[string][2]int{}
@@ -113,7 +116,7 @@ func renderSampleRun(pass bool) (Report, *History) {
 			}
 			pr.Ops++
 			ok := 0
-			if o.Outcome == OK {
+			if o.Outcome == history.OK {
 				pr.OK++
 				ok = 1
 				lat = append(lat, renderLatencyMs(o))
@@ -141,14 +144,14 @@ func renderSampleRun(pass bool) (Report, *History) {
 	}
 
 	for sec := 0; sec < 60; sec++ {
-		b := Bucket{Second: sec}
+		b := check.Bucket{Second: sec}
 		var lat []float64
 		for _, o := range ops {
 			if int(o.Start/1e9) != sec {
 				continue
 			}
 			b.Ops++
-			if o.Outcome == OK {
+			if o.Outcome == history.OK {
 				b.OK++
 				lat = append(lat, renderLatencyMs(o))
 			}
@@ -160,7 +163,7 @@ func renderSampleRun(pass bool) (Report, *History) {
 
 	if pass {
 		r.ConvergenceSeconds = 2.4
-		r.Checks = []Check{
+		r.Checks = []check.Check{
 			{Name: "no lost acknowledged writes", Passed: true, Detail: "0 of 1,473 acknowledged writes lost"},
 			{Name: "valid reads", Passed: true, Detail: "every value read was written"},
 			{Name: "no stale reads", Passed: true, Detail: "0 stale of 612 strict-quorum reads in fault-free phases"},
@@ -171,14 +174,14 @@ func renderSampleRun(pass bool) (Report, *History) {
 	}
 	r.ConvergenceSeconds = -1
 	r.LostAcknowledgedWrites = 3
-	r.Lost = []LostWrite{{"k12", "c3-88", 1021}, {"k40", "c7-91", 1109}, {"k40", "c1-93", 1130}}
+	r.Lost = []check.LostWrite{{Key: "k12", Value: "c3-88", Op: 1021}, {Key: "k40", Value: "c7-91", Op: 1109}, {Key: "k40", Value: "c1-93", Op: 1130}}
 	r.StaleReads = 150
 	for i := 0; i < 150; i++ {
-		r.Stale = append(r.Stale, StaleRead{Key: fmt.Sprintf("k%d", i%100), ReadOp: 2000 + i, WriteOp: 1990 + i, Missing: fmt.Sprintf("c%d-%d", i%16, i)})
+		r.Stale = append(r.Stale, check.StaleRead{Key: fmt.Sprintf("k%d", i%100), ReadOp: 2000 + i, WriteOp: 1990 + i, Missing: fmt.Sprintf("c%d-%d", i%16, i)})
 	}
 	r.InvalidReads = 1
 	r.Invalid = []string{`op 2210 read k7 = "c9-999": no write wrote it`}
-	r.Checks = []Check{
+	r.Checks = []check.Check{
 		{Name: "no lost acknowledged writes", Passed: false, Detail: "3 of 1,473 acknowledged writes lost"},
 		{Name: "valid reads", Passed: false, Detail: "1 invalid read"},
 		{Name: "no stale reads", Passed: false, Detail: "150 stale reads"},
@@ -214,16 +217,16 @@ func renderPhaseIndex(startNs int64) int {
 	return len(renderPhases) - 1
 }
 
-func renderLatencyMs(o Op) float64 { return float64(o.End-o.Start) / 1e6 }
+func renderLatencyMs(o history.Op) float64 { return float64(o.End-o.Start) / 1e6 }
 
-func renderLatencies(ms []float64) Latencies {
+func renderLatencies(ms []float64) check.Latencies {
 	if len(ms) == 0 {
-		return Latencies{}
+		return check.Latencies{}
 	}
 	s := append([]float64(nil), ms...)
 	sort.Float64s(s)
 	q := func(p float64) float64 { return s[min(len(s)-1, int(p*float64(len(s))))] }
-	return Latencies{P50: q(0.5), P95: q(0.95), P99: q(0.99), P999: q(0.999), Max: s[len(s)-1]}
+	return check.Latencies{P50: q(0.5), P95: q(0.95), P99: q(0.99), P999: q(0.999), Max: s[len(s)-1]}
 }
 
 func renderShares(m map[string][2]int) map[string]float64 {
@@ -287,7 +290,7 @@ func TestWriteFiles(t *testing.T) {
 				checkRenderLatencyKeys(t, fmt.Sprintf("phases[%d].latency_ms", i), pm["latency_ms"])
 			}
 
-			ops, err := ReadJSONL(filepath.Join(dir, "history.jsonl"))
+			ops, err := history.ReadJSONL(filepath.Join(dir, "history.jsonl"))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -342,9 +345,9 @@ func TestWriteHTML(t *testing.T) {
 			r, h := renderSampleRun(pass)
 			phases := h.Phases()
 			// A hostile fault phase, check and config value.
-			phases = append(phases, Phase{Name: hostile, Fault: true, Start: 55e9, End: 58e9})
-			r.Phases = append(r.Phases, PhaseReport{Name: hostile, Fault: true, Start: 55, End: 58, Ops: 1})
-			r.Checks = append(r.Checks, Check{Name: "hostile", Passed: true, Detail: hostile})
+			phases = append(phases, history.Phase{Name: hostile, Fault: true, Start: 55e9, End: 58e9})
+			r.Phases = append(r.Phases, check.PhaseReport{Name: hostile, Fault: true, Start: 55, End: 58, Ops: 1})
+			r.Checks = append(r.Checks, check.Check{Name: "hostile", Passed: true, Detail: hostile})
 			r.Config["note"] = hostile
 
 			var b bytes.Buffer
@@ -450,7 +453,7 @@ func TestWriteHTMLReportPhases(t *testing.T) {
 // An empty report still renders.
 func TestWriteHTMLEmpty(t *testing.T) {
 	var b bytes.Buffer
-	if err := WriteHTML(&b, Report{}, nil); err != nil {
+	if err := WriteHTML(&b, check.Report{}, nil); err != nil {
 		t.Fatal(err)
 	}
 	checkPageWellFormed(t, b.String())
@@ -458,7 +461,7 @@ func TestWriteHTMLEmpty(t *testing.T) {
 		t.Error("an empty report that did not pass shows no FAIL")
 	}
 	var s bytes.Buffer
-	WriteSummary(&s, Report{})
+	WriteSummary(&s, check.Report{})
 	if renderLastLine(s.String()) != "FAIL" {
 		t.Errorf("summary of an empty report ends %q", renderLastLine(s.String()))
 	}
@@ -640,9 +643,9 @@ func TestChartScales(t *testing.T) {
 
 	// A wide latency range is drawn on a log scale, with gaps where a second
 	// had no ok ops.
-	var series []Bucket
+	var series []check.Bucket
 	for s := 0; s < 1200; s++ {
-		b := Bucket{Second: s, Ops: 100, OK: 100, P50: 1, P99: 4}
+		b := check.Bucket{Second: s, Ops: 100, OK: 100, P50: 1, P99: 4}
 		switch {
 		case s >= 300 && s < 310:
 			b.OK, b.P50, b.P99 = 0, 0, 0

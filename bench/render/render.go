@@ -1,4 +1,4 @@
-package bench
+package render
 
 import (
 	"bytes"
@@ -15,6 +15,9 @@ import (
 	"text/tabwriter"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/dotkv/dotkv/bench/check"
+	"github.com/dotkv/dotkv/bench/history"
 )
 
 // pageListLimit bounds the lost writes, stale reads and invalid reads the page
@@ -23,7 +26,7 @@ const pageListLimit = 100
 
 // WriteFiles writes report.json (indented), history.jsonl and report.html
 // into dir (created if missing). h may be nil: history.jsonl is then empty.
-func WriteFiles(dir string, r Report, h *History) error {
+func WriteFiles(dir string, r check.Report, h *history.History) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return fmt.Errorf("report dir: %w", err)
 	}
@@ -35,8 +38,8 @@ func WriteFiles(dir string, r Report, h *History) error {
 		return fmt.Errorf("write report.json: %w", err)
 	}
 
-	var phases []Phase
-	var ops []Op
+	var phases []history.Phase
+	var ops []history.Op
 	var hist bytes.Buffer
 	if h != nil {
 		phases, ops = h.Phases(), h.Ops()
@@ -61,13 +64,13 @@ func WriteFiles(dir string, r Report, h *History) error {
 // WriteHTML renders the page: a self-contained HTML document (inline CSS
 // and SVG, no scripts, no external assets). phases shade the fault
 // windows; when empty, r.Phases do.
-func WriteHTML(w io.Writer, r Report, phases []Phase) error {
+func WriteHTML(w io.Writer, r check.Report, phases []history.Phase) error {
 	return writeHTML(w, r, phases, nil)
 }
 
 // writeHTML is WriteHTML with the history's ops, which, when present, add
 // a histogram of op latencies.
-func writeHTML(w io.Writer, r Report, phases []Phase, ops []Op) error {
+func writeHTML(w io.Writer, r check.Report, phases []history.Phase, ops []history.Op) error {
 	if err := pageTemplate.Execute(w, buildPage(r, phases, ops)); err != nil {
 		return fmt.Errorf("render report.html: %w", err)
 	}
@@ -77,7 +80,7 @@ func writeHTML(w io.Writer, r Report, phases []Phase, ops []Op) error {
 // WriteSummary prints the terminal summary: overall numbers, one row per
 // phase, availability by side and level, the checks, and a final line
 // "PASS" or "FAIL: <failed checks>".
-func WriteSummary(w io.Writer, r Report) {
+func WriteSummary(w io.Writer, r check.Report) {
 	failed := failedCheckNames(r)
 	pass := reportPassed(r)
 	word := "PASS"
@@ -193,12 +196,12 @@ func writeColumns(w io.Writer, indent string, rows [][]string, right []bool) {
 	}
 }
 
-// verdict is the run's verdict: Passed, and no check failed.
-func reportPassed(r Report) bool {
+// reportPassed is the run's verdict: Passed, and no check failed.
+func reportPassed(r check.Report) bool {
 	return r.Passed && len(failedCheckNames(r)) == 0
 }
 
-func failedCheckNames(r Report) []string {
+func failedCheckNames(r check.Report) []string {
 	var names []string
 	for _, c := range r.Checks {
 		if !c.Passed {
@@ -334,12 +337,12 @@ type pageData struct {
 	Distribution *svgChart
 
 	Phases   []phaseRow
-	Checks   []Check
+	Checks   []check.Check
 	Siblings *svgChart
 
 	Lost, Stale, Invalid listInfo
-	LostRows             []LostWrite
-	StaleRows            []StaleRead
+	LostRows             []check.LostWrite
+	StaleRows            []check.StaleRead
 	InvalidRows          []string
 	Config               []kv
 }
@@ -371,7 +374,7 @@ type listInfo struct {
 	More         string
 }
 
-func buildPage(r Report, phases []Phase, ops []Op) pageData {
+func buildPage(r check.Report, phases []history.Phase, ops []history.Op) pageData {
 	pass := reportPassed(r)
 	p := pageData{Pass: pass, Verdict: "PASS", FailedChecks: failedCheckNames(r)}
 	n := len(r.Checks)
@@ -742,7 +745,7 @@ type faultBand struct {
 	Start, End float64
 }
 
-func faultBands(r Report, phases []Phase) []faultBand {
+func faultBands(r check.Report, phases []history.Phase) []faultBand {
 	var bands []faultBand
 	if len(phases) > 0 {
 		for _, p := range phases {
@@ -761,7 +764,7 @@ func faultBands(r Report, phases []Phase) []faultBand {
 }
 
 // runEnd is the last second the time charts show.
-func runEnd(r Report, phases []Phase) float64 {
+func runEnd(r check.Report, phases []history.Phase) float64 {
 	end := 0.0
 	for _, b := range r.Series {
 		end = math.Max(end, float64(b.Second+1))
@@ -827,7 +830,7 @@ func shortenLabel(s string, n int) string {
 	return string(r[:n-1]) + "…"
 }
 
-func throughputChart(series []Bucket, bands []faultBand, end float64) *svgChart {
+func throughputChart(series []check.Bucket, bands []faultBand, end float64) *svgChart {
 	f := timeChartFrame
 	c := &svgChart{W: f.W, H: f.H, Label: "Throughput over time: ok and failed operations per second, fault windows shaded"}
 	s := sortedSeries(series)
@@ -866,7 +869,7 @@ func throughputChart(series []Bucket, bands []faultBand, end float64) *svgChart 
 	c.path("line-ok", ok.String())
 	c.xAxis(f, x, "seconds since start")
 	c.text("axis-title", f.left()-8, f.top()-2, "end", "ops/s")
-	c.hoverRects(f, x, s, func(g []Bucket) string {
+	c.hoverRects(f, x, s, func(g []check.Bucket) string {
 		ok, ops := 0, 0
 		for _, b := range g {
 			ok, ops = ok+b.OK, ops+b.Ops
@@ -881,7 +884,7 @@ func throughputChart(series []Bucket, bands []faultBand, end float64) *svgChart 
 	return c
 }
 
-func latencyChart(series []Bucket, bands []faultBand, end float64) (*svgChart, bool) {
+func latencyChart(series []check.Bucket, bands []faultBand, end float64) (*svgChart, bool) {
 	f := timeChartFrame
 	c := &svgChart{W: f.W, H: f.H, Label: "Latency over time: p50 and p99 per second, fault windows shaded"}
 	s := sortedSeries(series)
@@ -921,20 +924,20 @@ func latencyChart(series []Bucket, bands []faultBand, end float64) (*svgChart, b
 	c.path("line-p50", p50.String())
 	// Lone points (between gaps) would not show as lines: dot them.
 	for i, b := range s {
-		alone := func(get func(Bucket) float64) bool {
+		alone := func(get func(check.Bucket) float64) bool {
 			return get(b) > 0 && (i == 0 || get(s[i-1]) <= 0 || s[i-1].Second != b.Second-1) &&
 				(i == len(s)-1 || get(s[i+1]) <= 0 || s[i+1].Second != b.Second+1)
 		}
 		px := x.px(float64(b.Second) + 0.5)
-		if alone(func(b Bucket) float64 { return b.P99 }) {
+		if alone(func(b check.Bucket) float64 { return b.P99 }) {
 			c.circle("dot-p99", px, y.px(b.P99), 2.5, "")
 		}
-		if alone(func(b Bucket) float64 { return b.P50 }) {
+		if alone(func(b check.Bucket) float64 { return b.P50 }) {
 			c.circle("dot-p50", px, y.px(b.P50), 2.5, "")
 		}
 	}
 	c.xAxis(f, x, "seconds since start")
-	c.hoverRects(f, x, s, func(g []Bucket) string {
+	c.hoverRects(f, x, s, func(g []check.Bucket) string {
 		if len(g) == 1 {
 			return fmt.Sprintf("%d–%ds: p50 %s, p99 %s", g[0].Second, g[0].Second+1, humanMs(g[0].P50), humanMs(g[0].P99))
 		}
@@ -953,7 +956,7 @@ const maxHoverRects = 240
 
 // hoverRects lays invisible rectangles with tooltips over the plot, one a
 // second, or one per group of seconds on long runs.
-func (c *svgChart) hoverRects(f plotFrame, x chartAxis, s []Bucket, title func([]Bucket) string) {
+func (c *svgChart) hoverRects(f plotFrame, x chartAxis, s []check.Bucket, title func([]check.Bucket) string) {
 	if len(s) == 0 {
 		return
 	}
@@ -969,8 +972,8 @@ func (c *svgChart) hoverRects(f plotFrame, x chartAxis, s []Bucket, title func([
 	}
 }
 
-func sortedSeries(series []Bucket) []Bucket {
-	s := append([]Bucket(nil), series...)
+func sortedSeries(series []check.Bucket) []check.Bucket {
+	s := append([]check.Bucket(nil), series...)
 	sort.SliceStable(s, func(i, j int) bool { return s[i].Second < s[j].Second })
 	return s
 }
@@ -978,7 +981,7 @@ func sortedSeries(series []Bucket) []Bucket {
 // histogramChart draws op counts by latency bucket (log-spaced), ok ops
 // and failed or indeterminate ones stacked, with the overall percentiles
 // marked. It returns nil without ops.
-func histogramChart(ops []Op, overall Latencies) *svgChart {
+func histogramChart(ops []history.Op, overall check.Latencies) *svgChart {
 	var lat []float64
 	var okOp []bool
 	lo, hi := math.Inf(1), 0.0
@@ -988,7 +991,7 @@ func histogramChart(ops []Op, overall Latencies) *svgChart {
 		}
 		ms := float64(o.End-o.Start) / 1e6
 		lat = append(lat, ms)
-		okOp = append(okOp, o.Outcome == OK)
+		okOp = append(okOp, o.Outcome == history.OK)
 		lo, hi = math.Min(lo, ms), math.Max(hi, ms)
 	}
 	if len(lat) == 0 {
@@ -1077,11 +1080,11 @@ func histogramChart(ops []Op, overall Latencies) *svgChart {
 
 // distributionChart draws, for the run and each phase, its latency
 // percentiles as graduated segments on a log axis.
-func distributionChart(r Report) *svgChart {
+func distributionChart(r check.Report) *svgChart {
 	type row struct {
 		name  string
 		fault bool
-		l     Latencies
+		l     check.Latencies
 	}
 	rows := []row{{"whole run", false, r.LatencyMs}}
 	for _, p := range r.Phases {

@@ -1,4 +1,4 @@
-package bench
+package check
 
 import (
 	"fmt"
@@ -7,26 +7,28 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dotkv/dotkv/bench/history"
 )
 
 // ckHist builds hand-made histories; times are given in milliseconds.
-type ckHist struct{ ops []Op }
+type ckHist struct{ ops []history.Op }
 
 const ckMs = int64(time.Millisecond)
 
-func (h *ckHist) add(o Op) int {
+func (h *ckHist) add(o history.Op) int {
 	o.Index = len(h.ops)
 	h.ops = append(h.ops, o)
 	return o.Index
 }
 
 func (h *ckHist) write(key, val string, start, end int64, outcome string, covers ...string) int {
-	return h.add(Op{Kind: OpWrite, Key: key, Value: val, Start: start * ckMs, End: end * ckMs,
+	return h.add(history.Op{Kind: history.OpWrite, Key: key, Value: val, Start: start * ckMs, End: end * ckMs,
 		Outcome: outcome, Covers: covers, Status: ckStatus(outcome, 204)})
 }
 
 func (h *ckHist) del(key string, start, end int64, outcome string, covers ...string) int {
-	return h.add(Op{Kind: OpDelete, Key: key, Start: start * ckMs, End: end * ckMs,
+	return h.add(history.Op{Kind: history.OpDelete, Key: key, Start: start * ckMs, End: end * ckMs,
 		Outcome: outcome, Covers: covers, Status: ckStatus(outcome, 204)})
 }
 
@@ -39,15 +41,15 @@ func (h *ckHist) read(key string, start, end int64, vals ...string) int {
 	default:
 		st = 300
 	}
-	return h.add(Op{Kind: OpRead, Key: key, Start: start * ckMs, End: end * ckMs,
-		Outcome: OK, Values: vals, Status: st})
+	return h.add(history.Op{Kind: history.OpRead, Key: key, Start: start * ckMs, End: end * ckMs,
+		Outcome: history.OK, Values: vals, Status: st})
 }
 
 func ckStatus(outcome string, ok int) int {
 	switch outcome {
-	case OK:
+	case history.OK:
 		return ok
-	case Fail:
+	case history.Fail:
 		return 400
 	}
 	return 503
@@ -63,8 +65,8 @@ func ckFinal(vals ...string) FinalState {
 	return FinalState{Status: 300, Values: vals}
 }
 
-func ckHealthy(endMs int64) []Phase {
-	return []Phase{{Name: "healthy", Start: 0, End: endMs * ckMs}}
+func ckHealthy(endMs int64) []history.Phase {
+	return []history.Phase{{Name: "healthy", Start: 0, End: endMs * ckMs}}
 }
 
 func ckCheck(t *testing.T, r Report, name string) Check {
@@ -95,26 +97,26 @@ func TestCheckerCleanHistory(t *testing.T) {
 	var h ckHist
 	// k1: a blind write, a read, a write with its context, a concurrent
 	// blind write (two siblings), a resolution covering both.
-	h.write("k1", "c1-1", 0, 10, OK)
+	h.write("k1", "c1-1", 0, 10, history.OK)
 	h.read("k1", 20, 30, "c1-1")
-	h.write("k1", "c1-2", 40, 50, OK, "c1-1")
-	h.write("k1", "c2-1", 45, 55, OK)
+	h.write("k1", "c1-2", 40, 50, history.OK, "c1-1")
+	h.write("k1", "c2-1", 45, 55, history.OK)
 	h.read("k1", 60, 70, "c1-2", "c2-1")
-	h.write("k1", "c1-3", 80, 90, OK, "c1-2", "c2-1")
+	h.write("k1", "c1-3", 80, 90, history.OK, "c1-2", "c2-1")
 	h.read("k1", 100, 110, "c1-3")
 	// A read concurrent with a write may or may not see it.
-	h.write("k1", "c2-2", 120, 140, OK, "c1-3")
+	h.write("k1", "c2-2", 120, 140, history.OK, "c1-3")
 	h.read("k1", 125, 130, "c1-3")
 	h.read("k1", 150, 160, "c2-2")
 	// k2: written then deleted; reads after see nothing.
-	h.write("k2", "c3-1", 0, 10, OK)
+	h.write("k2", "c3-1", 0, 10, history.OK)
 	h.read("k2", 20, 30, "c3-1")
-	h.del("k2", 40, 50, OK, "c3-1")
+	h.del("k2", 40, 50, history.OK, "c3-1")
 	h.read("k2", 60, 70)
 	// k3: read only.
 	h.read("k3", 0, 5)
 
-	r := Analyze(h.ops, ckHealthy(200), CheckOptions{
+	r := Analyze(h.ops, ckHealthy(200), Options{
 		Final: map[string]FinalState{
 			"k1": ckFinal("c2-2"),
 			"k2": {Status: 404, Tombstones: 1},
@@ -146,12 +148,12 @@ func TestCheckerCleanHistory(t *testing.T) {
 
 func TestCheckerLostWrite(t *testing.T) {
 	var h ckHist
-	h.write("k1", "c1-1", 0, 10, OK)
-	lost := h.write("k1", "c2-1", 5, 15, OK) // a concurrent sibling
+	h.write("k1", "c1-1", 0, 10, history.OK)
+	lost := h.write("k1", "c2-1", 5, 15, history.OK) // a concurrent sibling
 	h.read("k1", 20, 30, "c1-1", "c2-1")
-	h.write("k2", "c3-1", 0, 10, OK)
+	h.write("k2", "c3-1", 0, 10, history.OK)
 
-	r := Analyze(h.ops, ckHealthy(100), CheckOptions{
+	r := Analyze(h.ops, ckHealthy(100), Options{
 		Final: map[string]FinalState{"k1": ckFinal("c1-1"), "k2": ckFinal("c3-1")},
 	})
 	ckCounts(t, r, 1, 0, 0)
@@ -168,9 +170,9 @@ func TestCheckerLostWrite(t *testing.T) {
 
 func TestCheckerLostWriteNoFinalState(t *testing.T) {
 	var h ckHist
-	h.write("k1", "c1-1", 0, 10, OK)
-	h.write("k2", "c1-2", 0, 10, OK)
-	r := Analyze(h.ops, nil, CheckOptions{
+	h.write("k1", "c1-1", 0, 10, history.OK)
+	h.write("k2", "c1-2", 0, 10, history.OK)
+	r := Analyze(h.ops, nil, Options{
 		Final: map[string]FinalState{"k1": {Status: 503}}, // k2 missing
 	})
 	ckCounts(t, r, 0, 0, 0)
@@ -183,10 +185,10 @@ func TestCheckerLostWriteNoFinalState(t *testing.T) {
 func TestCheckerSupersededWrites(t *testing.T) {
 	t.Run("direct", func(t *testing.T) {
 		var h ckHist
-		h.write("k", "c1-1", 0, 10, OK)
+		h.write("k", "c1-1", 0, 10, history.OK)
 		h.read("k", 20, 30, "c1-1")
-		h.write("k", "c2-1", 40, 50, OK, "c1-1")
-		r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": ckFinal("c2-1")}})
+		h.write("k", "c2-1", 40, 50, history.OK, "c1-1")
+		r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": ckFinal("c2-1")}})
 		ckCounts(t, r, 0, 0, 0)
 		if !r.Passed {
 			t.Errorf("checks %+v", r.Checks)
@@ -194,63 +196,63 @@ func TestCheckerSupersededWrites(t *testing.T) {
 	})
 	t.Run("chain", func(t *testing.T) {
 		var h ckHist
-		h.write("k", "c1-1", 0, 10, OK)
+		h.write("k", "c1-1", 0, 10, history.OK)
 		h.read("k", 20, 30, "c1-1")
 		// The middle write's outcome is unknown, yet it was applied: its
 		// value was read and covered.
-		h.write("k", "c2-1", 40, 50, Info, "c1-1")
+		h.write("k", "c2-1", 40, 50, history.Info, "c1-1")
 		h.read("k", 60, 70, "c2-1")
-		h.write("k", "c3-1", 80, 90, OK, "c2-1")
-		r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": ckFinal("c3-1")}})
+		h.write("k", "c3-1", 80, 90, history.OK, "c2-1")
+		r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": ckFinal("c3-1")}})
 		ckCounts(t, r, 0, 0, 0)
 		// Without the link W2 -> W1, W1 is lost.
 		h.ops[2].Covers = nil
-		r = Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": ckFinal("c3-1")}})
+		r = Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": ckFinal("c3-1")}})
 		ckCounts(t, r, 1, 0, 0)
 	})
 	t.Run("own context", func(t *testing.T) {
 		// A client reusing the context its PUT returned covers its own write.
 		var h ckHist
-		h.write("k", "c1-1", 0, 10, OK)
-		h.write("k", "c1-2", 20, 30, OK, "c1-1")
-		h.write("k", "c1-3", 40, 50, OK, "c1-2")
-		r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": ckFinal("c1-3")}})
+		h.write("k", "c1-1", 0, 10, history.OK)
+		h.write("k", "c1-2", 20, 30, history.OK, "c1-1")
+		h.write("k", "c1-3", 40, 50, history.OK, "c1-2")
+		r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": ckFinal("c1-3")}})
 		ckCounts(t, r, 0, 0, 0)
 	})
-	for _, outcome := range []string{OK, Info} {
+	for _, outcome := range []string{history.OK, history.Info} {
 		t.Run("delete "+outcome, func(t *testing.T) {
 			var h ckHist
-			h.write("k", "c1-1", 0, 10, OK)
+			h.write("k", "c1-1", 0, 10, history.OK)
 			h.read("k", 20, 30, "c1-1")
 			h.del("k", 40, 50, outcome, "c1-1")
 			for _, f := range []FinalState{ckFinal(), {Status: 404, Tombstones: 1}} {
-				r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": f}})
+				r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": f}})
 				ckCounts(t, r, 0, 0, 0)
 			}
 			// The tombstone superseded it, and a later write superseded the
 			// tombstone (its read saw no values).
 			h.read("k", 60, 70)
-			h.write("k", "c2-1", 80, 90, OK)
-			r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": ckFinal("c2-1")}})
+			h.write("k", "c2-1", 80, 90, history.OK)
+			r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": ckFinal("c2-1")}})
 			ckCounts(t, r, 0, 0, 0)
 		})
 	}
 	t.Run("failed delete", func(t *testing.T) {
 		var h ckHist
-		h.write("k", "c1-1", 0, 10, OK)
-		h.del("k", 40, 50, Fail, "c1-1")
-		r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": ckFinal()}})
+		h.write("k", "c1-1", 0, 10, history.OK)
+		h.del("k", 40, 50, history.Fail, "c1-1")
+		r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": ckFinal()}})
 		ckCounts(t, r, 1, 0, 0)
 	})
 }
 
 func TestCheckerIndeterminateWrites(t *testing.T) {
 	var h ckHist
-	h.write("k", "c1-1", 0, 10, Fail)
-	h.write("k", "c2-1", 0, 10, Info)
-	h.write("k", "c3-1", 0, 10, OK)
+	h.write("k", "c1-1", 0, 10, history.Fail)
+	h.write("k", "c2-1", 0, 10, history.Info)
+	h.write("k", "c3-1", 0, 10, history.OK)
 	for _, final := range []FinalState{ckFinal("c3-1"), ckFinal("c2-1", "c3-1"), ckFinal("c1-1", "c2-1", "c3-1")} {
-		r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": final}})
+		r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": final}})
 		ckCounts(t, r, 0, 0, 0)
 		if !r.Passed {
 			t.Errorf("final %v: checks %+v", final, r.Checks)
@@ -266,9 +268,9 @@ func TestCheckerStaleReads(t *testing.T) {
 	// and returns W1's value.
 	base := func() (*ckHist, int, int) {
 		h := &ckHist{}
-		h.write("k", "c1-1", 0, 10, OK)
+		h.write("k", "c1-1", 0, 10, history.OK)
 		h.read("k", 12, 18, "c1-1")
-		w := h.write("k", "c1-2", 20, 30, OK, "c1-1")
+		w := h.write("k", "c1-2", 20, 30, history.OK, "c1-1")
 		r := h.read("k", 40, 50, "c1-1")
 		return h, w, r
 	}
@@ -276,7 +278,7 @@ func TestCheckerStaleReads(t *testing.T) {
 
 	t.Run("strict healthy", func(t *testing.T) {
 		h, w, rd := base()
-		r := Analyze(h.ops, ckHealthy(100), CheckOptions{Final: final, Strict: true})
+		r := Analyze(h.ops, ckHealthy(100), Options{Final: final, Strict: true})
 		ckCounts(t, r, 0, 1, 0)
 		if len(r.Stale) == 1 && r.Stale[0] != (StaleRead{Key: "k", ReadOp: rd, WriteOp: w, Missing: "c1-2"}) {
 			t.Errorf("stale = %+v", r.Stale[0])
@@ -287,30 +289,30 @@ func TestCheckerStaleReads(t *testing.T) {
 	})
 	t.Run("no phases", func(t *testing.T) {
 		h, _, _ := base()
-		r := Analyze(h.ops, nil, CheckOptions{Final: final, Strict: true})
+		r := Analyze(h.ops, nil, Options{Final: final, Strict: true})
 		ckCounts(t, r, 0, 1, 0)
 	})
 	t.Run("write in fault phase, read healthy", func(t *testing.T) {
 		h, _, _ := base()
-		phases := []Phase{
+		phases := []history.Phase{
 			{Name: "partition", Fault: true, Start: 0, End: 35 * ckMs},
 			{Name: "healed", Start: 35 * ckMs, End: 100 * ckMs},
 		}
-		r := Analyze(h.ops, phases, CheckOptions{Final: final, Strict: true})
+		r := Analyze(h.ops, phases, Options{Final: final, Strict: true})
 		ckCounts(t, r, 0, 1, 0)
 	})
 	t.Run("read in fault phase", func(t *testing.T) {
 		h, _, _ := base()
-		phases := []Phase{
+		phases := []history.Phase{
 			{Name: "healthy", Start: 0, End: 35 * ckMs},
 			{Name: "partition", Fault: true, Start: 35 * ckMs, End: 100 * ckMs},
 		}
-		r := Analyze(h.ops, phases, CheckOptions{Final: final, Strict: true})
+		r := Analyze(h.ops, phases, Options{Final: final, Strict: true})
 		ckCounts(t, r, 0, 0, 0)
 	})
 	t.Run("not strict", func(t *testing.T) {
 		h, _, _ := base()
-		r := Analyze(h.ops, ckHealthy(100), CheckOptions{Final: final, ConvergenceSeconds: 0})
+		r := Analyze(h.ops, ckHealthy(100), Options{Final: final, ConvergenceSeconds: 0})
 		ckCounts(t, r, 0, 0, 0)
 		for _, c := range r.Checks {
 			if c.Name == CheckStale {
@@ -324,43 +326,43 @@ func TestCheckerStaleReads(t *testing.T) {
 	t.Run("read concurrent with the write", func(t *testing.T) {
 		h, _, rd := base()
 		h.ops[rd].Start = 25 * ckMs
-		r := Analyze(h.ops, ckHealthy(100), CheckOptions{Final: final, Strict: true})
+		r := Analyze(h.ops, ckHealthy(100), Options{Final: final, Strict: true})
 		ckCounts(t, r, 0, 0, 0)
 	})
-	for _, outcome := range []string{OK, Info} {
+	for _, outcome := range []string{history.OK, history.Info} {
 		t.Run("concurrent superseding write "+outcome, func(t *testing.T) {
 			// W3 covers W2 and starts before R ended: R may have missed W2.
 			h, _, _ := base()
 			h.write("k", "c2-1", 45, 60, outcome, "c1-2")
-			r := Analyze(h.ops, ckHealthy(100), CheckOptions{
+			r := Analyze(h.ops, ckHealthy(100), Options{
 				Final: map[string]FinalState{"k": ckFinal("c2-1")}, Strict: true})
 			ckCounts(t, r, 0, 0, 0)
 		})
 	}
 	t.Run("concurrent superseding delete", func(t *testing.T) {
 		h, _, _ := base()
-		h.del("k", 45, 60, Info, "c1-2")
-		r := Analyze(h.ops, ckHealthy(100), CheckOptions{Final: map[string]FinalState{"k": ckFinal()}, Strict: true})
+		h.del("k", 45, 60, history.Info, "c1-2")
+		r := Analyze(h.ops, ckHealthy(100), Options{Final: map[string]FinalState{"k": ckFinal()}, Strict: true})
 		ckCounts(t, r, 0, 0, 0)
 	})
 	t.Run("failed superseding write", func(t *testing.T) {
 		h, _, _ := base()
-		h.write("k", "c2-1", 45, 60, Fail, "c1-2")
-		r := Analyze(h.ops, ckHealthy(100), CheckOptions{Final: final, Strict: true})
+		h.write("k", "c2-1", 45, 60, history.Fail, "c1-2")
+		r := Analyze(h.ops, ckHealthy(100), Options{Final: final, Strict: true})
 		ckCounts(t, r, 0, 1, 0)
 	})
 	t.Run("superseding write started after the read", func(t *testing.T) {
 		h, _, _ := base()
-		h.write("k", "c2-1", 55, 60, OK, "c1-2")
-		r := Analyze(h.ops, ckHealthy(100), CheckOptions{
+		h.write("k", "c2-1", 55, 60, history.OK, "c1-2")
+		r := Analyze(h.ops, ckHealthy(100), Options{
 			Final: map[string]FinalState{"k": ckFinal("c2-1")}, Strict: true})
 		ckCounts(t, r, 0, 1, 0)
 	})
 	t.Run("read returns a successor", func(t *testing.T) {
 		h, _, rd := base()
-		h.write("k", "c2-1", 35, 45, OK, "c1-2")
+		h.write("k", "c2-1", 35, 45, history.OK, "c1-2")
 		h.ops[rd].Values = []string{"c2-1"}
-		r := Analyze(h.ops, ckHealthy(100), CheckOptions{
+		r := Analyze(h.ops, ckHealthy(100), Options{
 			Final: map[string]FinalState{"k": ckFinal("c2-1")}, Strict: true})
 		ckCounts(t, r, 0, 0, 0)
 	})
@@ -368,12 +370,12 @@ func TestCheckerStaleReads(t *testing.T) {
 		// W3 does not count as a superseding write (it failed), but the
 		// read returned its value, whose past holds W2.
 		h, _, rd := base()
-		h.write("k", "c2-1", 35, 45, Fail, "c1-2")
+		h.write("k", "c2-1", 35, 45, history.Fail, "c1-2")
 		h.ops[rd].Values = []string{"c2-1"}
-		r := Analyze(h.ops, ckHealthy(100), CheckOptions{Final: final, Strict: true})
+		r := Analyze(h.ops, ckHealthy(100), Options{Final: final, Strict: true})
 		ckCounts(t, r, 0, 0, 0)
 		h.ops[rd].Values = []string{"c1-1"}
-		r = Analyze(h.ops, ckHealthy(100), CheckOptions{Final: final, Strict: true})
+		r = Analyze(h.ops, ckHealthy(100), Options{Final: final, Strict: true})
 		ckCounts(t, r, 0, 1, 0)
 		if len(r.Stale) == 1 && r.Stale[0].Missing != "c1-2" {
 			t.Errorf("stale %+v", r.Stale)
@@ -382,12 +384,12 @@ func TestCheckerStaleReads(t *testing.T) {
 	t.Run("sibling missing", func(t *testing.T) {
 		// Two concurrent blind writes, both acknowledged before the read.
 		h := &ckHist{}
-		h.write("k", "c1-1", 0, 10, OK)
-		h.write("k", "c2-1", 0, 10, OK)
+		h.write("k", "c1-1", 0, 10, history.OK)
+		h.write("k", "c2-1", 0, 10, history.OK)
 		h.read("k", 20, 30, "c1-1", "c2-1")
 		h.read("k", 40, 50, "c2-1")
 		h.read("k", 60, 70)
-		r := Analyze(h.ops, ckHealthy(100), CheckOptions{
+		r := Analyze(h.ops, ckHealthy(100), Options{
 			Final: map[string]FinalState{"k": ckFinal("c1-1", "c2-1")}, Strict: true})
 		ckCounts(t, r, 0, 2, 0)
 		if len(r.Stale) != 3 {
@@ -399,10 +401,10 @@ func TestCheckerStaleReads(t *testing.T) {
 func TestCheckerInvalidReads(t *testing.T) {
 	t.Run("phantom", func(t *testing.T) {
 		var h ckHist
-		h.write("k", "c1-1", 0, 10, OK)
-		h.write("j", "c9-4", 0, 10, OK) // another key's value
+		h.write("k", "c1-1", 0, 10, history.OK)
+		h.write("j", "c9-4", 0, 10, history.OK) // another key's value
 		rd := h.read("k", 20, 30, "c1-1", "c9-4")
-		r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{
+		r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{
 			"k": ckFinal("c1-1"), "j": ckFinal("c9-4")}})
 		ckCounts(t, r, 0, 0, 1)
 		want := fmt.Sprintf("op %d key k: phantom value c9-4", rd)
@@ -415,8 +417,8 @@ func TestCheckerInvalidReads(t *testing.T) {
 	})
 	t.Run("phantom in final", func(t *testing.T) {
 		var h ckHist
-		h.write("k", "c1-1", 0, 10, OK)
-		r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{
+		h.write("k", "c1-1", 0, 10, history.OK)
+		r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{
 			"k": ckFinal("c1-1", "zz"), "untouched": ckFinal("c1-1")}})
 		ckCounts(t, r, 0, 0, 2)
 		if len(r.Invalid) == 2 && (r.Invalid[0] != "final key k: phantom value zz" ||
@@ -427,18 +429,18 @@ func TestCheckerInvalidReads(t *testing.T) {
 	t.Run("failed write read back", func(t *testing.T) {
 		// Validity only asks that some write wrote the value.
 		var h ckHist
-		h.write("k", "c1-1", 0, 10, Info)
+		h.write("k", "c1-1", 0, 10, history.Info)
 		h.read("k", 20, 30, "c1-1")
-		r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": ckFinal("c1-1")}})
+		r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": ckFinal("c1-1")}})
 		ckCounts(t, r, 0, 0, 0)
 	})
 	deleted := func() *ckHist {
 		h := &ckHist{}
-		h.write("k", "c1-1", 0, 10, OK)
+		h.write("k", "c1-1", 0, 10, history.OK)
 		h.read("k", 12, 18, "c1-1")
-		h.write("k", "c1-2", 20, 30, OK, "c1-1")
+		h.write("k", "c1-2", 20, 30, history.OK, "c1-1")
 		h.read("k", 32, 38, "c1-2")
-		h.del("k", 40, 50, OK, "c1-2")
+		h.del("k", 40, 50, history.OK, "c1-2")
 		return h
 	}
 	t.Run("deleted value read back", func(t *testing.T) {
@@ -447,29 +449,29 @@ func TestCheckerInvalidReads(t *testing.T) {
 		h.read("k", 45, 55, "c1-2")         // concurrent with the delete: fine
 		// Without strict quorums a replica may not know of the delete yet:
 		// neither invalid nor stale.
-		r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": ckFinal()}})
+		r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": ckFinal()}})
 		ckCounts(t, r, 0, 0, 0)
 		// With strict quorums and no fault, it is a stale read.
-		r = Analyze(h.ops, nil, CheckOptions{Strict: true, Final: map[string]FinalState{"k": ckFinal()}})
+		r = Analyze(h.ops, nil, Options{Strict: true, Final: map[string]FinalState{"k": ckFinal()}})
 		ckCounts(t, r, 0, 1, 0)
 		if len(r.Stale) != 1 || r.Stale[0].ReadOp != late || r.Stale[0].WriteOp != 4 || !strings.Contains(r.Stale[0].Missing, "delete of c1-1") {
 			t.Errorf("stale %+v", r.Stale)
 		}
 		// In a fault phase it is allowed even under strict quorums.
-		faulty := []Phase{{Name: "partition-halves", Fault: true, Start: 0, End: 100}}
-		r = Analyze(h.ops, faulty, CheckOptions{Strict: true, Final: map[string]FinalState{"k": ckFinal()}})
+		faulty := []history.Phase{{Name: "partition-halves", Fault: true, Start: 0, End: 100}}
+		r = Analyze(h.ops, faulty, Options{Strict: true, Final: map[string]FinalState{"k": ckFinal()}})
 		ckCounts(t, r, 0, 0, 0)
 	})
 	t.Run("indeterminate delete does not count", func(t *testing.T) {
 		h := deleted()
-		h.ops[4].Outcome = Info
+		h.ops[4].Outcome = history.Info
 		h.read("k", 60, 70, "c1-2")
-		r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": ckFinal("c1-2")}})
+		r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": ckFinal("c1-2")}})
 		ckCounts(t, r, 0, 0, 0)
 	})
 	t.Run("resurrected in final", func(t *testing.T) {
 		h := deleted()
-		r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": ckFinal("c1-2")}})
+		r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": ckFinal("c1-2")}})
 		ckCounts(t, r, 0, 0, 1)
 		if len(r.Invalid) == 1 && !strings.HasPrefix(r.Invalid[0], "final key k: resurrected value c1-2 (superseded by delete op 4") {
 			t.Errorf("invalid %q", r.Invalid)
@@ -477,13 +479,13 @@ func TestCheckerInvalidReads(t *testing.T) {
 	})
 	t.Run("superseded value in final", func(t *testing.T) {
 		var h ckHist
-		h.write("k", "c1-1", 0, 10, OK)
-		h.write("k", "c1-2", 20, 30, OK, "c1-1")
-		r := Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": ckFinal("c1-1", "c1-2")}})
+		h.write("k", "c1-1", 0, 10, history.OK)
+		h.write("k", "c1-2", 20, 30, history.OK, "c1-1")
+		r := Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": ckFinal("c1-1", "c1-2")}})
 		ckCounts(t, r, 0, 0, 1)
 		// By an indeterminate write: it may not have been applied.
-		h.ops[1].Outcome = Info
-		r = Analyze(h.ops, nil, CheckOptions{Final: map[string]FinalState{"k": ckFinal("c1-1", "c1-2")}})
+		h.ops[1].Outcome = history.Info
+		r = Analyze(h.ops, nil, Options{Final: map[string]FinalState{"k": ckFinal("c1-1", "c1-2")}})
 		ckCounts(t, r, 0, 0, 0)
 	})
 }
@@ -491,35 +493,35 @@ func TestCheckerInvalidReads(t *testing.T) {
 func ckNear(a, b float64) bool { return math.Abs(a-b) <= 0.002*math.Max(math.Abs(a), math.Abs(b))+1e-9 }
 
 func TestCheckerPhaseStats(t *testing.T) {
-	phases := []Phase{
+	phases := []history.Phase{
 		{Name: "healthy", Start: 100 * ckMs, End: 1100 * ckMs},
 		{Name: "partition", Fault: true, Start: 1100 * ckMs, End: 3100 * ckMs,
 			Sides: [][]string{{"n1"}, {"n2", "n3"}}},
 	}
 	nodes := map[string]string{"http://a/": "n1", "http://b": "n2", "http://c": "n3"}
-	var ops []Op
+	var ops []history.Op
 	add := func(kind, node, level, outcome string, startMs, latMs int64, vals []string, tombs int) {
-		ops = append(ops, Op{Index: len(ops), Kind: kind, Key: fmt.Sprintf("k%d", len(ops)), Node: node,
+		ops = append(ops, history.Op{Index: len(ops), Kind: kind, Key: fmt.Sprintf("k%d", len(ops)), Node: node,
 			Level: level, Outcome: outcome, Start: startMs * ckMs, End: (startMs + latMs) * ckMs,
 			Values: vals, Tombstones: tombs})
 	}
 	// healthy: 5 OK ops (one starts before the first phase), latencies 1..5 ms.
-	add(OpRead, "http://a", "r=2", OK, 50, 1, nil, 0)
-	add(OpRead, "http://b", "r=2", OK, 200, 2, []string{"x"}, 0)
-	add(OpRead, "http://c", "r=2", OK, 300, 3, []string{"x", "y"}, 1)
-	add(OpRead, "http://a", "r=2", OK, 400, 4, []string{"x"}, 0)
-	add(OpWrite, "http://b", "w=2", OK, 500, 5, nil, 0)
+	add(history.OpRead, "http://a", "r=2", history.OK, 50, 1, nil, 0)
+	add(history.OpRead, "http://b", "r=2", history.OK, 200, 2, []string{"x"}, 0)
+	add(history.OpRead, "http://c", "r=2", history.OK, 300, 3, []string{"x", "y"}, 1)
+	add(history.OpRead, "http://a", "r=2", history.OK, 400, 4, []string{"x"}, 0)
+	add(history.OpWrite, "http://b", "w=2", history.OK, 500, 5, nil, 0)
 	// partition: n1 side 2 ops, both failed; n2,n3 side 4 ops (one starts
 	// after the last phase's end), 3 OK; an op to an unknown node.
-	add(OpWrite, "http://a", "w=2", Info, 1200, 1000, nil, 0)
-	add(OpRead, "http://a", "r=2", Info, 1300, 1000, nil, 0)
-	add(OpWrite, "http://b", "w=2", OK, 1400, 10, nil, 0)
-	add(OpWrite, "http://c", "w=2", Fail, 1500, 10, nil, 0)
-	add(OpRead, "http://c", "r=2", OK, 2500, 20, []string{"x"}, 0)
-	add(OpRead, "http://b", "r=1", OK, 3200, 30, nil, 2)
-	add(OpRead, "http://z", "", OK, 3000, 40, nil, 0)
+	add(history.OpWrite, "http://a", "w=2", history.Info, 1200, 1000, nil, 0)
+	add(history.OpRead, "http://a", "r=2", history.Info, 1300, 1000, nil, 0)
+	add(history.OpWrite, "http://b", "w=2", history.OK, 1400, 10, nil, 0)
+	add(history.OpWrite, "http://c", "w=2", history.Fail, 1500, 10, nil, 0)
+	add(history.OpRead, "http://c", "r=2", history.OK, 2500, 20, []string{"x"}, 0)
+	add(history.OpRead, "http://b", "r=1", history.OK, 3200, 30, nil, 2)
+	add(history.OpRead, "http://z", "", history.OK, 3000, 40, nil, 0)
 
-	r := Analyze(ops, phases, CheckOptions{NodeIDs: nodes, Final: map[string]FinalState{}, ConvergenceSeconds: 2})
+	r := Analyze(ops, phases, Options{NodeIDs: nodes, Final: map[string]FinalState{}, ConvergenceSeconds: 2})
 	if r.Ops != 12 || r.OK != 9 || r.Failed != 3 {
 		t.Errorf("ops %d ok %d failed %d", r.Ops, r.OK, r.Failed)
 	}
@@ -596,11 +598,11 @@ func TestCheckerPhaseStats(t *testing.T) {
 }
 
 func TestCheckerSeriesGap(t *testing.T) {
-	ops := []Op{
-		{Index: 0, Kind: OpRead, Key: "k", Outcome: OK, Start: 0, End: 500 * ckMs},
-		{Index: 1, Kind: OpRead, Key: "k", Outcome: Info, Start: 2900 * ckMs, End: 3100 * ckMs},
+	ops := []history.Op{
+		{Index: 0, Kind: history.OpRead, Key: "k", Outcome: history.OK, Start: 0, End: 500 * ckMs},
+		{Index: 1, Kind: history.OpRead, Key: "k", Outcome: history.Info, Start: 2900 * ckMs, End: 3100 * ckMs},
 	}
-	r := Analyze(ops, nil, CheckOptions{})
+	r := Analyze(ops, nil, Options{})
 	if len(r.Series) != 4 || r.Series[1].Ops != 0 || r.Series[3].Ops != 1 || r.Series[3].OK != 0 || r.Series[0].P50 != 500 {
 		t.Errorf("series %+v", r.Series)
 	}
@@ -610,16 +612,16 @@ func TestCheckerSeriesGap(t *testing.T) {
 }
 
 func TestCheckerPhaseAssignment(t *testing.T) {
-	phases := []Phase{
+	phases := []history.Phase{
 		{Name: "a", Start: 100, End: 200},
 		{Name: "b", Start: 200, End: 300},
 		{Name: "c", Start: 400, End: 500}, // a gap before it
 	}
 	starts := map[int64]int{0: 0, 100: 0, 199: 0, 200: 1, 299: 1, 340: 1, 360: 2, 450: 2, 500: 2, 9999: 2}
-	var ops []Op
+	var ops []history.Op
 	var want []int
 	for st, p := range starts {
-		ops = append(ops, Op{Start: st, End: st})
+		ops = append(ops, history.Op{Start: st, End: st})
 		want = append(want, p)
 	}
 	got := chkAssignPhases(ops, phases)
@@ -642,7 +644,7 @@ func TestCheckerConvergence(t *testing.T) {
 		{0, 0, true},
 		{100, 0, true},
 	} {
-		r := Analyze(nil, nil, CheckOptions{ConvergenceSeconds: tc.secs, MaxConvergenceSeconds: tc.max})
+		r := Analyze(nil, nil, Options{ConvergenceSeconds: tc.secs, MaxConvergenceSeconds: tc.max})
 		if c := ckCheck(t, r, CheckConvergence); c.Passed != tc.pass || r.Passed != tc.pass {
 			t.Errorf("%v/%v: %+v passed %v", tc.secs, tc.max, c, r.Passed)
 		}
@@ -653,30 +655,30 @@ func TestCheckerConvergence(t *testing.T) {
 // takes effect at its start; reads return the siblings then; writes carry
 // the context of a read at their start (or none, for blind writes);
 // deletes cover everything.
-func ckSynthetic(n, keys int, seed uint64) ([]Op, map[string]FinalState) {
+func ckSynthetic(n, keys int, seed uint64) ([]history.Op, map[string]FinalState) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	state := map[string][]string{}
-	ops := make([]Op, 0, n)
+	ops := make([]history.Op, 0, n)
 	for i := 0; i < n; i++ {
 		key := fmt.Sprintf("k%d", rng.IntN(keys))
 		if rng.IntN(10) == 0 {
 			key = "hot"
 		}
 		start := int64(i) * 20 * int64(time.Microsecond)
-		o := Op{Index: i, Key: key, Client: i % 64, Outcome: OK, Start: start,
+		o := history.Op{Index: i, Key: key, Client: i % 64, Outcome: history.OK, Start: start,
 			End: start + int64(500+rng.IntN(3000))*int64(time.Microsecond), Node: "http://a"}
 		cur := state[key]
 		switch x := rng.IntN(100); {
 		case x < 50:
-			o.Kind, o.Values = OpRead, append([]string(nil), cur...)
+			o.Kind, o.Values = history.OpRead, append([]string(nil), cur...)
 		case x < 85:
-			o.Kind, o.Value, o.Covers = OpWrite, fmt.Sprintf("c%d-%d", o.Client, i), append([]string(nil), cur...)
+			o.Kind, o.Value, o.Covers = history.OpWrite, fmt.Sprintf("c%d-%d", o.Client, i), append([]string(nil), cur...)
 			state[key] = []string{o.Value}
 		case x < 97:
-			o.Kind, o.Value = OpWrite, fmt.Sprintf("c%d-%d", o.Client, i)
+			o.Kind, o.Value = history.OpWrite, fmt.Sprintf("c%d-%d", o.Client, i)
 			state[key] = append(cur[:len(cur):len(cur)], o.Value)
 		default:
-			o.Kind, o.Covers = OpDelete, append([]string(nil), cur...)
+			o.Kind, o.Covers = history.OpDelete, append([]string(nil), cur...)
 			state[key] = nil
 		}
 		ops = append(ops, o)
@@ -690,13 +692,13 @@ func ckSynthetic(n, keys int, seed uint64) ([]Op, map[string]FinalState) {
 
 func TestCheckerPerformance(t *testing.T) {
 	ops, final := ckSynthetic(100_000, 1000, 7)
-	phases := []Phase{
+	phases := []history.Phase{
 		{Name: "healthy", Start: 0, End: ops[len(ops)/2].Start},
 		{Name: "partition-halves", Fault: true, Start: ops[len(ops)/2].Start, End: ops[len(ops)-1].End,
 			Sides: [][]string{{"n1"}, {"n2", "n3"}}},
 	}
 	start := time.Now()
-	r := Analyze(ops, phases, CheckOptions{Final: final, Strict: true,
+	r := Analyze(ops, phases, Options{Final: final, Strict: true,
 		NodeIDs: map[string]string{"http://a": "n1"}, ConvergenceSeconds: 1})
 	t.Logf("analyzed %d ops over %d keys in %v", len(ops), len(final), time.Since(start))
 	ckCounts(t, r, 0, 0, 0)
@@ -710,7 +712,7 @@ func TestCheckerPerformance(t *testing.T) {
 	writer := map[string]int{}
 	for i := range ops {
 		byKey[ops[i].Key] = append(byKey[ops[i].Key], i)
-		if ops[i].Kind == OpWrite {
+		if ops[i].Kind == history.OpWrite {
 			writer[ops[i].Value] = i
 		}
 	}
@@ -733,7 +735,7 @@ func TestCheckerPerformance(t *testing.T) {
 	rd := -1
 	for i := 0; i < len(ops)/2 && rd < 0; i++ {
 		o := &ops[i]
-		if o.Kind != OpRead || len(o.Values) != 1 || o.Key == "hot" || ops[writer[o.Values[0]]].End >= o.Start {
+		if o.Kind != history.OpRead || len(o.Values) != 1 || o.Key == "hot" || ops[writer[o.Values[0]]].End >= o.Start {
 			continue
 		}
 		quiet := true
@@ -748,7 +750,7 @@ func TestCheckerPerformance(t *testing.T) {
 		t.Fatalf("no mutation found: w %d rd %d", w, rd)
 	}
 	ops[rd].Values = nil
-	r = Analyze(ops, phases, CheckOptions{Final: final, Strict: true, ConvergenceSeconds: 1})
+	r = Analyze(ops, phases, Options{Final: final, Strict: true, ConvergenceSeconds: 1})
 	ckCounts(t, r, 1, 1, 0)
 	if len(r.Lost) == 1 && r.Lost[0].Op != w {
 		t.Errorf("lost %+v, want op %d", r.Lost, w)
@@ -759,13 +761,13 @@ func TestCheckerPerformance(t *testing.T) {
 }
 
 func TestAvailabilityBySideAndLevel(t *testing.T) {
-	phases := []Phase{{Name: "partition-halves", Fault: true, Start: 0, End: 100, Sides: [][]string{{"n1"}, {"n2", "n3"}}}}
-	ops := []Op{
-		{Kind: OpWrite, Key: "a", Value: "c1-1", Node: "http://n1", Level: "w=1", Outcome: OK, Start: 1, End: 2},
-		{Kind: OpWrite, Key: "a", Value: "c1-2", Node: "http://n1", Level: "pw=2", Outcome: Info, Start: 3, End: 4},
-		{Kind: OpWrite, Key: "b", Value: "c2-1", Node: "http://n2", Level: "pw=2", Outcome: OK, Start: 5, End: 6},
+	phases := []history.Phase{{Name: "partition-halves", Fault: true, Start: 0, End: 100, Sides: [][]string{{"n1"}, {"n2", "n3"}}}}
+	ops := []history.Op{
+		{Kind: history.OpWrite, Key: "a", Value: "c1-1", Node: "http://n1", Level: "w=1", Outcome: history.OK, Start: 1, End: 2},
+		{Kind: history.OpWrite, Key: "a", Value: "c1-2", Node: "http://n1", Level: "pw=2", Outcome: history.Info, Start: 3, End: 4},
+		{Kind: history.OpWrite, Key: "b", Value: "c2-1", Node: "http://n2", Level: "pw=2", Outcome: history.OK, Start: 5, End: 6},
 	}
-	r := Analyze(ops, phases, CheckOptions{NodeIDs: map[string]string{"http://n1": "n1", "http://n2": "n2"},
+	r := Analyze(ops, phases, Options{NodeIDs: map[string]string{"http://n1": "n1", "http://n2": "n2"},
 		Final: map[string]FinalState{"a": {Status: 200, Values: []string{"c1-1"}}, "b": {Status: 200, Values: []string{"c2-1"}}}})
 	got := r.Phases[0].AvailabilityBySideAndLevel
 	want := map[string]float64{"n1 | w=1": 1, "n1 | pw=2": 0, "n2,n3 | pw=2": 1}
