@@ -1,5 +1,5 @@
 // Package api serves dotkv's client HTTP API and its admin and
-// observability endpoints (DESIGN.md section 8):
+// observability endpoints (docs/design.md §10):
 //
 //	PUT    /kv/{key}   body = value; X-Dotkv-Context optional; w, pw, timeout
 //	GET    /kv/{key}   r, pr, timeout, repair; 200 one value, 300

@@ -17,7 +17,7 @@ import (
 
 // delegate receives memberlist's callbacks. Every method runs on a
 // memberlist goroutine, some while memberlist holds its node lock
-// (ECOSYSTEM.md §1.3), so none of them blocks or calls back into
+// (docs/design.md §8.6), so none of them blocks or calls back into
 // memberlist: they copy what they were given into the inbox and wake the
 // owner goroutine, which does the work.
 type delegate struct{ m *Membership }

@@ -1,7 +1,7 @@
 // Package gossip is a node's view of the cluster: who is in the ring
 // (membership) and who is reachable right now (liveness). It runs
 // hashicorp/memberlist (SWIM gossip, joins, failure detection) and keeps,
-// on top of it, a replicated ring state (DESIGN.md section 3).
+// on top of it, a replicated ring state (docs/design.md §8).
 //
 // # Ring state
 //
@@ -62,7 +62,7 @@
 //
 // One goroutine owns the ring state and everything derived from it;
 // memberlist's callbacks hand it their observations through an inbox and
-// never block or call back into memberlist (ECOSYSTEM.md §1.3). It
+// never block or call back into memberlist (docs/design.md §8.6). It
 // publishes immutable snapshots (ring, members with liveness, encoded
 // state) through atomic pointers. Close stops and waits for every
 // goroutine gossip started.

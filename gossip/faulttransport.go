@@ -12,7 +12,7 @@ import (
 	"github.com/dotkv/dotkv/transport"
 )
 
-// faultTransport decorates memberlist's NetTransport (ECOSYSTEM.md §1.5):
+// faultTransport decorates memberlist's NetTransport (docs/design.md §9.3):
 //
 //   - Every packet and stream to or from a host the fault filter blocks is
 //     dropped: outbound packets silently (UDP semantics), outbound dials
@@ -20,7 +20,7 @@ import (
 //     that sit between the NetTransport's channels and memberlist.
 //   - Outgoing TCP connections use the node's own gossip IP as their source
 //     address, so that iptables rules between per-node loopback addresses
-//     (DESIGN.md §9) cut them like any other traffic. UDP already leaves
+//     (docs/design.md §9.4) cut them like any other traffic. UDP already leaves
 //     from the bound listener.
 //   - Dials in flight are cancelled by Shutdown, so a Join to a blackholed
 //     peer cannot hold Close up for a whole TCP timeout.

@@ -10,9 +10,9 @@ import (
 )
 
 // TestMain checks for leaked goroutines. memberlist's Shutdown returns
-// before its probe goroutines and pending suspicion timers are done
-// (ECOSYSTEM.md §1.9), so leaks are polled for up to a deadline rather
-// than checked once.
+// before its probe goroutines and pending suspicion timers are done (up
+// to about one probe interval later; docs/design.md §8.6), so leaks are
+// polled for up to a deadline rather than checked once.
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if code == 0 {

@@ -36,12 +36,13 @@
 //     stand-in is therefore the same from every coordinator for as long as
 //     the membership holds.
 //
-// Guarantees, for N = 3 and Q = 1024. The bound makes max/mean replica
-// load at most c + S/(N·Q): 1.071 for S ≤ 32 (DESIGN allows 1.10). A join
-// moves no more than 1.28 times the newcomer's fair share N·Q/(S+1) of
-// partition replicas. That figure is the worst measured over S = 3..31 and
-// 40 ID sets (DESIGN allows 1.5). A leave, whether of the newest member or
-// of a random one, measured the same. TestPlacementTable prints (worst of
+// Guarantees, for N = 3 and Q = 1024 (the targets are in docs/design.md
+// §3.4). The bound makes max/mean replica load at most c + S/(N·Q): 1.071
+// for S ≤ 32 (the target allows 1.10). A join moves no more than 1.28
+// times the newcomer's fair share N·Q/(S+1) of partition replicas. That
+// figure is the worst measured over S = 3..31 and 40 ID sets (the target
+// allows 1.5). A leave, whether of the newest member or of a random one,
+// measured the same. TestPlacementTable prints (worst of
 // 5 ID sets; build times vary with the machine):
 //
 //	 S  max/mean  min/mean  coord max/mean  join moved  ideal  join/ideal  build

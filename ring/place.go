@@ -18,7 +18,7 @@ import (
 //	1.05  1.06      1.33
 //	1.06  1.07      1.28
 //	1.08  1.09      1.25
-//	1.10  1.11      1.21  (over DESIGN's 1.10)
+//	1.10  1.11      1.21  (over the 1.10 target of docs/design.md §3.4)
 //
 // 1.06 keeps a margin under both limits (1.10 and 1.5).
 const (

@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// The placement targets of DESIGN §2, for N = 3 and Q = 1024.
+// The placement targets of docs/design.md §3.4, for N = 3 and Q = 1024.
 const (
 	testQ       = 1024
 	testN       = 3

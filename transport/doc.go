@@ -1,6 +1,6 @@
 // Package transport owns node-to-node communication: the internode RPC
 // client and server, and the fault filter every node-to-node path goes
-// through (DESIGN.md section 9).
+// through (docs/design.md §9.2 and §9.3).
 //
 // The filter drops all traffic to and from blocked peers. RPC traffic is
 // filtered by node ID (the caller names itself in a header); memberlist
