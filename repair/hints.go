@@ -2,13 +2,12 @@ package repair
 
 import (
 	"context"
-	"encoding/binary"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
 
+	"github.com/dotkv/dotkv/internal/wire"
 	"github.com/dotkv/dotkv/storage"
 	"github.com/dotkv/dotkv/transport"
 	"github.com/dotkv/dotkv/versioning"
@@ -163,67 +162,58 @@ func batchPrefix(hints []storage.Hint) int {
 	return len(hints)
 }
 
+// encodeBatch encodes a merge_states request: the count, then per hint
+// its partition, key and state. Targets are not sent.
 func encodeBatch(hints []storage.Hint) ([]byte, error) {
-	b := binary.AppendUvarint(nil, uint64(len(hints)))
+	w := wire.Writer(nil).Uvarint(uint64(len(hints)))
 	for _, h := range hints {
 		enc, err := h.State.MarshalBinary()
 		if err != nil {
 			return nil, fmt.Errorf("encode hint %q: %w", h.Key, err)
 		}
-		b = binary.BigEndian.AppendUint32(b, h.Partition)
-		b = binary.AppendUvarint(b, uint64(len(h.Key)))
-		b = append(b, h.Key...)
-		b = binary.AppendUvarint(b, uint64(len(enc)))
-		b = append(b, enc...)
+		w = w.U32(h.Partition).Bytes(h.Key).Bytes(enc)
 	}
-	return b, nil
+	return w, nil
 }
 
-var errBatch = errors.New("repair: malformed state batch")
+// decodeBatch decodes a request made by encodeBatch (keys alias req).
+// Truncated or trailing input, and a state that does not decode, are
+// wire.ErrMalformed.
+func decodeBatch(req []byte) ([]storage.Hint, error) {
+	r := wire.NewReader(req)
+	// Each entry takes 6 bytes at least: the partition and two lengths.
+	hints := make([]storage.Hint, r.Count(6))
+	encs := make([][]byte, len(hints))
+	for i := range hints {
+		hints[i].Partition, hints[i].Key, encs[i] = r.U32(), r.Bytes(), r.Bytes()
+	}
+	if err := r.Done(); err != nil {
+		return nil, err
+	}
+	for i, enc := range encs {
+		st, err := versioning.DecodeState(enc)
+		if err != nil {
+			return nil, fmt.Errorf("%w: state of %q: %w", wire.ErrMalformed, hints[i].Key, err)
+		}
+		hints[i].State = st
+	}
+	return hints, nil
+}
 
 // HandleMergeStates returns the RPC handler that merges a batch of states
-// into this node's records.
+// into this node's records. A malformed batch is refused whole, before
+// anything is merged.
 func HandleMergeStates(store RecordStore) transport.Handler {
 	return func(_ context.Context, _ string, req []byte) ([]byte, error) {
-		n, k := binary.Uvarint(req)
-		if k <= 0 || n > uint64(len(req)) {
-			return nil, errBatch
+		hints, err := decodeBatch(req)
+		if err != nil {
+			return nil, err
 		}
-		req = req[k:]
-		for range n {
-			if len(req) < 4 {
-				return nil, errBatch
-			}
-			p := binary.BigEndian.Uint32(req)
-			req = req[4:]
-			key, rest, ok := lenPrefixed(req)
-			if !ok {
-				return nil, errBatch
-			}
-			enc, rest, ok := lenPrefixed(rest)
-			if !ok {
-				return nil, errBatch
-			}
-			req = rest
-			st, err := versioning.DecodeState(enc)
-			if err != nil {
-				return nil, fmt.Errorf("%w: %w", errBatch, err)
-			}
-			if _, err := store.Merge(p, key, st); err != nil {
+		for _, h := range hints {
+			if _, err := store.Merge(h.Partition, h.Key, h.State); err != nil {
 				return nil, err
 			}
 		}
-		if len(req) != 0 {
-			return nil, errBatch
-		}
 		return nil, nil
 	}
-}
-
-func lenPrefixed(b []byte) (v, rest []byte, ok bool) {
-	n, k := binary.Uvarint(b)
-	if k <= 0 || n > uint64(len(b)-k) {
-		return nil, nil, false
-	}
-	return b[k : k+int(n)], b[k+int(n):], true
 }

@@ -1,9 +1,11 @@
 package repair
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/goleak"
 
+	"github.com/dotkv/dotkv/internal/wire"
 	"github.com/dotkv/dotkv/storage"
 	"github.com/dotkv/dotkv/versioning"
 )
@@ -196,9 +199,107 @@ func TestRoundSkipsDeadTargetsAndRunDrains(t *testing.T) {
 	<-done
 }
 
+// batchStates makes states to batch: one value, two concurrent siblings,
+// and a tombstone.
+func batchStates(t *testing.T) []storage.Hint {
+	t.Helper()
+	a, b := open(t, "n1"), open(t, "n2")
+	one := write(t, a, "one", "v1")
+	both := versioning.Sync(write(t, a, "both", "va"), write(t, b, "both", "vb"))
+	if len(both.Siblings) != 2 {
+		t.Fatalf("want two siblings, got %d", len(both.Siblings))
+	}
+	gone, _, err := a.Write(3, []byte("gone"), one.Context, versioning.Sibling{Deleted: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return []storage.Hint{
+		{Target: "n3", Partition: 7, Key: []byte("one"), State: one},
+		{Target: "n3", Partition: 0xfffffffe, Key: []byte("both"), State: both},
+		{Target: "n3", Partition: 3, Key: []byte{}, State: gone},
+	}
+}
+
+// TestBatchRoundTrip: what encodeBatch writes, decodeBatch reads back
+// (partitions, keys and states; targets are not sent), in the layout
+// count | per hint: u32 partition, length-prefixed key and state.
+func TestBatchRoundTrip(t *testing.T) {
+	hints := batchStates(t)
+	msg, err := encodeBatch(hints)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := decodeBatch(msg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != len(hints) {
+		t.Fatalf("decoded %d hints, want %d", len(got), len(hints))
+	}
+	for i, h := range hints {
+		g := got[i]
+		if g.Partition != h.Partition || string(g.Key) != string(h.Key) || !g.State.Equal(h.State) || g.Target != "" {
+			t.Errorf("hint %d: got %d %q %+v (target %q), want %d %q %+v",
+				i, g.Partition, g.Key, g.State, g.Target, h.Partition, h.Key, h.State)
+		}
+	}
+
+	// The layout, byte for byte, for one hint: nodes of different
+	// versions must keep understanding each other.
+	enc, err := hints[0].State.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []byte{1, 0, 0, 0, 7, 3, 'o', 'n', 'e', byte(len(enc))}
+	if len(enc) >= 0x80 {
+		t.Fatalf("state of %d bytes needs a longer length prefix than this test writes", len(enc))
+	}
+	want = append(want, enc...)
+	if one, err := encodeBatch(hints[:1]); err != nil || !bytes.Equal(one, want) {
+		t.Errorf("one hint encodes as %x (%v), want %x", one, err, want)
+	}
+
+	if empty, err := encodeBatch(nil); err != nil || !bytes.Equal(empty, []byte{0}) {
+		t.Errorf("empty batch: %x, %v", empty, err)
+	}
+	if got, err := decodeBatch([]byte{0}); err != nil || len(got) != 0 {
+		t.Errorf("empty batch decodes as %v, %v", got, err)
+	}
+}
+
+// TestDecodeBatchRefusesMalformed: truncated input, trailing bytes, a
+// count the message cannot hold and a state that does not decode are all
+// wire.ErrMalformed.
+func TestDecodeBatchRefusesMalformed(t *testing.T) {
+	good, err := encodeBatch(batchStates(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range len(good) {
+		if _, err := decodeBatch(good[:i]); !errors.Is(err, wire.ErrMalformed) {
+			t.Fatalf("truncated at %d of %d bytes: err %v", i, len(good), err)
+		}
+	}
+	if _, err := decodeBatch(append(slices.Clone(good), 0)); !errors.Is(err, wire.ErrMalformed) {
+		t.Errorf("trailing byte: err %v", err)
+	}
+	if _, err := decodeBatch(wire.Writer(nil).Uvarint(1 << 40)); !errors.Is(err, wire.ErrMalformed) {
+		t.Errorf("huge count: err %v", err)
+	}
+	badState := wire.Writer(nil).Uvarint(1).U32(1).Bytes([]byte("k")).Bytes([]byte{0xff, 0xff, 0xff})
+	if _, err := decodeBatch(badState); !errors.Is(err, wire.ErrMalformed) {
+		t.Errorf("undecodable state: err %v", err)
+	}
+}
+
+// TestHandlerRefusesMalformedBatches: the handler refuses a malformed
+// batch whole — a good first entry followed by a bad one merges nothing —
+// and merges a good one.
 func TestHandlerRefusesMalformedBatches(t *testing.T) {
-	h := HandleMergeStates(open(t, "n3"))
-	good, err := encodeBatch([]storage.Hint{{Target: "n3", Partition: 1, Key: []byte("k"), State: write(t, open(t, "n2"), "k", "v")}})
+	target := open(t, "n3")
+	h := HandleMergeStates(target)
+	st := write(t, open(t, "n2"), "k", "v")
+	good, err := encodeBatch([]storage.Hint{{Target: "n3", Partition: 1, Key: []byte("k"), State: st}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,10 +308,24 @@ func TestHandlerRefusesMalformedBatches(t *testing.T) {
 			t.Fatalf("truncated batch (%d of %d bytes) accepted", i, len(good))
 		}
 	}
-	if _, err := h(context.Background(), "n1", append(good, 0)); err == nil {
+	if _, err := h(context.Background(), "n1", append(slices.Clone(good), 0)); err == nil {
 		t.Fatal("trailing bytes accepted")
+	}
+	enc, err := st.MarshalBinary()
+	if err != nil {
+		t.Fatal(err)
+	}
+	half := wire.Writer(nil).Uvarint(2).U32(1).Bytes([]byte("k")).Bytes(enc).U32(1).Bytes([]byte("k2")).Bytes([]byte{0xff})
+	if _, err := h(context.Background(), "n1", half); err == nil {
+		t.Fatal("batch with an undecodable state accepted")
+	}
+	if _, found, err := target.Get(1, []byte("k")); err != nil || found {
+		t.Fatalf("refused batch merged its first entry (found %v, %v)", found, err)
 	}
 	if _, err := h(context.Background(), "n1", good); err != nil {
 		t.Fatal(err)
+	}
+	if got, found, err := target.Get(1, []byte("k")); err != nil || !found || !got.Equal(st) {
+		t.Fatalf("good batch: got %+v, found %v, %v", got, found, err)
 	}
 }
