@@ -89,27 +89,51 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-func (c *Config) setDefaults() error {
+// DefaultConfig returns the coordinator's defaults: N = 3, quorum reads
+// and writes, replication for at most 5 s past a request without deadline.
+func DefaultConfig() Config {
+	return Config{N: 3, R: Quorum, W: Quorum, ReplicaTimeout: 5 * time.Second}
+}
+
+// withDefaults fills c's zero fields from DefaultConfig.
+func (c Config) withDefaults() Config {
+	def := DefaultConfig()
 	if c.N == 0 {
-		c.N = 3
-	}
-	if c.N < 1 {
-		return fmt.Errorf("replication factor %d: want ≥ 1", c.N)
+		c.N = def.N
 	}
 	if c.R.IsDefault() {
-		c.R = Quorum
+		c.R = def.R
 	}
 	if c.W.IsDefault() {
-		c.W = Quorum
+		c.W = def.W
 	}
-	if c.ReplicaTimeout <= 0 {
-		c.ReplicaTimeout = 5 * time.Second
+	if c.ReplicaTimeout == 0 {
+		c.ReplicaTimeout = def.ReplicaTimeout
 	}
 	if c.Now == nil {
 		c.Now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports a configuration the coordinator cannot work with.
+func (c Config) Validate() error {
+	if c.N < 1 {
+		return fmt.Errorf("replication factor %d: want ≥ 1", c.N)
+	}
+	for _, l := range []struct {
+		name string
+		lvl  Level
+	}{{"r", c.R}, {"w", c.W}} {
+		if l.lvl.kind == levelNumber && (l.lvl.n < 1 || l.lvl.n > c.N) {
+			return fmt.Errorf("default %s = %d: want 1..%d (N)", l.name, l.lvl.n, c.N)
+		}
+	}
+	if c.ReplicaTimeout < 0 {
+		return fmt.Errorf("replica timeout %v: want > 0", c.ReplicaTimeout)
 	}
 	return nil
 }
@@ -136,7 +160,8 @@ type Coordinator struct {
 
 // NewCoordinator returns the request path of node self.
 func NewCoordinator(self string, store Store, cluster Cluster, peer Peer, cfg Config) (*Coordinator, error) {
-	if err := cfg.setDefaults(); err != nil {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	bg, stop := context.WithCancel(context.Background())
@@ -192,88 +217,10 @@ func (c *Coordinator) LocalState(key []byte) (versioning.State, bool, error) {
 	return c.store.Get(c.cluster.Ring().PartitionOf(key), key)
 }
 
-// replicaSlot is one primary's copy of a key in one request, and the
-// node that holds it: the primary itself, a fallback standing in for it
-// (holding the copy as a hint naming the primary), or nobody.
-type replicaSlot struct {
-	primary string
-	node    string
-}
-
-func (s replicaSlot) direct() bool { return s.node == s.primary }
-
-// fallbackPool hands out a key's fallbacks in preference-list order, each
-// at most once per request, skipping known-dead nodes and this node.
-type fallbackPool struct {
-	mu   sync.Mutex
-	next []string
-}
-
-// newPool returns the key's live fallbacks; this node is among them only
-// if includeSelf (a read may use this node's own hints; a fallback
-// coordinating a write has already taken its own slot).
-func (c *Coordinator) newPool(fallbacks []string, includeSelf bool) *fallbackPool {
-	p := &fallbackPool{}
-	if c.cfg.DisableHints {
-		return p
-	}
-	for _, f := range fallbacks {
-		if (f != c.self || includeSelf) && !c.cluster.Dead(f) {
-			p.next = append(p.next, f)
-		}
-	}
-	return p
-}
-
-func (p *fallbackPool) take() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if len(p.next) == 0 {
-		return ""
-	}
-	f := p.next[0]
-	p.next = p.next[1:]
-	return f
-}
-
-// plan assigns each primary's copy to a node. standIn ≥ 0 makes this node
-// hold that primary's copy (a fallback coordinating a write).
-func (c *Coordinator) plan(prims []string, pool *fallbackPool, standIn int) []replicaSlot {
-	slots := make([]replicaSlot, len(prims))
-	for i, p := range prims {
-		slots[i].primary = p
-		switch {
-		case i == standIn:
-			slots[i].node = c.self
-		case p == c.self || !c.cluster.Dead(p):
-			slots[i].node = p
-		default:
-			slots[i].node = pool.take() // "" when hints are off or no fallback is left
-		}
-	}
-	return slots
-}
-
-// levelsMet reports whether acks meet need (all acks) and needP (acks
-// from primaries), and otherwise the UnavailableError to report.
-func levelsMet(op string, acks, primaryAcks, need, needP int) *UnavailableError {
-	if acks < need {
-		return &UnavailableError{Op: op, Kind: "replicas", Acks: acks, Required: need}
-	}
-	if primaryAcks < needP {
-		return &UnavailableError{Op: op, Kind: "primaries", Acks: primaryAcks, Required: needP}
-	}
-	return nil
-}
-
-// needs resolves a request's levels against nEff primaries.
-func needs(nEff int, lvl, primary, def Level) (need, needP int) {
-	need = lvl.Required(nEff, def)
-	if !primary.IsDefault() {
-		needP = primary.Required(nEff, def)
-		need = max(need, needP)
-	}
-	return need, needP
+// planner returns the planner of this node's requests under the current
+// failure detector.
+func (c *Coordinator) planner() planner {
+	return planner{self: c.self, dead: c.cluster.Dead, hints: !c.cfg.DisableHints}
 }
 
 // detached returns a context that outlives the request (replication and
@@ -284,6 +231,17 @@ func (c *Coordinator) detached(ctx context.Context) (context.Context, context.Ca
 		return context.WithDeadline(c.bg, dl)
 	}
 	return context.WithTimeout(c.bg, c.cfg.ReplicaTimeout)
+}
+
+// expired reports whether ctx is done or its deadline has passed (its
+// timer may fire after that of a detached context with the same deadline,
+// whose calls then fail first: their failure is the request's timeout).
+func expired(ctx context.Context) bool {
+	if ctx.Err() != nil {
+		return true
+	}
+	dl, ok := ctx.Deadline()
+	return ok && !time.Now().Before(dl)
 }
 
 // storeHint keeps st here for target, which did not acknowledge it.
@@ -347,47 +305,4 @@ func (c *Coordinator) readLocal(asPrimary bool, p uint32, key []byte) (versionin
 		}
 	}
 	return merged, nil
-}
-
-func (c *Coordinator) handleRead(_ context.Context, _ string, req []byte) ([]byte, error) {
-	r := wire.NewReader(req)
-	p, key, asFallback := r.U32(), r.Bytes(), r.Byte()
-	if err := r.Done(); err != nil {
-		return nil, err
-	}
-	st, err := c.readLocal(asFallback == 0, p, key)
-	if err != nil {
-		return nil, err
-	}
-	return appendState(nil, st)
-}
-
-func (c *Coordinator) handleReplicate(_ context.Context, _ string, req []byte) ([]byte, error) {
-	r := wire.NewReader(req)
-	p, key := r.U32(), r.Bytes()
-	st, err := readState(r)
-	if err != nil {
-		return nil, err
-	}
-	if _, err := c.store.Merge(p, key, st); err != nil {
-		return nil, err
-	}
-	return nil, nil
-}
-
-// handleHint keeps a copy for a primary this node stands in for. It never
-// enters this node's records, so it is never served as primary data.
-func (c *Coordinator) handleHint(_ context.Context, _ string, req []byte) ([]byte, error) {
-	r := wire.NewReader(req)
-	target, p, key := r.String(), r.U32(), r.Bytes()
-	st, err := readState(r)
-	if err != nil {
-		return nil, err
-	}
-	if target == c.self {
-		_, err = c.store.Merge(p, key, st)
-	} else {
-		_, err = c.store.PutHint(target, p, key, st)
-	}
-	return nil, err
 }

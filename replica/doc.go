@@ -30,4 +30,12 @@
 // gets the merged state (read repair), in the background or, with
 // SyncRepair, before the answer. A node that has not joined its cluster
 // yet refuses client requests (ErrNotReady).
+//
+// Layout. The pure parts are a plan (plan.go: which node holds each
+// primary's copy, and the spare fallbacks) and a tally (tally.go: acks and
+// primary acks against the levels; met, hopeless, and the typed error). A
+// request fails as soon as its tally is hopeless, counting the replies that
+// have already arrived. The coordinator (write.go, read.go) is a short
+// driver of plan, tally and the Peer transport; handlers.go serves the
+// peers' RPCs and wire.go encodes them. The design is in docs/design.md §5.
 package replica

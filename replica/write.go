@@ -27,17 +27,25 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, vctx versioning.Versi
 	}
 	sib.Modified = c.cfg.Now().UnixMilli()
 	r := c.cluster.Ring()
-	p := r.PartitionOf(key)
-	prims := r.Primaries(p)
-	if slices.Contains(prims, c.self) {
-		return c.coordinate(ctx, r, p, key, vctx, sib, o, -1)
+	w := write{p: r.PartitionOf(key), key: key, vctx: vctx, sib: sib, o: o}
+	if r.IsPrimary(w.p, c.self) {
+		return c.coordinateAsPrimary(ctx, r, w)
 	}
-	vc, err, delivered := c.forward(ctx, prims, putRequest{key: key, vctx: vctx, sib: sib, w: o.W, pw: o.PW})
+	vc, err, delivered := c.forward(ctx, r.Primaries(w.p), putRequest{key: key, vctx: vctx, sib: sib, w: o.W, pw: o.PW})
 	if delivered || c.cfg.DisableHints {
 		return vc, err
 	}
 	// No primary could be reached: stand in for the first one.
-	return c.coordinate(ctx, r, p, key, vctx, sib, o, 0)
+	return c.coordinateAsFallback(ctx, r, w)
+}
+
+// write is one client write being coordinated.
+type write struct {
+	p    uint32
+	key  []byte
+	vctx versioning.VersionVector
+	sib  versioning.Sibling
+	o    WriteOptions
 }
 
 // forward sends the write to the first reachable primary, trying the next
@@ -46,16 +54,7 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, vctx versioning.Versi
 // took the request.
 func (c *Coordinator) forward(ctx context.Context, prims []string, req putRequest) (_ versioning.VersionVector, _ error, delivered bool) {
 	need, _ := needs(len(prims), req.w, req.pw, c.cfg.W)
-	// Alive primaries first, suspect ones last: a paused primary would hold
-	// the request until its deadline.
-	order := slices.Clone(prims)
-	slices.SortStableFunc(order, func(a, b string) int {
-		return cmp.Compare(boolInt(c.cluster.Suspect(a)), boolInt(c.cluster.Suspect(b)))
-	})
-	for _, node := range order {
-		if c.cluster.Dead(node) {
-			continue
-		}
+	for _, node := range c.forwardOrder(prims) {
 		if dl, ok := ctx.Deadline(); ok {
 			req.timeout = time.Until(dl)
 		}
@@ -79,156 +78,157 @@ func (c *Coordinator) forward(ctx context.Context, prims []string, req putReques
 	return nil, &UnavailableError{Op: "write", Kind: "replicas", Acks: 0, Required: need}, false
 }
 
-func (c *Coordinator) handlePut(ctx context.Context, _ string, msg []byte) ([]byte, error) {
-	req, err := decodePut(msg, c.cfg.N)
-	if err != nil {
+// forwardOrder returns the primaries a write may be forwarded to: not
+// known dead, alive ones first and suspect ones last (a paused primary
+// would hold the request until its deadline), else in preference order.
+func (c *Coordinator) forwardOrder(prims []string) []string {
+	order := slices.DeleteFunc(slices.Clone(prims), c.cluster.Dead)
+	slices.SortStableFunc(order, func(a, b string) int {
+		return cmp.Compare(boolInt(c.cluster.Suspect(a)), boolInt(c.cluster.Suspect(b)))
+	})
+	return order
+}
+
+// coordinateAsPrimary applies a write here, as a primary of its key, with
+// a fresh dot of this node's actor, and replicates it.
+func (c *Coordinator) coordinateAsPrimary(ctx context.Context, r *ring.Ring, w write) (versioning.VersionVector, error) {
+	return c.coordinate(ctx, r, w, c.planner().forPrimary, func() (versioning.State, versioning.Dot, error) {
+		return c.store.Write(w.p, w.key, w.vctx, w.sib)
+	})
+}
+
+// coordinateAsFallback applies a write that no primary could take: this
+// node holds the first primary's copy as a hint, written with a dot of its
+// fallback actor (an exact update, see versioning.State.UpdateExact), and
+// replicates it like a primary would.
+func (c *Coordinator) coordinateAsFallback(ctx context.Context, r *ring.Ring, w write) (versioning.VersionVector, error) {
+	primary := r.Primaries(w.p)[0]
+	return c.coordinate(ctx, r, w, c.planner().forFallback, func() (versioning.State, versioning.Dot, error) {
+		dot, err := c.store.FallbackDot(w.vctx)
+		if err != nil {
+			return versioning.State{}, versioning.Dot{}, err
+		}
+		sib := w.sib
+		sib.Dot = dot
+		st, err := versioning.State{}.UpdateExact(w.vctx, sib)
+		if err != nil {
+			return versioning.State{}, versioning.Dot{}, err
+		}
+		merged, err := c.store.PutHint(primary, w.p, w.key, st)
+		if err != nil {
+			return versioning.State{}, versioning.Dot{}, err
+		}
+		c.cfg.Metrics.hintStored()
+		return merged, dot, nil
+	})
+}
+
+// coordinate drives a write: plan the copies, fail fast (before writing
+// anything) if the levels cannot be met, apply the write locally, send the
+// new state to every other slot's node, and count acknowledgements until
+// the levels are met, can no longer be, or ctx ends.
+func (c *Coordinator) coordinate(ctx context.Context, r *ring.Ring, w write,
+	makePlan func(prims, fallbacks []string) *plan,
+	apply func() (versioning.State, versioning.Dot, error),
+) (versioning.VersionVector, error) {
+	prims := r.Primaries(w.p)
+	pl := makePlan(prims, r.Fallbacks(w.p))
+	need, needP := needs(len(prims), w.o.W, w.o.PW, c.cfg.W)
+	if err := pl.unreachable("write", need, needP); err != nil {
 		return nil, err
 	}
-	r := c.cluster.Ring()
-	p := r.PartitionOf(req.key)
-	if !c.cluster.Ready() || !r.IsPrimary(p, c.self) {
-		// Nothing was applied: the forwarder may safely try another primary.
-		return encodePutResult(nil, errNotPrimary), nil
+	st, dot, err := apply()
+	if err != nil {
+		return nil, fmt.Errorf("write %q locally: %w", w.key, err)
 	}
-	if req.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.timeout)
-		defer cancel()
-	}
-	vctx, err := c.coordinate(ctx, r, p, req.key, req.vctx, req.sib, WriteOptions{W: req.w, PW: req.pw}, -1)
-	return encodePutResult(vctx, err), nil
-}
-
-type slotResult struct {
-	ok, primary bool
-}
-
-// coordinate applies a write here and replicates it. standIn < 0: this
-// node is a primary and writes its records; otherwise it is a fallback
-// holding primary prims[standIn]'s copy as a hint.
-func (c *Coordinator) coordinate(ctx context.Context, r *ring.Ring, p uint32, key []byte, vctx versioning.VersionVector, sib versioning.Sibling, o WriteOptions, standIn int) (versioning.VersionVector, error) {
-	prims := r.Primaries(p)
-	need, needP := needs(len(prims), o.W, o.PW, c.cfg.W)
-	pool := c.newPool(r.Fallbacks(p), false)
-	slots := c.plan(prims, pool, standIn)
-	reach, primReach := 0, 0
-	for _, s := range slots {
-		if s.node != "" {
-			reach++
-			if s.direct() {
-				primReach++
-			}
+	t := newTally("write", need, needP, pl)
+	results := c.replicate(ctx, pl, w.p, w.key, st)
+	for !t.met() {
+		if expired(ctx) { // sends also fail once the deadline passed
+			return nil, fmt.Errorf("write %q: %d of %d acks (outcome unknown): %w", w.key, t.acks, need, errTimeout)
+		}
+		if t.hopeless() {
+			return nil, countReady(t, results).err()
+		}
+		select {
+		case res := <-results:
+			t.add(res.ok, res.primary, res.direct)
+		case <-ctx.Done():
 		}
 	}
-	if err := levelsMet("write", reach, primReach, need, needP); err != nil {
-		return nil, err // fail fast, before writing anything
-	}
+	return w.vctx.AddDot(dot), nil
+}
 
-	var st versioning.State
-	var dot versioning.Dot
-	var err error
-	if standIn < 0 {
-		st, dot, err = c.store.Write(p, key, vctx, sib)
-	} else {
-		st, dot, err = c.writeAsFallback(prims[standIn], p, key, vctx, sib)
+// countReady adds the results that have already arrived to t.
+func countReady(t *tally, results <-chan slotResult) *tally {
+	for {
+		select {
+		case res := <-results:
+			t.add(res.ok, res.primary, res.direct)
+		default:
+			return t
+		}
 	}
-	if err != nil {
-		return nil, fmt.Errorf("write %q locally: %w", key, err)
-	}
-	newCtx := vctx.AddDot(dot)
+}
 
-	// Replication outlives the request: replicas that answer after the
-	// client got its answer still get the write, and any that never
-	// answers within the request's deadline gets a hint.
-	results := make(chan slotResult, len(slots))
-	var remote []replicaSlot
-	for _, s := range slots {
-		switch {
-		case s.node == c.self:
-		case s.node == "":
+// slotResult is one slot's outcome in a write.
+type slotResult struct {
+	ok      bool // some node acknowledged the copy
+	primary bool // that node was the slot's primary
+	direct  bool // the slot was planned on its primary
+}
+
+// replicate sends st to every slot's node and reports each slot's outcome
+// on the returned channel, which has room for all of them: this node's own
+// slot at once, the others as they answer. A slot no node holds gets a hint
+// here. Replication outlives the request: replicas that answer after the
+// client got its answer still get the write, and any that never answers
+// within the request's deadline gets a hint.
+func (c *Coordinator) replicate(ctx context.Context, pl *plan, p uint32, key []byte, st versioning.State) <-chan slotResult {
+	results := make(chan slotResult, len(pl.slots))
+	var remote []slot
+	for _, s := range pl.slots {
+		switch s.node {
+		case c.self: // applied already
+			results <- slotResult{ok: true, primary: s.direct(), direct: s.direct()}
+		case "":
 			c.storeHint(s.primary, p, key, st)
 		default:
 			remote = append(remote, s)
 		}
 	}
-	if len(remote) > 0 {
-		rctx, cancel := c.detached(ctx)
-		var sends sync.WaitGroup
-		for _, s := range remote {
-			sends.Add(1)
-			c.wg.Go(func() {
-				defer sends.Done()
-				results <- c.deliverCopy(rctx, s, pool, p, key, st)
-			})
-		}
-		c.wg.Go(func() { sends.Wait(); cancel() })
+	if len(remote) == 0 {
+		return results
 	}
-
-	acks, primaryAcks := 1, 0
-	if standIn < 0 {
-		primaryAcks = 1
+	rctx, cancel := c.detached(ctx)
+	var sends sync.WaitGroup
+	for _, s := range remote {
+		sends.Add(1)
+		c.wg.Go(func() {
+			defer sends.Done()
+			results <- c.deliverCopy(rctx, s, pl, p, key, st)
+		})
 	}
-	pending := reach - 1
-	for levelsMet("write", acks, primaryAcks, need, needP) != nil {
-		if pending == 0 {
-			err := levelsMet("write", acks, primaryAcks, need, needP)
-			return nil, err
-		}
-		select {
-		case res := <-results:
-			pending--
-			if res.ok {
-				acks++
-				if res.primary {
-					primaryAcks++
-				}
-			}
-		case <-ctx.Done():
-			return nil, fmt.Errorf("write %q: %d of %d acks (outcome unknown): %w", key, acks, need, errTimeout)
-		}
-	}
-	return newCtx, nil
-}
-
-// writeAsFallback applies a write this node coordinates without being a
-// primary: a fresh dot of its fallback actor on an exact update, kept here
-// as a hint for primary.
-func (c *Coordinator) writeAsFallback(primary string, p uint32, key []byte, vctx versioning.VersionVector, sib versioning.Sibling) (versioning.State, versioning.Dot, error) {
-	dot, err := c.store.FallbackDot(vctx)
-	if err != nil {
-		return versioning.State{}, versioning.Dot{}, err
-	}
-	sib.Dot = dot
-	st, err := versioning.State{}.UpdateExact(vctx, sib)
-	if err != nil {
-		return versioning.State{}, versioning.Dot{}, err
-	}
-	merged, err := c.store.PutHint(primary, p, key, st)
-	if err != nil {
-		return versioning.State{}, versioning.Dot{}, err
-	}
-	c.cfg.Metrics.hintStored()
-	return merged, dot, nil
+	c.wg.Go(func() { sends.Wait(); cancel() })
+	return results
 }
 
 // deliverCopy gives slot s's copy to its node; if that fails, to the next
-// free fallback (as a hint for the primary); and if no one takes it, keeps
+// spare fallback (as a hint for the primary); and if no one takes it, keeps
 // a hint here. Only the first two count as acknowledgements.
-func (c *Coordinator) deliverCopy(ctx context.Context, s replicaSlot, pool *fallbackPool, p uint32, key []byte, st versioning.State) slotResult {
-	node := s.node
-	for node != "" {
+func (c *Coordinator) deliverCopy(ctx context.Context, s slot, pl *plan, p uint32, key []byte, st versioning.State) slotResult {
+	for node := s.node; node != ""; node = pl.takeSpare() {
 		err := c.sendCopy(ctx, node, s.primary, p, key, st)
 		if err == nil {
-			return slotResult{ok: true, primary: node == s.primary}
+			return slotResult{ok: true, primary: node == s.primary, direct: s.direct()}
 		}
 		c.log.Debug("replicate failed", "key", string(key), "node", node, "for", s.primary, "err", err)
 		if ctx.Err() != nil {
 			break
 		}
-		node = pool.take()
 	}
 	c.storeHint(s.primary, p, key, st)
-	return slotResult{}
+	return slotResult{direct: s.direct()}
 }
 
 func boolInt(b bool) int {
