@@ -216,14 +216,14 @@ func TestNoPrimaryReachableWithoutHintsIsUnavailable(t *testing.T) {
 // p1..p3 the key's primaries (p1 coordinates), f1, f2 its fallbacks.
 func TestWriteOutcomes(t *testing.T) {
 	cases := []struct {
-		name     string
-		dead     []string // what the failure detector says
-		cut      []string // isolated on the network
-		noHints  bool
-		w, pw    Level
-		err      string   // "" for success
-		records  []string // nodes holding the value as their own
-		hints    []string // holder>target
+		name    string
+		dead    []string // what the failure detector says
+		cut     []string // isolated on the network
+		noHints bool
+		w, pw   Level
+		err     string   // "" for success
+		records []string // nodes holding the value as their own
+		hints   []string // holder>target
 	}{
 		{name: "all alive, w=all", w: All, records: []string{"p1", "p2", "p3"}},
 		{name: "known dead primary: first fallback holds its copy", dead: []string{"p3"}, cut: []string{"p3"}, w: All,
