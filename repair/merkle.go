@@ -3,7 +3,6 @@ package repair
 import (
 	"math/bits"
 	"sync"
-	"time"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -75,25 +74,30 @@ func (t *Trees) Observe(p uint32, key, old, cur []byte) {
 	tr.root ^= delta
 }
 
-// Rebuild recomputes every tree from the store's records and returns how
-// many records it hashed and how long it took. Nothing may write while it
-// runs (it runs at start, before the node serves).
-func (t *Trees) Rebuild(store *storage.Store) (int, time.Duration, error) {
-	start := time.Now()
+// Rebuild recomputes trees and the tombstone index from the store's
+// records, in one scan, replacing what they held, and returns how many
+// records it read. Nothing may write while it runs (it runs at start,
+// before the node serves).
+func Rebuild(store *storage.Store, trees *Trees, tombs *Tombstones) (int, error) {
 	fresh := NewTrees()
+	freshTombs := NewTombstones()
 	n := 0
 	err := store.ScanRecords(func(p uint32, key, raw []byte) error {
 		fresh.Observe(p, key, nil, raw)
+		freshTombs.Observe(p, key, nil, raw)
 		n++
 		return nil
 	})
 	if err != nil {
-		return 0, 0, err
+		return 0, err
 	}
-	t.mu.Lock()
-	t.parts = fresh.parts
-	t.mu.Unlock()
-	return n, time.Since(start), nil
+	trees.mu.Lock()
+	trees.parts = fresh.parts
+	trees.mu.Unlock()
+	tombs.mu.Lock()
+	tombs.keys = freshTombs.keys
+	tombs.mu.Unlock()
+	return n, nil
 }
 
 // Root returns the root of a partition (0 when this node stores nothing

@@ -1,9 +1,13 @@
 package repair
 
 import (
+	"cmp"
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
@@ -11,13 +15,17 @@ import (
 	"github.com/dotkv/dotkv/versioning"
 )
 
-// TestTreesFollowWritesAndMatchRebuild: trees kept up to date by the
-// record observer equal trees rebuilt from storage, after random writes,
-// merges and deletes; and two stores holding the same records have equal
-// roots while one differing key makes exactly one leaf, mid and root differ.
-func TestTreesFollowWritesAndMatchRebuild(t *testing.T) {
-	live := NewTrees()
-	s, err := storage.Open("db", storage.Options{NodeID: "n1", FS: vfs.NewMem(), CacheSize: 1 << 20, MemTableSize: 1 << 20, Observer: live.Observe})
+// TestRebuildMatchesLiveTreesAndTombstones: trees and a tombstone index
+// kept up to date by the record observer equal those Rebuild makes from
+// storage, after random writes, deletes and record removals, and
+// Rebuild replaces what they held before.
+func TestRebuildMatchesLiveTreesAndTombstones(t *testing.T) {
+	live, liveTombs := NewTrees(), NewTombstones()
+	s, err := storage.Open("db", storage.Options{NodeID: "n1", FS: vfs.NewMem(), CacheSize: 1 << 20, MemTableSize: 1 << 20,
+		Observer: func(p uint32, key, old, cur []byte) {
+			live.Observe(p, key, old, cur)
+			liveTombs.Observe(p, key, old, cur)
+		}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -33,18 +41,36 @@ func TestTreesFollowWritesAndMatchRebuild(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+		case 1, 2: // a client's DELETE: a tombstone covering what it read
+			cur, _, err := s.Get(p, k)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := s.Write(p, k, cur.Context, versioning.Sibling{Deleted: true}); err != nil {
+				t.Fatal(err)
+			}
 		default:
 			if _, _, err := s.Write(p, k, nil, versioning.Sibling{Value: []byte(fmt.Sprint(i))}); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	rebuilt := NewTrees()
-	n, _, err := rebuilt.Rebuild(s)
+	if liveTombs.Len() == 0 {
+		t.Fatal("the writes left no tombstone-only record")
+	}
+
+	// Start from contents the store does not hold: Rebuild must drop them.
+	rebuilt, rebuiltTombs := NewTrees(), NewTombstones()
+	for p := range uint32(12) {
+		junk := []byte(fmt.Sprintf("junk%d", p))
+		rebuilt.Observe(p, junk, nil, []byte("state"))
+		rebuiltTombs.keys[tombKey{p, string(junk)}] = struct{}{}
+	}
+	n, err := Rebuild(s, rebuilt, rebuiltTombs)
 	if err != nil || n == 0 {
 		t.Fatalf("rebuild: %d records, %v", n, err)
 	}
-	for p := range uint32(4) {
+	for p := range uint32(12) {
 		if live.Root(p) != rebuilt.Root(p) || live.Mids(p) != rebuilt.Mids(p) {
 			t.Fatalf("partition %d: live tree differs from rebuilt", p)
 		}
@@ -57,8 +83,21 @@ func TestTreesFollowWritesAndMatchRebuild(t *testing.T) {
 	if live.Root(9) != 0 {
 		t.Fatal("empty partition has a non-zero root")
 	}
+	liveSet, rebuiltSet := liveTombs.snapshot(math.MaxInt), rebuiltTombs.snapshot(math.MaxInt)
+	slices.SortFunc(liveSet, compareTombKeys)
+	slices.SortFunc(rebuiltSet, compareTombKeys)
+	if !slices.Equal(liveSet, rebuiltSet) {
+		t.Fatalf("tombstone index: live has %d keys, rebuilt %d, or they differ", len(liveSet), len(rebuiltSet))
+	}
 }
 
+func compareTombKeys(a, b tombKey) int {
+	return cmp.Or(cmp.Compare(a.p, b.p), cmp.Compare(a.key, b.key))
+}
+
+// TestOneDifferingKeyChangesOnePath: two trees holding the same records
+// have equal roots, while one differing key makes exactly one leaf, mid
+// and root differ.
 func TestOneDifferingKeyChangesOnePath(t *testing.T) {
 	a, b := NewTrees(), NewTrees()
 	for i := range 2000 {
@@ -93,8 +132,8 @@ func TestOneDifferingKeyChangesOnePath(t *testing.T) {
 	}
 }
 
-// BenchmarkRebuild measures rebuilding the trees of 1 M records (one
-// partition) from a store on disk.
+// BenchmarkRebuild measures rebuilding the trees and the tombstone index
+// of 1 M records (one partition) from a store on disk.
 //
 //	go test -run='^$' -bench=Rebuild -benchtime=1x ./repair
 func BenchmarkRebuild(b *testing.B) {
@@ -112,11 +151,12 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 	b.ResetTimer()
 	for b.Loop() {
-		n, d, err := NewTrees().Rebuild(s)
+		start := time.Now()
+		n, err := Rebuild(s, NewTrees(), NewTombstones())
 		if err != nil || n != keys+1 {
 			b.Fatalf("rebuilt %d records: %v", n, err)
 		}
-		b.ReportMetric(d.Seconds(), "rebuild-s")
+		b.ReportMetric(time.Since(start).Seconds(), "rebuild-s")
 	}
 }
 

@@ -3,7 +3,6 @@ package repair
 import (
 	"sync"
 
-	"github.com/dotkv/dotkv/storage"
 	"github.com/dotkv/dotkv/versioning"
 )
 
@@ -59,28 +58,4 @@ func (t *Tombstones) snapshot(limit int) []tombKey {
 func tombstonesOnly(raw []byte) bool {
 	st, err := versioning.DecodeState(raw)
 	return err == nil && len(st.Siblings) > 0 && st.Deleted()
-}
-
-// Rebuild recomputes trees and the tombstone index from the store in one
-// scan, returning how many records it read. Nothing may write meanwhile.
-func Rebuild(store *storage.Store, trees *Trees, tombs *Tombstones) (int, error) {
-	fresh := NewTrees()
-	freshTombs := NewTombstones()
-	n := 0
-	err := store.ScanRecords(func(p uint32, key, raw []byte) error {
-		fresh.Observe(p, key, nil, raw)
-		freshTombs.Observe(p, key, nil, raw)
-		n++
-		return nil
-	})
-	if err != nil {
-		return 0, err
-	}
-	trees.mu.Lock()
-	trees.parts = fresh.parts
-	trees.mu.Unlock()
-	tombs.mu.Lock()
-	tombs.keys = freshTombs.keys
-	tombs.mu.Unlock()
-	return n, nil
 }
