@@ -110,7 +110,13 @@ func startCluster(t *testing.T, ips ...string) []*testNode {
 	return nodes
 }
 
-// waitFor polls cond until it holds or the deadline passes.
+// waitLimit bounds every wait on a condition. It is generous, so that a
+// busy machine does not fail the tests; a wait returns as soon as its
+// condition holds.
+const waitLimit = time.Minute
+
+// waitFor polls cond until it holds or the deadline passes, and returns
+// how long that took (for the log: tests assert no timing).
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) time.Duration {
 	t.Helper()
 	start := time.Now()
@@ -152,7 +158,7 @@ func describe(nodes []*testNode) string {
 func TestThreeNodesJoinThroughOneSeed(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, "127.0.0.21", "127.0.0.22", "127.0.0.23")
-	took := waitFor(t, 10*time.Second, "3 alive members everywhere", func() bool {
+	took := waitFor(t, waitLimit, "3 alive members everywhere", func() bool {
 		return allSee(nodes, nodes, Alive)
 	})
 	t.Logf("converged in %v", took)
@@ -188,7 +194,7 @@ func TestPartitionDetectedAndHealedAfterGossipToTheDeadTime(t *testing.T) {
 	t.Parallel()
 	nodes := startCluster(t, "127.0.0.24", "127.0.0.25", "127.0.0.26")
 	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
-	waitFor(t, 10*time.Second, "3 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
+	waitFor(t, waitLimit, "3 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
 
 	// Cut n3 off: each side drops the other's traffic.
 	n1.filter.Block("n3")
@@ -198,16 +204,20 @@ func TestPartitionDetectedAndHealedAfterGossipToTheDeadTime(t *testing.T) {
 	// The first of n1, n2 whose probe of n3 fails suspects it before
 	// anyone can declare it dead; the other may learn "dead" directly.
 	sawSuspect := map[string]bool{}
-	took := waitFor(t, 5*time.Second, "n3 dead on n1 and n2, and n1, n2 dead on n3", func() bool {
+	took := waitFor(t, waitLimit, "n3 dead on n1 and n2", func() bool {
 		for _, o := range []*testNode{n1, n2} {
 			if o.m.Liveness("n3") == Suspect {
 				sawSuspect[o.id] = true
 			}
 		}
-		return n1.m.Liveness("n3") == Dead && n2.m.Liveness("n3") == Dead &&
-			n3.m.Liveness("n1") == Dead && n3.m.Liveness("n2") == Dead
+		return n1.m.Liveness("n3") == Dead && n2.m.Liveness("n3") == Dead
 	})
-	t.Logf("partition detected in %v; saw n3 suspect on %v", took, sawSuspect)
+	// n3 alone has no one to confirm its suspicions: they run their
+	// longest course.
+	took2 := waitFor(t, waitLimit, "n1, n2 dead on n3", func() bool {
+		return n3.m.Liveness("n1") == Dead && n3.m.Liveness("n2") == Dead
+	})
+	t.Logf("partition detected by n1 and n2 in %v, by n3 %v later; saw n3 suspect on %v", took, took2, sawSuspect)
 	if len(sawSuspect) == 0 {
 		t.Errorf("neither n1 nor n2 reported n3 suspect before dead")
 	}
@@ -224,12 +234,12 @@ func TestPartitionDetectedAndHealedAfterGossipToTheDeadTime(t *testing.T) {
 	// Hold the partition past GossipToTheDeadTime: memberlist then forgets
 	// the dead side and stops gossiping to it, so only the rejoin loop
 	// can heal it. This sleep is the length of the fault, not a wait.
-	time.Sleep(fastTuning.gossipToTheDeadTime + 5*fastTuning.probeInterval)
+	time.Sleep(testTuning.gossipToTheDeadTime + 5*testTuning.probeInterval)
 
 	for _, n := range nodes {
 		n.filter.Heal()
 	}
-	took = waitFor(t, 10*time.Second, "all alive after heal", func() bool { return allSee(nodes, nodes, Alive) })
+	took = waitFor(t, waitLimit, "all alive after heal", func() bool { return allSee(nodes, nodes, Alive) })
 	t.Logf("healed in %v", took)
 }
 
@@ -248,7 +258,7 @@ func TestRestartWithSameIdentityRejoinsWithoutSeeds(t *testing.T) {
 	n2 := startNode(t, "n2", "127.0.0.28", []string{n1.m.GossipAddr()}, nil)
 	n3 := startNode(t, "n3", "127.0.0.29", []string{n1.m.GossipAddr()}, st)
 	nodes := []*testNode{n1, n2, n3}
-	waitFor(t, 10*time.Second, "3 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
+	waitFor(t, waitLimit, "3 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
 	oldAddr := n3.m.GossipAddr()
 
 	if err := n3.m.Close(); err != nil {
@@ -257,7 +267,7 @@ func TestRestartWithSameIdentityRejoinsWithoutSeeds(t *testing.T) {
 	if err := st.Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, "n3 dead on n1 and n2", func() bool {
+	waitFor(t, waitLimit, "n3 dead on n1 and n2", func() bool {
 		return n1.m.Liveness("n3") == Dead && n2.m.Liveness("n3") == Dead
 	})
 
@@ -273,7 +283,7 @@ func TestRestartWithSameIdentityRejoinsWithoutSeeds(t *testing.T) {
 		t.Fatalf("restarted n3's ring before gossip = %v, want the persisted members", got)
 	}
 	nodes = []*testNode{n1, n2, n3}
-	took := waitFor(t, 10*time.Second, "all alive after restart", func() bool {
+	took := waitFor(t, waitLimit, "all alive after restart", func() bool {
 		if !allSee(nodes, nodes, Alive) {
 			return false
 		}
@@ -309,10 +319,10 @@ func TestCrashedNodeRestartsOnANewPort(t *testing.T) {
 	n2 := startNode(t, "n2", "127.0.0.34", []string{n1.m.GossipAddr()}, nil)
 	n3 := startNode(t, "n3", "127.0.0.35", []string{n1.m.GossipAddr()}, st)
 	nodes := []*testNode{n1, n2, n3}
-	waitFor(t, 10*time.Second, "3 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
+	waitFor(t, waitLimit, "3 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
 
 	n3.m.crash()
-	waitFor(t, 5*time.Second, "n3 dead on n1 and n2", func() bool {
+	waitFor(t, waitLimit, "n3 dead on n1 and n2", func() bool {
 		return n1.m.Liveness("n3") == Dead && n2.m.Liveness("n3") == Dead
 	})
 	// memberlist rejects n3's new address ("conflicting address") until
@@ -320,7 +330,7 @@ func TestCrashedNodeRestartsOnANewPort(t *testing.T) {
 	// rejoin loop keeps trying until then.
 	n3 = startNode(t, "n3", "127.0.0.35", nil, st)
 	nodes = []*testNode{n1, n2, n3}
-	took := waitFor(t, 10*time.Second, "all alive at n3's new address", func() bool {
+	took := waitFor(t, waitLimit, "all alive at n3's new address", func() bool {
 		if !allSee(nodes, nodes, Alive) {
 			return false
 		}
@@ -409,7 +419,7 @@ func TestNotReadyUntilTheSeedAnswers(t *testing.T) {
 	if !seed.Ready() {
 		t.Fatal("a node without seeds is not ready")
 	}
-	waitFor(t, 10*time.Second, "n2 to join through its late seed", late.m.Ready)
+	waitFor(t, waitLimit, "n2 to join through its late seed", late.m.Ready)
 	if got := late.m.Ring().Members(); !slices.Equal(got, []string{"n1", "n2"}) {
 		t.Fatalf("n2's ring once ready = %v", got)
 	}

@@ -94,7 +94,7 @@ func TestFaultTransportDropsInboundFromBlockedHosts(t *testing.T) {
 		if got := string(p.Buf); got != "marker" {
 			t.Fatalf("first packet is %q, want the marker", got)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("no packet")
 	}
 
@@ -105,7 +105,7 @@ func TestFaultTransportDropsInboundFromBlockedHosts(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	_ = c.SetReadDeadline(time.Now().Add(waitLimit))
 	if n, err := c.Read(make([]byte, 1)); err == nil || errors.Is(err, os.ErrDeadlineExceeded) {
 		t.Fatalf("read on a blocked stream: %d, %v; want it closed", n, err)
 	}
@@ -120,7 +120,7 @@ func TestFaultTransportDropsInboundFromBlockedHosts(t *testing.T) {
 		if got := s.RemoteAddr().(*net.TCPAddr).IP.String(); got != "127.0.0.40" {
 			t.Fatalf("stream from %s reached memberlist", got)
 		}
-	case <-time.After(5 * time.Second):
+	case <-time.After(waitLimit):
 		t.Fatal("no stream")
 	}
 }

@@ -85,8 +85,9 @@ type Config struct {
 	// gossip address, and GossipAddr is ignored. Start owns it: memberlist
 	// shuts it down, and Start does if it fails.
 	Transport memberlist.NodeAwareTransport
-	// Fast selects test tuning: failures are detected in well under a
-	// second on loopback.
+	// Fast selects the test tuning (testTuning): a stopped or cut-off
+	// node is declared dead in about a second, yet a live node starved of
+	// CPU (race detector, a busy machine) has seconds to answer.
 	Fast bool
 	// Logger receives membership and memberlist events; nil discards.
 	Logger *slog.Logger
@@ -97,7 +98,7 @@ type tuning struct {
 	probeInterval, probeTimeout, gossipInterval time.Duration
 	pushPullInterval, tcpTimeout                time.Duration
 	gossipToTheDeadTime, deadNodeReclaimTime    time.Duration
-	suspicionMult                               int // SuspicionMaxTimeoutMult stays memberlist's 6
+	suspicionMult, suspicionMaxMult             int // memberlist's SuspicionMult, SuspicionMaxTimeoutMult
 
 	rejoin  time.Duration // how often to re-join seeds and non-alive members
 	refresh time.Duration // how often to re-read memberlist's member list
@@ -110,7 +111,7 @@ type tuning struct {
 // suspicionTimeout), plus a probe interval for the probe itself.
 func (t tuning) suspicionMax(n int) time.Duration {
 	scale := max(1, math.Log10(float64(n)))
-	return time.Duration(6*float64(t.suspicionMult)*scale*float64(t.probeInterval)) + t.probeInterval
+	return time.Duration(float64(t.suspicionMaxMult*t.suspicionMult)*scale*float64(t.probeInterval)) + t.probeInterval
 }
 
 // normalTuning is for the clusters dotkv runs: 3 to 32 nodes on one LAN
@@ -143,25 +144,66 @@ var normalTuning = tuning{
 	gossipToTheDeadTime: 15 * time.Second,
 	deadNodeReclaimTime: 10 * time.Second,
 	suspicionMult:       3,
+	suspicionMaxMult:    6,
 	rejoin:              3 * time.Second,
 	refresh:             250 * time.Millisecond,
 	leave:               time.Second,
 }
 
-// fastTuning detects a failure on loopback in about 0.5 s (measured with 3
-// nodes: a partitioned node was declared dead after 0.4–0.5 s); for tests.
-var fastTuning = tuning{
-	probeInterval:       100 * time.Millisecond,
-	probeTimeout:        50 * time.Millisecond,
+// testTuning is for tests (Config.Fast). Their clusters run in one
+// process, often under the race detector, on machines busy with other
+// tests and builds, where a goroutine may wait hundreds of milliseconds
+// for a CPU — every node of the process at once. A live node must not be
+// declared dead then, yet tests that stop or cut off a node want the
+// verdict in about a second. How memberlist (v0.7.0) decides:
+//
+//   - A probe sends a UDP ping and waits ProbeTimeout for the ack; on a
+//     miss it asks IndirectChecks (1) other nodes to ping and tries TCP,
+//     but the whole probe ends ProbeInterval after it started (longer when
+//     Lifeguard's awareness finds this node's own probes failing). So the
+//     interval, not ProbeTimeout, is how long a slow peer has to answer; a
+//     ProbeTimeout at or above the interval would only leave no time for
+//     the indirect probe.
+//   - A failed probe makes the node suspect. The suspicion lasts
+//     SuspicionMult × max(1, log10 n) × ProbeInterval once k =
+//     SuspicionMult − 2 other nodes have confirmed it (k is 0 in a cluster
+//     too small to have k confirmers), and up to SuspicionMaxTimeoutMult
+//     times that without confirmations. A live suspect refutes it as soon
+//     as it hears of it.
+//
+// With SuspicionMult 3 (k = 1), a node that is really gone — every other
+// node suspects it and confirms the others' suspicions — is dead after 3
+// probe intervals of suspicion, while a suspicion no one confirms lasts 10
+// times that. In tests with a node stopped or cut off, a starved live node
+// typically has a single prober, whose suspicion no one can confirm. (If
+// every node's probe of it fails at once, they confirm each other and it
+// has the short course to refute.)
+//
+//   - probe every 200 ms; the UDP ack gets 100 ms before the indirect and
+//     TCP probes, which have the rest of the interval;
+//   - a confirmed suspicion lasts 600 ms (n ≤ 10), an unconfirmed one 6 s;
+//   - so a cut-off or crashed node is dead ≈ 1–1.2 s after the fault for
+//     a side of two or more nodes (until a probe of it: up to one round of
+//     probes, 200 ms per peer; the probe, 200 ms; suspicion, 600 ms), and
+//     after ≈ 6.5 s for a node on its own. A clean Close gossips a leave
+//     and is seen at once.
+//
+// TCPTimeout 1 s keeps a slow push-pull or join from failing (dials to a
+// host the fault filter blocks fail at once), and Close gives its leave
+// broadcast up to 1 s, as normalTuning does.
+var testTuning = tuning{
+	probeInterval:       200 * time.Millisecond,
+	probeTimeout:        100 * time.Millisecond,
 	gossipInterval:      20 * time.Millisecond,
 	pushPullInterval:    500 * time.Millisecond,
-	tcpTimeout:          200 * time.Millisecond,
+	tcpTimeout:          time.Second,
 	gossipToTheDeadTime: 2 * time.Second,
 	deadNodeReclaimTime: time.Second,
-	suspicionMult:       2,
+	suspicionMult:       3,
+	suspicionMaxMult:    10,
 	rejoin:              200 * time.Millisecond,
 	refresh:             50 * time.Millisecond,
-	leave:               200 * time.Millisecond,
+	leave:               time.Second,
 }
 
 // Membership runs memberlist for one node and maintains, on top of it,
@@ -259,7 +301,7 @@ func Start(cfg Config) (_ *Membership, err error) {
 		quit: make(chan struct{}),
 	}
 	if cfg.Fast {
-		m.tune = fastTuning
+		m.tune = testTuning
 	}
 	m.queue = &memberlist.TransmitLimitedQueue{
 		NumNodes:       func() int { return int(m.live.Load()) },
@@ -384,6 +426,7 @@ func (m *Membership) memberlistConfig(tr memberlist.Transport, ip net.IP, port i
 	c.GossipToTheDeadTime = m.tune.gossipToTheDeadTime
 	c.DeadNodeReclaimTime = m.tune.deadNodeReclaimTime
 	c.SuspicionMult = m.tune.suspicionMult
+	c.SuspicionMaxTimeoutMult = m.tune.suspicionMaxMult
 	return c
 }
 
