@@ -6,7 +6,6 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"go.uber.org/goleak"
 
@@ -83,8 +82,8 @@ func TestQuorumsWithStoppedNodes(t *testing.T) {
 		t.Fatalf("put: %d %s", r.Status, r.Body)
 	}
 	c.Stop(2)
-	c.WaitLiveness(0, 2, gossip.Dead, 10*time.Second)
-	c.WaitLiveness(1, 2, gossip.Dead, 10*time.Second)
+	c.WaitLiveness(0, 2, gossip.Dead, waitLimit)
+	c.WaitLiveness(1, 2, gossip.Dead, waitLimit)
 
 	r := c.Put(0, "k", "x", "", "w=all")
 	if e := r.JSONError(); r.Status != http.StatusServiceUnavailable || e.Code != "unavailable" || e.Acks != 2 || e.Required != 3 {
@@ -104,7 +103,7 @@ func TestQuorumsWithStoppedNodes(t *testing.T) {
 	}
 
 	c.Stop(1)
-	c.WaitLiveness(0, 1, gossip.Dead, 10*time.Second)
+	c.WaitLiveness(0, 1, gossip.Dead, waitLimit)
 	r = c.Put(0, "k", "y", "", "w=quorum")
 	if e := r.JSONError(); r.Status != http.StatusServiceUnavailable || e.Acks != 1 || e.Required != 2 {
 		t.Fatalf("w=quorum with two of three down: %d %s", r.Status, r.Body)
@@ -123,7 +122,7 @@ func TestRestartedNodeRejoinsWithDataAndIdentity(t *testing.T) {
 	}
 	actor := c.Nodes[2].Running().Store().Actor()
 	c.Stop(2)
-	c.WaitLiveness(0, 2, gossip.Dead, 10*time.Second)
+	c.WaitLiveness(0, 2, gossip.Dead, waitLimit)
 	if got := len(c.Nodes[0].Running().Membership().Ring().Members()); got != 3 {
 		t.Fatalf("a stopped node left the ring: %d members", got)
 	}
@@ -145,12 +144,12 @@ func TestFaultFilterMakesNodeDeadAndHealRevives(t *testing.T) {
 	c := kvtest.NewCluster(t, 3, kvtest.Options{})
 	c.Isolate(2)
 	for _, i := range []int{0, 1} {
-		c.WaitFor(fmt.Sprintf("%s to see n3 suspect or dead", c.Nodes[i].ID), 10*time.Second, func() bool {
+		c.WaitFor(fmt.Sprintf("%s to see n3 suspect or dead", c.Nodes[i].ID), waitLimit, func() bool {
 			l := c.Liveness(i, 2)
 			return l == gossip.Suspect || l == gossip.Dead
 		})
 	}
-	c.WaitLiveness(0, 2, gossip.Dead, 10*time.Second)
+	c.WaitLiveness(0, 2, gossip.Dead, waitLimit)
 	// Cut off, n3 cannot reach a write quorum; the others can.
 	if r := c.Put(2, "p", "x", "", "w=quorum"); r.Status != http.StatusServiceUnavailable {
 		t.Fatalf("w=quorum on the isolated node: %d %s", r.Status, r.Body)
