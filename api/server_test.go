@@ -84,7 +84,7 @@ func TestHTTPServerClosesSlowHeaderConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if err := c.SetDeadline(time.Now().Add(5 * time.Second)); err != nil {
+	if err := c.SetDeadline(time.Now().Add(30 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := io.WriteString(c, "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n"); err != nil {
@@ -109,7 +109,7 @@ func TestHTTPServerClosesSlowHeaderConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	start := time.Now()
-	if err := slow.SetReadDeadline(start.Add(5 * time.Second)); err != nil {
+	if err := slow.SetReadDeadline(start.Add(30 * time.Second)); err != nil {
 		t.Fatal(err)
 	}
 	_, err = io.ReadAll(slow) // returns when the server closes the connection

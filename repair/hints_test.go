@@ -188,10 +188,10 @@ func TestRoundSkipsDeadTargetsAndRunDrains(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(time.Minute)
 	for len(holder.HintCounts()) != 0 {
 		if time.Now().After(deadline) {
-			t.Fatal("Run did not deliver to a live target within 5 s")
+			t.Fatal("Run did not deliver to a live target after a minute")
 		}
 		time.Sleep(time.Millisecond)
 	}
