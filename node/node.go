@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
@@ -73,8 +74,67 @@ type Config struct {
 	// TombstoneGrace is how long a delete's tombstone is kept, at least,
 	// before it may be collected (default 1 h).
 	TombstoneGrace time.Duration
-	Logger         *slog.Logger
+	// Network, if not nil, replaces the node's sockets (tests run whole
+	// clusters in memory on it); see Network. It implies clustering.
+	Network Network
+	Logger  *slog.Logger
 }
+
+// Network is an injected network for a node: its internode RPC, its
+// gossip and, optionally, its client API listener. Tests implement it with
+// internal/memnet (internal/kvtest adapts it). On an injected network the
+// node's fault filter is not used (Filter returns nil): the network makes
+// the faults. GossipAddr and RPCAddr are ignored; HTTPAddr too if HTTP
+// returns a listener.
+type Network interface {
+	// RPC returns the node's RPC endpoint.
+	RPC(id string) (RPCEndpoint, error)
+	// Gossip returns the node's memberlist transport; its advertised
+	// address is the node's gossip address. The node's gossip owns it.
+	Gossip(id string) (memberlist.NodeAwareTransport, error)
+	// HTTP returns the client API's listener, or nil to listen on
+	// HTTPAddr.
+	HTTP(id string) (net.Listener, error)
+}
+
+// RPCEndpoint is a node's RPC endpoint on an injected network: it serves
+// the handlers registered on it, from Serve until Close, and carries the
+// node's calls, with *transport.Client's error semantics (calls to it
+// before Serve fail as not delivered).
+type RPCEndpoint interface {
+	Handle(method string, fn transport.Handler)
+	Serve()
+	Call(ctx context.Context, to, method string, req []byte) ([]byte, error)
+	// Addr is the address the node advertises for RPC.
+	Addr() string
+	// Close stops serving and waits for handlers in flight.
+	Close()
+}
+
+// rpcServer is the serving side: *transport.Server, or an RPCEndpoint.
+type rpcServer interface {
+	Handle(method string, fn transport.Handler)
+	Serve()
+	Addr() string
+	Close() error
+}
+
+// rpcClient is the calling side: *transport.Client, or an RPCEndpoint.
+type rpcClient interface {
+	Call(ctx context.Context, to, method string, req []byte) ([]byte, error)
+	Close()
+}
+
+// endpointServer adapts an RPCEndpoint to rpcServer.
+type endpointServer struct{ RPCEndpoint }
+
+func (e endpointServer) Close() error { e.RPCEndpoint.Close(); return nil }
+
+// endpointClient adapts an RPCEndpoint to rpcClient; the server side
+// closes the endpoint.
+type endpointClient struct{ RPCEndpoint }
+
+func (endpointClient) Close() {}
 
 // Node is a running dotkv node.
 type Node struct {
@@ -82,8 +142,8 @@ type Node struct {
 	log        *slog.Logger
 	store      *storage.Store
 	filter     *transport.Filter
-	rpc        *transport.Server
-	client     *transport.Client
+	rpc        rpcServer
+	client     rpcClient
 	membership *gossip.Membership
 	coord      *replica.Coordinator
 	deliverer  *repair.Deliverer
@@ -140,15 +200,23 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	log.Info("rebuilt anti-entropy trees", "records", records, "took", time.Since(rebuildStart).String(),
 		"tombstones", n.tombs.Len())
-	n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	if cfg.Network != nil {
+		n.httpLn, err = cfg.Network.HTTP(cfg.ID)
+		if err != nil {
+			return nil, fmt.Errorf("listen for HTTP on the injected network: %w", err)
+		}
+	}
+	if n.httpLn == nil {
+		n.httpLn, err = net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+		}
 	}
 	n.reg = prometheus.NewRegistry()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	rcfg := replica.Config{N: cfg.N, R: cfg.R, W: cfg.W, Logger: log, DisableHints: cfg.DisableHints, Metrics: replica.NewMetrics(n.reg)}
 	var view api.ClusterView
-	if cfg.GossipAddr == "" {
+	if cfg.GossipAddr == "" && cfg.Network == nil {
 		n.coord, err = replica.NewLocal(cfg.ID, n.store, rcfg)
 		if err != nil {
 			return nil, err
@@ -167,7 +235,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	apiCfg := api.Config{NodeID: cfg.ID, MaxValue: cfg.MaxValue, Logger: log, Cluster: view, Registry: n.reg,
 		Hints: n.store, AAE: n.trees}
-	if cfg.FaultInjection {
+	if cfg.FaultInjection && n.filter != nil {
 		apiCfg.Faults = n.filter
 	}
 	n.http = api.NewHTTPServer(cfg.HTTPAddr, api.New(n.coord, apiCfg), log)
@@ -179,46 +247,61 @@ func Start(cfg Config) (_ *Node, err error) {
 
 func (n *Node) startCluster(rcfg replica.Config) error {
 	cfg := n.cfg
-	rpcAddr := cfg.RPCAddr
-	if rpcAddr == "" {
-		host, port, err := net.SplitHostPort(cfg.GossipAddr)
-		if err != nil {
-			return fmt.Errorf("--gossip %q: %w", cfg.GossipAddr, err)
-		}
-		p, err := strconv.Atoi(port)
-		if err != nil || p == 0 {
-			return fmt.Errorf("--gossip %q: a fixed port is needed to derive --rpc (gossip port + 1)", cfg.GossipAddr)
-		}
-		rpcAddr = net.JoinHostPort(host, strconv.Itoa(p+1))
-	}
-	n.filter = transport.NewFilter(nil)
-	var err error
-	n.rpc, err = transport.NewServer(cfg.ID, rpcAddr, n.filter, n.log)
-	if err != nil {
-		return err
-	}
-	n.membership, err = gossip.Start(gossip.Config{
+	gcfg := gossip.Config{
 		NodeID:     cfg.ID,
 		GossipAddr: cfg.GossipAddr,
 		HTTPAddr:   n.httpLn.Addr().String(),
-		RPCAddr:    n.rpc.Addr(),
 		Join:       cfg.Join,
 		Partitions: ring.DefaultPartitions,
 		N:          cfg.N,
 		Store:      n.store,
-		Filter:     n.filter,
 		Fast:       cfg.FastGossip,
 		Logger:     n.log,
-	})
+	}
+	var err error
+	if cfg.Network != nil {
+		ep, err := cfg.Network.RPC(cfg.ID)
+		if err != nil {
+			return fmt.Errorf("RPC endpoint on the injected network: %w", err)
+		}
+		n.rpc, n.client = endpointServer{ep}, endpointClient{ep}
+		if gcfg.Transport, err = cfg.Network.Gossip(cfg.ID); err != nil {
+			return fmt.Errorf("gossip transport on the injected network: %w", err)
+		}
+	} else {
+		rpcAddr := cfg.RPCAddr
+		if rpcAddr == "" {
+			host, port, err := net.SplitHostPort(cfg.GossipAddr)
+			if err != nil {
+				return fmt.Errorf("--gossip %q: %w", cfg.GossipAddr, err)
+			}
+			p, err := strconv.Atoi(port)
+			if err != nil || p == 0 {
+				return fmt.Errorf("--gossip %q: a fixed port is needed to derive --rpc (gossip port + 1)", cfg.GossipAddr)
+			}
+			rpcAddr = net.JoinHostPort(host, strconv.Itoa(p+1))
+		}
+		n.filter = transport.NewFilter(nil)
+		srv, err := transport.NewServer(cfg.ID, rpcAddr, n.filter, n.log)
+		if err != nil {
+			return err
+		}
+		n.rpc = srv
+		gcfg.Filter = n.filter
+	}
+	gcfg.RPCAddr = n.rpc.Addr()
+	n.membership, err = gossip.Start(gcfg)
 	if err != nil {
 		return err
 	}
-	n.filter.SetResolver(n.membership.Hosts)
-	rpcHost, _, _ := net.SplitHostPort(n.rpc.Addr())
-	n.client = transport.NewClient(cfg.ID, rpcHost, n.filter, func(id string) (string, bool) {
-		m, ok := n.membership.Member(id)
-		return m.RPC, ok && m.RPC != ""
-	})
+	if n.filter != nil {
+		n.filter.SetResolver(n.membership.Hosts)
+		rpcHost, _, _ := net.SplitHostPort(n.rpc.Addr())
+		n.client = transport.NewClient(cfg.ID, rpcHost, n.filter, func(id string) (string, bool) {
+			m, ok := n.membership.Member(id)
+			return m.RPC, ok && m.RPC != ""
+		})
+	}
 	n.coord, err = replica.NewCoordinator(cfg.ID, n.store, livenessView{n.membership}, n.client, rcfg)
 	if err != nil {
 		return err
@@ -325,7 +408,8 @@ func (n *Node) RPCAddr() string {
 // Store returns the node's store (tests inspect it).
 func (n *Node) Store() *storage.Store { return n.store }
 
-// Filter returns the node's fault filter (nil on a single node).
+// Filter returns the node's fault filter (nil on a single node or an
+// injected network).
 func (n *Node) Filter() *transport.Filter { return n.filter }
 
 // Membership returns the node's gossip membership (nil on a single node).

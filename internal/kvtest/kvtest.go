@@ -1,6 +1,8 @@
 // Package kvtest runs real dotkv clusters inside one test process: real
-// pebble (on vfs.NewMem), real memberlist and RPC on real sockets, each
-// node on its own loopback address so the fault filter can partition them.
+// pebble (on vfs.NewMem), real memberlist and RPC, either on real sockets,
+// each node on its own loopback address so the fault filter can partition
+// them, or (Options.MemNet) on an in-memory network, internal/memnet,
+// which makes the partitions and faults and runs under testing/synctest.
 // Helpers wait for conditions with deadlines; none sleeps and hopes.
 package kvtest
 
@@ -21,9 +23,11 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+	"github.com/hashicorp/memberlist"
 
 	"github.com/dotkv/dotkv/api"
 	"github.com/dotkv/dotkv/gossip"
+	"github.com/dotkv/dotkv/internal/memnet"
 	"github.com/dotkv/dotkv/node"
 	"github.com/dotkv/dotkv/replica"
 	"github.com/dotkv/dotkv/storage"
@@ -45,13 +49,22 @@ type Options struct {
 	DisableAAE     bool
 	AAEInterval    time.Duration
 	TombstoneGrace time.Duration
+	// MemNet runs the cluster on an in-memory network (Cluster.Net,
+	// seeded with Seed) instead of sockets: RPC, gossip and the client
+	// API. Partition, Isolate and Heal then act on the network, and the
+	// nodes have no fault filter. A cluster on memnet may be created inside
+	// a testing/synctest bubble: it then runs on virtual time.
+	MemNet bool
+	Seed   uint64
 }
 
 // Cluster is a running test cluster.
 type Cluster struct {
-	t      testing.TB
-	opts   Options
-	Nodes  []*Node
+	t     testing.TB
+	opts  Options
+	Nodes []*Node
+	// Net is the in-memory network with Options.MemNet, else nil.
+	Net    *memnet.Network
 	client *http.Client
 }
 
@@ -74,10 +87,13 @@ var clusterSeq atomic.Int32
 func NewCluster(t testing.TB, size int, opts Options) *Cluster {
 	t.Helper()
 	seq := 100 + clusterSeq.Add(1)%150
-	c := &Cluster{t: t, opts: opts, client: &http.Client{
-		Timeout:   10 * time.Second,
-		Transport: &http.Transport{MaxIdleConnsPerHost: 64},
-	}}
+	tr := &http.Transport{MaxIdleConnsPerHost: 64}
+	c := &Cluster{t: t, opts: opts, client: &http.Client{Timeout: 10 * time.Second, Transport: tr}}
+	if opts.MemNet {
+		c.Net = memnet.New(opts.Seed)
+		tr.DialContext = c.Net.DialContext
+		seq = 0 // the network is the cluster's own: no clash with others
+	}
 	t.Cleanup(c.Close)
 	var seed string
 	for i := range size {
@@ -95,6 +111,10 @@ func NewCluster(t testing.TB, size int, opts Options) *Cluster {
 		}
 		if seed != "" {
 			nd.cfg.Join = []string{seed}
+		}
+		if c.Net != nil {
+			nd.cfg.Network = memNetwork{c.Net, nd.IP}
+			nd.cfg.FaultInjection = false
 		}
 		c.Nodes = append(c.Nodes, nd)
 		c.start(nd)
@@ -129,7 +149,18 @@ func (c *Cluster) Close() {
 	}
 	wg.Wait()
 	c.client.CloseIdleConnections()
+	if c.Net != nil && inBubble() {
+		// memberlist's Shutdown returns before its probe goroutines
+		// (waiting for an ack timeout) are done, and a synctest bubble's
+		// clock stops when the test's goroutine returns: let them finish.
+		time.Sleep(time.Minute)
+	}
 }
+
+// inBubble reports whether the caller runs in a testing/synctest bubble:
+// a bubble's clock starts at midnight UTC 2000-01-01 (testing/synctest's
+// documentation), and no test runs for a year of virtual time.
+func inBubble() bool { return time.Now().Before(time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)) }
 
 func (nd *Node) stop(t testing.TB) {
 	nd.mu.Lock()
@@ -167,8 +198,19 @@ func (c *Cluster) Restart(i int) {
 
 // Partition splits the cluster into groups of node indexes: every node
 // blocks every node outside its own group. Nodes in no group are left
-// alone.
+// alone. With sockets, blocks add up until Heal; on memnet, a partition
+// replaces the previous one (Isolate'd nodes stay isolated).
 func (c *Cluster) Partition(groups ...[]int) {
+	if c.Net != nil {
+		ids := make([][]string, len(groups))
+		for g, members := range groups {
+			for _, i := range members {
+				ids[g] = append(ids[g], c.Nodes[i].ID)
+			}
+		}
+		c.Net.Partition(ids...)
+		return
+	}
 	group := map[int]int{}
 	for g, members := range groups {
 		for _, i := range members {
@@ -190,6 +232,10 @@ func (c *Cluster) Partition(groups ...[]int) {
 
 // Isolate cuts node i off from every other node.
 func (c *Cluster) Isolate(i int) {
+	if c.Net != nil {
+		c.Net.Isolate(c.Nodes[i].ID)
+		return
+	}
 	var rest []int
 	for j := range c.Nodes {
 		if j != i {
@@ -199,8 +245,13 @@ func (c *Cluster) Isolate(i int) {
 	c.Partition([]int{i}, rest)
 }
 
-// Heal removes every block on every running node.
+// Heal removes every block on every running node (on memnet: every
+// partition and isolation).
 func (c *Cluster) Heal() {
+	if c.Net != nil {
+		c.Net.Heal()
+		return
+	}
 	for _, nd := range c.Nodes {
 		if n := nd.Running(); n != nil {
 			n.Filter().Heal()
@@ -382,3 +433,29 @@ func kvPath(key, q string) string {
 	}
 	return p
 }
+
+// memNetwork adapts a memnet.Network to node.Network for the node at ip:
+// gossip at ip:7946, RPC advertised as ip:7947, the client API at ip:8080.
+type memNetwork struct {
+	net *memnet.Network
+	ip  string
+}
+
+func (m memNetwork) RPC(id string) (node.RPCEndpoint, error) {
+	return memEndpoint{m.net.Bind(id), net.JoinHostPort(m.ip, "7947")}, nil
+}
+
+func (m memNetwork) Gossip(id string) (memberlist.NodeAwareTransport, error) {
+	return m.net.Gossip(id, net.JoinHostPort(m.ip, "7946")), nil
+}
+
+func (m memNetwork) HTTP(string) (net.Listener, error) {
+	return m.net.ListenStream(net.JoinHostPort(m.ip, "8080"))
+}
+
+type memEndpoint struct {
+	*memnet.Endpoint
+	addr string
+}
+
+func (e memEndpoint) Addr() string { return e.addr }

@@ -18,9 +18,10 @@
 //
 // # RPC semantics (matching package transport)
 //
-//   - A call from or to an unreachable, unknown or closed endpoint fails at
-//     once with an error for which transport.NotDelivered is true (it wraps
-//     transport.ErrBlocked or transport.ErrUnknownPeer).
+//   - A call from or to an unreachable, unknown or closed endpoint, or to
+//     one that does not serve yet (Bind), fails at once with an error for
+//     which transport.NotDelivered is true (it wraps transport.ErrBlocked or
+//     transport.ErrUnknownPeer, or is a refused dial).
 //   - A request or reply lost to Faults.Drop, or to a partition made while
 //     it was in flight, is an outcome-unknown loss: the caller waits for its
 //     context and gets an error wrapping ctx.Err() (not NotDelivered).
@@ -40,6 +41,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"strings"
 	"sync"
 	"time"
@@ -82,6 +84,7 @@ type Network struct {
 		onCall    func(from, to, method string)
 		stats     map[string]*MethodStats
 		gossip    gossipState
+		listeners listenerState
 	}
 }
 
@@ -216,6 +219,16 @@ func (n *Network) fateLocked() (lost bool, delay time.Duration) {
 // Listen returns node id's RPC endpoint. It panics if id already has a
 // live (not closed) endpoint; after Close, id may Listen again (a restart).
 func (n *Network) Listen(id string) *Endpoint {
+	e := n.Bind(id)
+	e.Serve()
+	return e
+}
+
+// Bind is Listen for an endpoint that does not serve yet: until Serve,
+// calls to it fail at once as not delivered (a *net.OpError "dial" wrapping
+// ErrRefused, as a refused connection), so that a node can register its
+// handlers first. It can make calls at once.
+func (n *Network) Bind(id string) *Endpoint {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if _, ok := n.mu.endpoints[id]; ok {
@@ -227,6 +240,13 @@ func (n *Network) Listen(id string) *Endpoint {
 	return e
 }
 
+// Serve starts serving a Bind'ed endpoint (Listen'ed ones serve already).
+func (e *Endpoint) Serve() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.mu.serving = true
+}
+
 // Endpoint is one node's RPC endpoint: it serves the node's handlers and
 // makes its outgoing calls.
 type Endpoint struct {
@@ -236,6 +256,7 @@ type Endpoint struct {
 	mu  struct {
 		sync.Mutex
 		handlers map[string]transport.Handler
+		serving  bool
 		closed   bool
 	}
 }
@@ -282,6 +303,12 @@ func (e *Endpoint) start(method string) (h transport.Handler, ok bool) {
 	return e.mu.handlers[method], true
 }
 
+func (e *Endpoint) isServing() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.mu.serving
+}
+
 func (e *Endpoint) isClosed() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -320,6 +347,10 @@ func (e *Endpoint) Call(ctx context.Context, to, method string, req []byte) ([]b
 		st.Blocked++
 		n.mu.Unlock()
 		return nil, wrap(transport.ErrUnknownPeer)
+	case !dst.isServing():
+		st.Blocked++
+		n.mu.Unlock()
+		return nil, wrap(&net.OpError{Op: "dial", Net: "memnet", Addr: Addr(dst.Addr()), Err: ErrRefused})
 	case !n.reachableLocked(e.id, to):
 		st.Blocked++
 		n.mu.Unlock()

@@ -135,6 +135,26 @@ func TestUnknownAndClosedPeersAreNotDelivered(t *testing.T) {
 	}
 }
 
+func TestBindServesOnlyAfterServe(t *testing.T) {
+	n := New(1)
+	a, b := n.Listen("a"), n.Bind("b")
+	defer a.Close()
+	defer b.Close()
+	b.Handle("echo", func(_ context.Context, from string, req []byte) ([]byte, error) { return req, nil })
+	a.Handle("echo", func(_ context.Context, from string, req []byte) ([]byte, error) { return req, nil })
+	if _, err := b.Call(context.Background(), "a", "echo", nil); err != nil {
+		t.Fatalf("a bound endpoint's call: %v", err)
+	}
+	_, err := a.Call(context.Background(), "b", "echo", nil)
+	if !transport.NotDelivered(err) || !errors.Is(err, ErrRefused) {
+		t.Fatalf("call to a bound endpoint before Serve: %v; want a refused dial (not delivered)", err)
+	}
+	b.Serve()
+	if got, err := a.Call(context.Background(), "b", "echo", []byte("x")); err != nil || string(got) != "x" {
+		t.Fatalf("after Serve: %q, %v", got, err)
+	}
+}
+
 func TestSecondListenPanics(t *testing.T) {
 	n := New(1)
 	e := n.Listen("a")
