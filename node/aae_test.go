@@ -10,7 +10,8 @@ import (
 	"github.com/dotkv/dotkv/internal/kvtest"
 )
 
-// Tests of Merkle anti-entropy and tombstone collection on real clusters.
+// Tests of Merkle anti-entropy and tombstone collection on real clusters
+// (on the in-memory network, in virtual time: see simulate).
 // Hinted handoff is off unless a test says otherwise, so that what
 // converges was brought by anti-entropy; no test reads a key through the
 // client API before anti-entropy had its chance (a read would repair).
@@ -30,7 +31,9 @@ func metricSum(c *kvtest.Cluster, name string) float64 {
 // reach n3 through anti-entropy alone — no hints, no reads — once the
 // cluster is whole again. How long that took is logged, not asserted:
 // timing figures belong to benchmarks, and a busy machine stretches it.
-func TestAAEConvergesWithoutReads(t *testing.T) {
+func TestAAEConvergesWithoutReads(t *testing.T) { simulate(t, aaeConvergesWithoutReads) }
+
+func aaeConvergesWithoutReads(t *testing.T) {
 	const interval = 300 * time.Millisecond
 	c := newCluster(t, 3, kvtest.Options{N: 3, DisableHints: true, AAEInterval: interval})
 	c.Isolate(2)
@@ -158,57 +161,59 @@ func TestDeleteDuringPartitionStaysDeleted(t *testing.T) {
 	const grace = time.Second
 	for _, hints := range []bool{false, true} {
 		t.Run(map[bool]string{false: "hints-off", true: "hints-on"}[hints], func(t *testing.T) {
-			c := newCluster(t, 3, kvtest.Options{N: 3, DisableHints: !hints, AAEInterval: 100 * time.Millisecond, TombstoneGrace: grace})
-			const key = "doomed"
-			if r := c.Put(0, key, "v", "", "w=all"); r.Status != http.StatusNoContent {
-				t.Fatalf("put: %d %s", r.Status, r.Body)
-			}
-			c.Isolate(2)
-			c.WaitDead([]int{0, 1}, []int{2}, waitLimit)
-			rd := c.Get(0, key, "r=quorum")
-			if rd.Status != http.StatusOK || !slices.Equal(rd.Values(), []string{"v"}) {
-				t.Fatalf("read before the delete: %d %s", rd.Status, rd.Body)
-			}
-			deleted := time.Now()
-			if r := c.Delete(0, key, rd.Context, "w=quorum"); r.Status != http.StatusNoContent {
-				t.Fatalf("delete with n3 cut off: %d %s", r.Status, r.Body)
-			}
-			if rep := c.Replica(2, key); !slices.Equal(rep.Values(), []string{"v"}) {
-				t.Fatalf("cut-off n3 after the delete: %d %s, want the old value", rep.Status, rep.Body)
-			}
-			purged := metricSum(c, "dotkv_tombstones_purged_total")
-
-			healed := time.Now()
-			c.Heal()
-			c.WaitAllAlive()
-			gone := watchDeleted(t, c, key, 2, waitLimit)
-			for i, at := range gone {
-				// The delete's timestamp is taken during the request, after
-				// `deleted`, in milliseconds.
-				if at.Before(deleted.Add(grace - time.Millisecond)) {
-					t.Errorf("%s collected the tombstone %v after the delete, within the grace period of %v", c.Nodes[i].ID, at.Sub(deleted), grace)
+			simulate(t, func(t *testing.T) {
+				c := newCluster(t, 3, kvtest.Options{N: 3, DisableHints: !hints, AAEInterval: 100 * time.Millisecond, TombstoneGrace: grace})
+				const key = "doomed"
+				if r := c.Put(0, key, "v", "", "w=all"); r.Status != http.StatusNoContent {
+					t.Fatalf("put: %d %s", r.Status, r.Body)
 				}
-			}
-			t.Logf("tombstone collected on n1/n2/n3 %v / %v / %v after the delete (heal %v after it; grace %v)",
-				gone[0].Sub(deleted).Round(time.Millisecond), gone[1].Sub(deleted).Round(time.Millisecond),
-				gone[2].Sub(deleted).Round(time.Millisecond), healed.Sub(deleted).Round(time.Millisecond), grace)
-			if got := metricSum(c, "dotkv_tombstones_purged_total") - purged; got < 3 {
-				t.Errorf("dotkv_tombstones_purged_total rose by %v over the cluster, want at least 3 (one per replica)", got)
-			}
-			requireGone(t, c, key)
+				c.Isolate(2)
+				c.WaitDead([]int{0, 1}, []int{2}, waitLimit)
+				rd := c.Get(0, key, "r=quorum")
+				if rd.Status != http.StatusOK || !slices.Equal(rd.Values(), []string{"v"}) {
+					t.Fatalf("read before the delete: %d %s", rd.Status, rd.Body)
+				}
+				deleted := time.Now()
+				if r := c.Delete(0, key, rd.Context, "w=quorum"); r.Status != http.StatusNoContent {
+					t.Fatalf("delete with n3 cut off: %d %s", r.Status, r.Body)
+				}
+				if rep := c.Replica(2, key); !slices.Equal(rep.Values(), []string{"v"}) {
+					t.Fatalf("cut-off n3 after the delete: %d %s, want the old value", rep.Status, rep.Body)
+				}
+				purged := metricSum(c, "dotkv_tombstones_purged_total")
 
-			// n3 restarts from its data: the key stays gone.
-			stopNode(c, 2)
-			c.Restart(2)
-			c.WaitAllAlive()
-			ex := []float64{c.Metric(0, "dotkv_aae_exchanges_total"), c.Metric(1, "dotkv_aae_exchanges_total"), 0}
-			for i := range c.Nodes {
-				waitExchanges(c, i, ex[i], 3)
-			}
-			requireGone(t, c, key)
-			if ok, detail, err := c.RootsAgree(); err != nil || !ok {
-				t.Fatalf("roots after n3's restart: %s %v", detail, err)
-			}
+				healed := time.Now()
+				c.Heal()
+				c.WaitAllAlive()
+				gone := watchDeleted(t, c, key, 2, waitLimit)
+				for i, at := range gone {
+					// The delete's timestamp is taken during the request, after
+					// `deleted`, in milliseconds.
+					if at.Before(deleted.Add(grace - time.Millisecond)) {
+						t.Errorf("%s collected the tombstone %v after the delete, within the grace period of %v", c.Nodes[i].ID, at.Sub(deleted), grace)
+					}
+				}
+				t.Logf("tombstone collected on n1/n2/n3 %v / %v / %v after the delete (heal %v after it; grace %v)",
+					gone[0].Sub(deleted).Round(time.Millisecond), gone[1].Sub(deleted).Round(time.Millisecond),
+					gone[2].Sub(deleted).Round(time.Millisecond), healed.Sub(deleted).Round(time.Millisecond), grace)
+				if got := metricSum(c, "dotkv_tombstones_purged_total") - purged; got < 3 {
+					t.Errorf("dotkv_tombstones_purged_total rose by %v over the cluster, want at least 3 (one per replica)", got)
+				}
+				requireGone(t, c, key)
+
+				// n3 restarts from its data: the key stays gone.
+				stopNode(c, 2)
+				c.Restart(2)
+				c.WaitAllAlive()
+				ex := []float64{c.Metric(0, "dotkv_aae_exchanges_total"), c.Metric(1, "dotkv_aae_exchanges_total"), 0}
+				for i := range c.Nodes {
+					waitExchanges(c, i, ex[i], 3)
+				}
+				requireGone(t, c, key)
+				if ok, detail, err := c.RootsAgree(); err != nil || !ok {
+					t.Fatalf("roots after n3's restart: %s %v", detail, err)
+				}
+			})
 		})
 	}
 }
@@ -221,6 +226,10 @@ func TestDeleteDuringPartitionStaysDeleted(t *testing.T) {
 // holds the value, anti-entropy deletes it again on n3, and only then is
 // the tombstone collected.
 func TestRolledBackReplicaDoesNotResurrectDelete(t *testing.T) {
+	simulate(t, rolledBackReplicaDoesNotResurrectDelete)
+}
+
+func rolledBackReplicaDoesNotResurrectDelete(t *testing.T) {
 	const grace = time.Second
 	c := newCluster(t, 3, kvtest.Options{N: 3, DisableHints: true, AAEInterval: 100 * time.Millisecond, TombstoneGrace: grace})
 	const key = "zombie"
@@ -244,9 +253,8 @@ func TestRolledBackReplicaDoesNotResurrectDelete(t *testing.T) {
 	}
 	// Let only n1 and n3 talk: n3 gets the tombstone from n1 by
 	// anti-entropy, and no node can collect it (n2 cannot confirm).
+	c.Heal()
 	c.Partition([]int{0, 2}, []int{1})
-	c.Nodes[0].Running().Filter().Heal("n3")
-	c.Nodes[2].Running().Filter().Heal("n1")
 	c.WaitFor("n3 to receive the tombstone", waitLimit, func() bool {
 		rep := c.Replica(2, key)
 		return rep.Status == http.StatusOK && len(rep.Siblings) > 0 && len(rep.Values()) == 0
@@ -283,6 +291,10 @@ func TestRolledBackReplicaDoesNotResurrectDelete(t *testing.T) {
 // shows the value and the tombstone as siblings, and a write with that
 // read's context replaces both on every primary.
 func TestConcurrentWriteAndDeleteBecomeSiblings(t *testing.T) {
+	simulate(t, concurrentWriteAndDeleteBecomeSiblings)
+}
+
+func concurrentWriteAndDeleteBecomeSiblings(t *testing.T) {
 	c := newCluster(t, 3, kvtest.Options{N: 3, DisableHints: true, AAEInterval: 100 * time.Millisecond})
 	const key = "contested"
 	if r := c.Put(0, key, "v1", "", "w=all"); r.Status != http.StatusNoContent {

@@ -6,12 +6,21 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 
 	"go.uber.org/goleak"
 
 	"github.com/dotkv/dotkv/gossip"
 	"github.com/dotkv/dotkv/internal/kvtest"
 )
+
+// simulate runs a cluster scenario in a testing/synctest bubble, where
+// kvtest builds its clusters on the in-memory network (internal/memnet):
+// every wait is virtual time, so a busy machine cannot make a failure
+// detector or a deadline misfire, and a scenario takes a fraction of its
+// real time. A few scenarios run on real sockets too (…OnSockets), and
+// those about the fault filter or measuring time only there.
+func simulate(t *testing.T, scenario func(t *testing.T)) { synctest.Test(t, scenario) }
 
 func TestMain(m *testing.M) {
 	// memberlist's probe goroutines outlive Shutdown by up to a probe
@@ -21,7 +30,9 @@ func TestMain(m *testing.M) {
 
 // TestAnyNodeAnswersAnyKey: writes through one node read back through
 // every other, and all nodes agree on every key's preference list.
-func TestAnyNodeAnswersAnyKey(t *testing.T) {
+func TestAnyNodeAnswersAnyKey(t *testing.T) { simulate(t, anyNodeAnswersAnyKey) }
+
+func anyNodeAnswersAnyKey(t *testing.T) {
 	c := kvtest.NewCluster(t, 5, kvtest.Options{})
 	for k := range 40 {
 		key := fmt.Sprintf("key-%d", k)
@@ -46,6 +57,10 @@ func TestAnyNodeAnswersAnyKey(t *testing.T) {
 // same context through different primaries survive as siblings; a write
 // with the merged context resolves them on every replica.
 func TestConcurrentWritesThroughDifferentCoordinators(t *testing.T) {
+	simulate(t, concurrentWritesThroughDifferentCoordinators)
+}
+
+func concurrentWritesThroughDifferentCoordinators(t *testing.T) {
 	c := kvtest.NewCluster(t, 3, kvtest.Options{}) // N=3: every node is a primary and coordinates
 	r := c.Put(0, "cart", "v1", "", "w=all")
 	if r.Status != http.StatusNoContent {
@@ -76,7 +91,9 @@ func TestConcurrentWritesThroughDifferentCoordinators(t *testing.T) {
 }
 
 // TestQuorumsWithStoppedNodes checks levels against live replicas.
-func TestQuorumsWithStoppedNodes(t *testing.T) {
+func TestQuorumsWithStoppedNodes(t *testing.T) { simulate(t, quorumsWithStoppedNodes) }
+
+func quorumsWithStoppedNodes(t *testing.T) {
 	c := kvtest.NewCluster(t, 3, kvtest.Options{})
 	if r := c.Put(0, "k", "before", "", "w=all"); r.Status != http.StatusNoContent {
 		t.Fatalf("put: %d %s", r.Status, r.Body)
@@ -116,6 +133,14 @@ func TestQuorumsWithStoppedNodes(t *testing.T) {
 // TestRestartedNodeRejoinsWithDataAndIdentity: a stopped node comes back
 // with no seeds, finds its peers from its persisted ring, keeps its data.
 func TestRestartedNodeRejoinsWithDataAndIdentity(t *testing.T) {
+	simulate(t, restartedNodeRejoinsWithDataAndIdentity)
+}
+
+// TestRestartedNodeRejoinsOnSockets is the same on real sockets: the node
+// binds its old ports again.
+func TestRestartedNodeRejoinsOnSockets(t *testing.T) { restartedNodeRejoinsWithDataAndIdentity(t) }
+
+func restartedNodeRejoinsWithDataAndIdentity(t *testing.T) {
 	c := kvtest.NewCluster(t, 3, kvtest.Options{})
 	if r := c.Put(0, "durable", "v", "", "w=all"); r.Status != http.StatusNoContent {
 		t.Fatalf("put: %d %s", r.Status, r.Body)

@@ -16,7 +16,8 @@ import (
 )
 
 // Tests of sloppy quorums, hinted handoff and read repair on real
-// clusters (real sockets, the fault filter for partitions).
+// clusters (on the in-memory network, in virtual time — see simulate —
+// except TestHintDrainRate, which measures real time on real sockets).
 
 // parallel runs fn(0..n-1) on conc goroutines and returns the first error.
 func parallel(n, conc int, fn func(i int) error) error {
@@ -201,7 +202,9 @@ func stopNode(c *kvtest.Cluster, i int) {
 
 // TestHintedHandoffToCutOffNode: writes made while n3 is cut off reach n3
 // through hints alone, with no reads, and the hints are then deleted.
-func TestHintedHandoffToCutOffNode(t *testing.T) {
+func TestHintedHandoffToCutOffNode(t *testing.T) { simulate(t, hintedHandoffToCutOffNode) }
+
+func hintedHandoffToCutOffNode(t *testing.T) {
 	c := newCluster(t, 3, kvtest.Options{N: 3, DisableAAE: true})
 	c.Isolate(2)
 	c.WaitDead([]int{0, 1}, []int{2}, waitLimit)
@@ -285,7 +288,9 @@ func classify(c *kvtest.Cluster, key string, side []string) (kvtest.Preflist, in
 // writes through n1 succeed for any key (fallbacks stand in), pw=2 only
 // where two primaries are on n1's side; after heal the hints reach the
 // primaries and no hint is left.
-func TestSloppyQuorumAcrossPartition(t *testing.T) {
+func TestSloppyQuorumAcrossPartition(t *testing.T) { simulate(t, sloppyQuorumAcrossPartition) }
+
+func sloppyQuorumAcrossPartition(t *testing.T) {
 	c := newCluster(t, 5, kvtest.Options{N: 3, DisableAAE: true})
 	left := []string{"n1", "n2"}
 	const perClass = 20
@@ -393,6 +398,10 @@ func TestSloppyQuorumAcrossPartition(t *testing.T) {
 // both sides of a partition are kept as siblings after heal; a write with
 // the read's context resolves them on every primary.
 func TestSameKeyBothSidesOfPartitionBecomeSiblings(t *testing.T) {
+	simulate(t, sameKeyBothSidesOfPartitionBecomeSiblings)
+}
+
+func sameKeyBothSidesOfPartitionBecomeSiblings(t *testing.T) {
 	c := newCluster(t, 5, kvtest.Options{N: 3, DisableAAE: true})
 	left := []string{"n1", "n2"}
 	// One key per number of primaries on n1's side (0, 1, 2).
@@ -445,7 +454,9 @@ func TestSameKeyBothSidesOfPartitionBecomeSiblings(t *testing.T) {
 // TestReadRepairFixesStaleReplica: with hints off, a replica that missed
 // a write gets it from the next read, before the answer with repair=sync
 // and soon after with the default (async) repair.
-func TestReadRepairFixesStaleReplica(t *testing.T) {
+func TestReadRepairFixesStaleReplica(t *testing.T) { simulate(t, readRepairFixesStaleReplica) }
+
+func readRepairFixesStaleReplica(t *testing.T) {
 	c := newCluster(t, 3, kvtest.Options{N: 3, DisableHints: true, DisableAAE: true})
 	c.Isolate(2)
 	c.WaitDead([]int{0, 1}, []int{2}, waitLimit)
@@ -493,6 +504,10 @@ func TestReadRepairFixesStaleReplica(t *testing.T) {
 // across a restart of the target mid-delivery, and hints survive a
 // restart of the node holding them.
 func TestHintDeliverySurvivesRestartOfTarget(t *testing.T) {
+	simulate(t, hintDeliverySurvivesRestartOfTarget)
+}
+
+func hintDeliverySurvivesRestartOfTarget(t *testing.T) {
 	c := newCluster(t, 3, kvtest.Options{N: 3, DisableAAE: true})
 
 	// Part 1: the target restarts while hints are being delivered to it.
@@ -528,7 +543,7 @@ func TestHintDeliverySurvivesRestartOfTarget(t *testing.T) {
 	}
 	stopNode(c, 0)
 	c.Restart(0)
-	c.Isolate(2) // the restarted n1 has a fresh filter; n3 still blocks it
+	c.Isolate(2) // n3 stays cut off from the restarted n1
 	if got := hintsFor(c, 0, "n3"); got != held {
 		t.Fatalf("restarted n1 holds %d hints for n3, want the %d it held", got, held)
 	}
@@ -557,7 +572,9 @@ func TestHintDeliverySurvivesRestartOfTarget(t *testing.T) {
 
 // TestPrimaryWithoutAckGetsHint: a primary the coordinator still believes
 // alive but that does not acknowledge gets a hint.
-func TestPrimaryWithoutAckGetsHint(t *testing.T) {
+func TestPrimaryWithoutAckGetsHint(t *testing.T) { simulate(t, primaryWithoutAckGetsHint) }
+
+func primaryWithoutAckGetsHint(t *testing.T) {
 	c := newCluster(t, 3, kvtest.Options{N: 3, DisableAAE: true})
 	// Write at once after cutting n3 off, before gossip declares it dead.
 	// Dead stays dead until the heal, so if n1 does not see n3 dead once
@@ -687,7 +704,9 @@ func TestHintDrainRate(t *testing.T) {
 // TestSloppyReadSeesSloppyWrite: on one side of a partition, a read at
 // r=2 is served by the same live nodes (primaries or fallbacks) that took
 // a w=2 write there, through any node of that side, and sees the write.
-func TestSloppyReadSeesSloppyWrite(t *testing.T) {
+func TestSloppyReadSeesSloppyWrite(t *testing.T) { simulate(t, sloppyReadSeesSloppyWrite) }
+
+func sloppyReadSeesSloppyWrite(t *testing.T) {
 	c := newCluster(t, 5, kvtest.Options{N: 3, DisableAAE: true})
 	left := []string{"n1", "n2"}
 	const perClass = 8

@@ -52,11 +52,18 @@ type Options struct {
 	// MemNet runs the cluster on an in-memory network (Cluster.Net,
 	// seeded with Seed) instead of sockets: RPC, gossip and the client
 	// API. Partition, Isolate and Heal then act on the network, and the
-	// nodes have no fault filter. A cluster on memnet may be created inside
-	// a testing/synctest bubble: it then runs on virtual time.
+	// nodes have no fault filter. A cluster created inside a
+	// testing/synctest bubble is always on memnet (sockets would stop the
+	// bubble's clock), and runs on virtual time. The network starts with
+	// LANLatency (set other faults with Cluster.Net.SetFaults).
 	MemNet bool
 	Seed   uint64
 }
+
+// LANLatency is the memnet clusters' initial one-way message delay: so
+// that internode work takes (virtual) time, as on a LAN, and a test can
+// observe a cluster mid-way through it (e.g. mid hint delivery).
+var LANLatency = memnet.Faults{MinDelay: 100 * time.Microsecond, MaxDelay: 500 * time.Microsecond}
 
 // Cluster is a running test cluster.
 type Cluster struct {
@@ -87,10 +94,14 @@ var clusterSeq atomic.Int32
 func NewCluster(t testing.TB, size int, opts Options) *Cluster {
 	t.Helper()
 	seq := 100 + clusterSeq.Add(1)%150
+	if inBubble() {
+		opts.MemNet = true
+	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
 	c := &Cluster{t: t, opts: opts, client: &http.Client{Timeout: 10 * time.Second, Transport: tr}}
 	if opts.MemNet {
 		c.Net = memnet.New(opts.Seed)
+		c.Net.SetFaults(LANLatency)
 		tr.DialContext = c.Net.DialContext
 		seq = 0 // the network is the cluster's own: no clash with others
 	}
