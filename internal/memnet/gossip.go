@@ -241,6 +241,9 @@ func (t *GossipTransport) DialAddressTimeout(a memberlist.Address, timeout time.
 	dst := n.mu.gossip.byAddr[a.Addr]
 	reachable := dst != nil && n.reachableLocked(t.id, dst.id)
 	lost, delay := n.fateLocked()
+	if dst != nil && n.silentLocked(t.id, dst.id) {
+		reachable, lost = true, true
+	}
 	n.mu.Unlock()
 	switch {
 	case t.isShut() || dst == nil:

@@ -13,8 +13,11 @@
 // partitioned: it reaches everyone (so Partition([]string{"n1"},
 // []string{"n2"}) cuts only the n1–n2 link). Each Partition call replaces
 // the previous partition. Isolate(ids...) cuts each given ID from every
-// other ID, on top of the partition; Heal undoes both. A node always
-// reaches itself.
+// other ID, on top of the partition. Partitions and isolation refuse
+// traffic (calls fail at once, as with a fault filter or a rejecting
+// firewall); Blackhole(ids...) cuts IDs off silently instead (messages are
+// lost, callers wait for their timeouts). Heal undoes all three. A node
+// always reaches itself.
 //
 // # RPC semantics (matching package transport)
 //
@@ -67,6 +70,12 @@ var ErrClosed = errors.New("memnet: endpoint closed")
 // or reply was lost.
 var ErrLost = errors.New("memnet: message lost")
 
+// ErrTooLarge is wrapped by calls whose reply is over
+// transport.MaxMessage: the real client would truncate it (its
+// LimitReader), and the caller would fail to decode it. A request over the
+// limit gets the real server's answer: a *transport.RemoteError 400.
+var ErrTooLarge = errors.New("memnet: message over transport.MaxMessage")
+
 // ErrPeerClosed is wrapped by calls whose destination closed after the
 // request left: the outcome is unknown, as after a connection reset.
 var ErrPeerClosed = errors.New("memnet: peer closed during the call")
@@ -76,15 +85,17 @@ var ErrPeerClosed = errors.New("memnet: peer closed during the call")
 type Network struct {
 	mu struct {
 		sync.Mutex
-		rng       *rand.Rand
-		faults    Faults
-		group     map[string]int // node ID → partition group; absent: none
-		isolated  map[string]bool
-		endpoints map[string]*Endpoint
-		onCall    func(from, to, method string)
-		stats     map[string]*MethodStats
-		gossip    gossipState
-		listeners listenerState
+		rng        *rand.Rand
+		faults     Faults
+		group      map[string]int // node ID → partition group; absent: none
+		isolated   map[string]bool
+		blackholed map[string]bool
+		onDeliver  func(from, to, method string, req []byte)
+		endpoints  map[string]*Endpoint
+		onCall     func(from, to, method string)
+		stats      map[string]*MethodStats
+		gossip     gossipState
+		listeners  listenerState
 	}
 }
 
@@ -94,6 +105,9 @@ type MethodStats struct {
 	Blocked   int // failed at once: unreachable, unknown or closed peer
 	Lost      int // request or reply lost (drop, or partition in flight)
 	Delivered int // handler invoked
+	// MaxRequest and MaxReply are the largest request and reply bytes
+	// seen (sent, and returned by the handler).
+	MaxRequest, MaxReply int
 }
 
 // New returns a network with no faults and no partition whose random
@@ -140,12 +154,28 @@ func (n *Network) Isolate(ids ...string) {
 	n.breakStreams()
 }
 
-// Heal removes the partition and every isolation.
+// Blackhole cuts each given ID from every other ID silently, as a
+// powered-off machine or a firewall that drops packets: RPC requests and
+// replies to or from it are lost (callers wait for their context), gossip
+// packets vanish, stream dials time out, and open streams break.
+func (n *Network) Blackhole(ids ...string) {
+	n.mu.Lock()
+	if n.mu.blackholed == nil {
+		n.mu.blackholed = map[string]bool{}
+	}
+	for _, id := range ids {
+		n.mu.blackholed[id] = true
+	}
+	n.breakStreams()
+}
+
+// Heal removes the partition, every isolation and every blackhole.
 func (n *Network) Heal() {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.mu.group = nil
 	n.mu.isolated = nil
+	n.mu.blackholed = nil
 }
 
 // Reachable reports whether a message from a can reach b now.
@@ -159,12 +189,18 @@ func (n *Network) reachableLocked(a, b string) bool {
 	if a == b {
 		return true
 	}
-	if n.mu.isolated[a] || n.mu.isolated[b] {
+	if n.mu.isolated[a] || n.mu.isolated[b] || n.mu.blackholed[a] || n.mu.blackholed[b] {
 		return false
 	}
 	ga, oka := n.mu.group[a]
 	gb, okb := n.mu.group[b]
 	return !oka || !okb || ga == gb
+}
+
+// silentLocked reports whether traffic between a and b is silently lost
+// (a blackhole) rather than refused.
+func (n *Network) silentLocked(a, b string) bool {
+	return a != b && (n.mu.blackholed[a] || n.mu.blackholed[b])
 }
 
 // OnCall sets a hook called (in the caller's goroutine, before any fault
@@ -174,6 +210,15 @@ func (n *Network) OnCall(fn func(from, to, method string)) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	n.mu.onCall = fn
+}
+
+// OnDeliver sets a hook called with each request delivered to a handler,
+// just before the handler runs (in the handler's goroutine, with a copy of
+// the request); nil removes it.
+func (n *Network) OnDeliver(fn func(from, to, method string, req []byte)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.mu.onDeliver = fn
 }
 
 // Stats returns a copy of the per-method RPC counters.
@@ -337,6 +382,7 @@ func (e *Endpoint) Call(ctx context.Context, to, method string, req []byte) ([]b
 	}
 	st := n.statLocked(method)
 	st.Calls++
+	st.MaxRequest = max(st.MaxRequest, len(req))
 	dst := n.mu.endpoints[to]
 	switch {
 	case e.isClosed():
@@ -351,12 +397,14 @@ func (e *Endpoint) Call(ctx context.Context, to, method string, req []byte) ([]b
 		st.Blocked++
 		n.mu.Unlock()
 		return nil, wrap(&net.OpError{Op: "dial", Net: "memnet", Addr: Addr(dst.Addr()), Err: ErrRefused})
-	case !n.reachableLocked(e.id, to):
+	case !n.reachableLocked(e.id, to) && !n.silentLocked(e.id, to):
 		st.Blocked++
 		n.mu.Unlock()
 		return nil, wrap(transport.ErrBlocked)
 	}
 	lost, delay := n.fateLocked()
+	lost = lost || n.silentLocked(e.id, to)
+	onDeliver := n.mu.onDeliver
 	n.mu.Unlock()
 
 	lose := func() ([]byte, error) {
@@ -390,10 +438,17 @@ func (e *Endpoint) Call(ctx context.Context, to, method string, req []byte) ([]b
 		defer dst.wg.Done()
 		defer hcancel()
 		var r result
-		if h == nil {
+		switch {
+		case len(req) > transport.MaxMessage: // the server's MaxBytesReader
+			r.err = &transport.RemoteError{Status: 400, Msg: "read request: http: request body too large"}
+		case h == nil:
 			r.err = &transport.RemoteError{Status: 404, Msg: "unknown method " + method}
-		} else {
-			r.reply, r.err = h(hctx, e.id, clone(req))
+		default:
+			req := clone(req)
+			if onDeliver != nil {
+				onDeliver(e.id, to, method, req)
+			}
+			r.reply, r.err = h(hctx, e.id, req)
 			if r.err != nil {
 				r.reply, r.err = nil, &transport.RemoteError{Status: 500, Msg: strings.TrimSpace(r.err.Error())}
 			}
@@ -406,6 +461,10 @@ func (e *Endpoint) Call(ctx context.Context, to, method string, req []byte) ([]b
 	select {
 	case r = <-done:
 		stop()
+		n.mu.Lock()
+		st := n.statLocked(method)
+		st.MaxReply = max(st.MaxReply, len(r.reply))
+		n.mu.Unlock()
 	case <-ctx.Done():
 		return nil, wrap(ctx.Err())
 	}
@@ -422,6 +481,9 @@ func (e *Endpoint) Call(ctx context.Context, to, method string, req []byte) ([]b
 	}
 	if r.err != nil {
 		return nil, wrap(r.err)
+	}
+	if len(r.reply) > transport.MaxMessage {
+		return nil, wrap(fmt.Errorf("reply of %d bytes: %w", len(r.reply), ErrTooLarge))
 	}
 	return r.reply, nil
 }

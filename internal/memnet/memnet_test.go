@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -399,5 +400,88 @@ func TestOnCallHook(t *testing.T) {
 	_, _ = call(eps[0], "n2", "echo")
 	if fmt.Sprint(seen) != "[n1>n2:echo n2>n3:fail]" {
 		t.Errorf("hook saw %v; want [n1>n2:echo n2>n3:fail] (blocked calls included, none after removal)", seen)
+	}
+}
+
+func TestBlackholeLosesSilently(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n, eps := cluster(t, 1, 3)
+		g1, g2 := n.Gossip("n1", "10.0.0.1:1"), n.Gossip("n2", "10.0.0.2:1")
+		defer g1.Shutdown()
+		defer g2.Shutdown()
+		n.Blackhole("n2")
+		start := time.Now()
+		_, err := call(eps[0], "n2", "echo")
+		if !errors.Is(err, ErrLost) || !errors.Is(err, context.DeadlineExceeded) || transport.NotDelivered(err) {
+			t.Fatalf("call into a blackhole: %v; want lost after the deadline, outcome unknown", err)
+		}
+		if time.Since(start) != time.Second {
+			t.Errorf("call into a blackhole returned after %v (virtual); want its 1s deadline", time.Since(start))
+		}
+		if _, err := call(eps[1], "n3", "echo"); !errors.Is(err, ErrLost) {
+			t.Errorf("call out of a blackhole: %v; want lost", err)
+		}
+		if _, err := call(eps[0], "n3", "echo"); err != nil {
+			t.Errorf("n1→n3 beside a blackhole: %v", err)
+		}
+		start = time.Now()
+		var ne net.Error
+		if _, err := g1.DialTimeout("10.0.0.2:1", 300*time.Millisecond); !errors.As(err, &ne) || !ne.Timeout() || time.Since(start) != 300*time.Millisecond {
+			t.Errorf("dial into a blackhole: %v after %v; want a timeout after 300ms", err, time.Since(start))
+		}
+		_, _ = g1.WriteTo([]byte("x"), "10.0.0.2:1")
+		noPacket(t, g2)
+		n.Heal()
+		if _, err := call(eps[0], "n2", "echo"); err != nil {
+			t.Errorf("after Heal: %v", err)
+		}
+	})
+}
+
+func TestMessageLimitAndSizes(t *testing.T) {
+	n := New(1)
+	a, b := n.Listen("a"), n.Listen("b")
+	defer a.Close()
+	defer b.Close()
+	var served atomic.Int64
+	b.Handle("size", func(_ context.Context, _ string, req []byte) ([]byte, error) {
+		served.Add(1)
+		return make([]byte, len(req)*2), nil
+	})
+	ctx := context.Background()
+	if _, err := a.Call(ctx, "b", "size", make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.Call(ctx, "b", "size", make([]byte, transport.MaxMessage+1))
+	var re *transport.RemoteError
+	if !errors.As(err, &re) || re.Status != 400 || served.Load() != 1 {
+		t.Errorf("request over MaxMessage: %v (served %d); want the server's 400, handler not run", err, served.Load())
+	}
+	_, err = a.Call(ctx, "b", "size", make([]byte, transport.MaxMessage/2+1))
+	if !errors.Is(err, ErrTooLarge) || transport.NotDelivered(err) {
+		t.Errorf("reply over MaxMessage: %v; want ErrTooLarge, delivered", err)
+	}
+	if st := n.Stats()["size"]; st.MaxRequest != transport.MaxMessage+1 || st.MaxReply != transport.MaxMessage+2 {
+		t.Errorf("stats %+v; want the largest request %d and reply %d", st, transport.MaxMessage+1, transport.MaxMessage+2)
+	}
+}
+
+func TestOnDeliverSeesRequests(t *testing.T) {
+	n, eps := cluster(t, 1, 2)
+	var seen []string
+	n.OnDeliver(func(from, to, method string, req []byte) {
+		seen = append(seen, fmt.Sprintf("%s>%s:%s:%s", from, to, method, req))
+		req[0] = 'H' // a copy: the caller's bytes stay
+	})
+	n.Isolate("n3")
+	got, err := call(eps[0], "n2", "echo")
+	if err != nil || string(got) != "n2:n1:Hi" {
+		t.Fatalf("echo = %q, %v; want the hook's change to reach the handler", got, err)
+	}
+	_, _ = call(eps[0], "n3", "echo") // blocked: not delivered
+	n.OnDeliver(nil)
+	_, _ = call(eps[0], "n2", "echo")
+	if fmt.Sprint(seen) != "[n1>n2:echo:hi]" {
+		t.Errorf("hook saw %v; want one delivery", seen)
 	}
 }
