@@ -3,18 +3,19 @@ package repair
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dotkv/dotkv/internal/memnet"
 	"github.com/dotkv/dotkv/ring"
 	"github.com/dotkv/dotkv/storage"
 	"github.com/dotkv/dotkv/transport"
@@ -22,36 +23,34 @@ import (
 )
 
 // Tests of anti-entropy exchanges and tombstone collection: real pebble
-// stores (vfs.NewMem), real engines and handlers, wired through an
-// in-process transport that dispatches a call to the handler the target
-// node's engine registered.
+// stores (vfs.NewMem), real engines and handlers, wired through the
+// in-memory network (internal/memnet), which dispatches a call to the
+// handler the target node's engine registered, with the real transport's
+// semantics (copies, message limit, refused and lost calls).
 
-// aaeNet is the in-process transport. A node marked down refuses calls;
-// before, if set, runs before each call is dispatched.
+// aaeNet is the network plus gossip's dead verdicts (the engines' Dead)
+// and a count of calls per target node.
 type aaeNet struct {
-	mu       sync.Mutex
-	handlers map[string]map[string]transport.Handler
-	down     map[string]bool // calls fail at once (connection refused)
-	hung     map[string]bool // calls fail after hangFor (packets dropped: a dial timeout)
-	dead     map[string]bool // gossip's verdict, for the engines' Dead
-	before   func(from, to, method string, req []byte)
-	largest  int // the largest request or reply so far
-	callsTo  map[string]int
+	*memnet.Network
+	mu      sync.Mutex
+	dead    map[string]bool
+	callsTo map[string]int
 }
-
-// hangFor is how long a call to a hung node takes to fail (the real
-// transport's dial timeout is 2 s, a call's deadline 5 s).
-const hangFor = 100 * time.Millisecond
 
 func newAAENet() *aaeNet {
-	return &aaeNet{handlers: map[string]map[string]transport.Handler{}, down: map[string]bool{},
-		hung: map[string]bool{}, dead: map[string]bool{}, callsTo: map[string]int{}}
+	n := &aaeNet{Network: memnet.New(1), dead: map[string]bool{}, callsTo: map[string]int{}}
+	n.OnCall(func(_, to, _ string) {
+		n.mu.Lock()
+		defer n.mu.Unlock()
+		n.callsTo[to]++
+	})
+	return n
 }
 
-func (n *aaeNet) set(m map[string]bool, id string, v bool) {
+func (n *aaeNet) setDead(id string, dead bool) {
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	m[id] = v
+	n.dead[id] = dead
 }
 
 func (n *aaeNet) isDead(id string) bool {
@@ -60,83 +59,13 @@ func (n *aaeNet) isDead(id string) bool {
 	return n.dead[id]
 }
 
-func (n *aaeNet) setDown(id string, down bool) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.down[id] = down
-}
-
-func (n *aaeNet) setBefore(fn func(from, to, method string, req []byte)) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.before = fn
-}
-
-// aaeServer registers one node's handlers (the Handle side of
-// *transport.Server).
-type aaeServer struct {
-	net *aaeNet
-	id  string
-}
-
-func (s aaeServer) Handle(method string, fn transport.Handler) {
-	s.net.mu.Lock()
-	defer s.net.mu.Unlock()
-	if s.net.handlers[s.id] == nil {
-		s.net.handlers[s.id] = map[string]transport.Handler{}
+// largest is the largest request or reply so far.
+func (n *aaeNet) largest() int {
+	m := 0
+	for _, st := range n.Stats() {
+		m = max(m, st.MaxRequest, st.MaxReply)
 	}
-	s.net.handlers[s.id][method] = fn
-}
-
-// aaePeer is one node's client (a Peer).
-type aaePeer struct {
-	net  *aaeNet
-	self string
-}
-
-var (
-	errDown     = errors.New("node unreachable")
-	errTooLarge = errors.New("message over the transport's limit")
-)
-
-func (p aaePeer) Call(ctx context.Context, node, method string, req []byte) ([]byte, error) {
-	p.net.mu.Lock()
-	h, down, before := p.net.handlers[node][method], p.net.down[node] || p.net.down[p.self], p.net.before
-	hung := p.net.hung[node] || p.net.hung[p.self]
-	p.net.callsTo[node]++
-	p.net.mu.Unlock()
-	if down {
-		return nil, fmt.Errorf("call %s on %s: %w", method, node, errDown)
-	}
-	if hung {
-		select {
-		case <-time.After(hangFor):
-			return nil, fmt.Errorf("call %s on %s: dial timeout", method, node)
-		case <-ctx.Done():
-			return nil, fmt.Errorf("call %s on %s: %w", method, node, ctx.Err())
-		}
-	}
-	if h == nil {
-		return nil, fmt.Errorf("call %s on %s: no handler", method, node)
-	}
-	if before != nil {
-		before(p.self, node, method, req)
-	}
-	// Refuse what the real transport refuses: a request or a reply over
-	// transport.MaxMessage (the server's MaxBytesReader; the client's
-	// LimitReader truncates the reply, which then fails to decode).
-	if len(req) > transport.MaxMessage {
-		return nil, fmt.Errorf("call %s on %s: request of %d bytes: %w", method, node, len(req), errTooLarge)
-	}
-	// Copy both ways, as a real transport does.
-	resp, err := h(ctx, p.self, bytes.Clone(req))
-	if len(resp) > transport.MaxMessage {
-		return nil, fmt.Errorf("call %s on %s: reply of %d bytes: %w", method, node, len(resp), errTooLarge)
-	}
-	p.net.mu.Lock()
-	p.net.largest = max(p.net.largest, len(req), len(resp))
-	p.net.mu.Unlock()
-	return bytes.Clone(resp), err
+	return m
 }
 
 // testClock is an engine clock the test moves.
@@ -166,6 +95,8 @@ type aaeNode struct {
 func newAAENode(tb testing.TB, net *aaeNet, id string, r *ring.Ring, clk *testClock, grace time.Duration) *aaeNode {
 	tb.Helper()
 	n := &aaeNode{id: id, trees: NewTrees(), tombs: NewTombstones(), reg: prometheus.NewRegistry()}
+	ep := net.Listen(id)
+	tb.Cleanup(ep.Close)
 	s, err := storage.Open("db", storage.Options{NodeID: id, FS: vfs.NewMem(), Fsync: storage.FsyncNever,
 		Observer: func(p uint32, key, old, cur []byte) {
 			n.trees.Observe(p, key, old, cur)
@@ -177,7 +108,7 @@ func newAAENode(tb testing.TB, net *aaeNet, id string, r *ring.Ring, clk *testCl
 	tb.Cleanup(func() { _ = s.Close() })
 	n.store = s
 	n.eng = NewEngine(EngineConfig{
-		Self: id, Store: s, Trees: n.trees, Tombs: n.tombs, Peer: aaePeer{net, id},
+		Self: id, Store: s, Trees: n.trees, Tombs: n.tombs, Peer: ep,
 		Ring:           func() *ring.Ring { return r },
 		Dead:           net.isDead,
 		KeysPerSec:     1 << 30, // measure the exchange, not the rate limit
@@ -185,9 +116,8 @@ func newAAENode(tb testing.TB, net *aaeNet, id string, r *ring.Ring, clk *testCl
 		Now:            clk.Now,
 		Registerer:     n.reg,
 	})
-	srv := aaeServer{net, id}
-	n.eng.Register(srv)
-	srv.Handle(MethodMergeStates, HandleMergeStates(s))
+	n.eng.Register(ep)
+	ep.Handle(MethodMergeStates, HandleMergeStates(s))
 	return n
 }
 
@@ -605,20 +535,20 @@ func TestCollectTombstonesRules(t *testing.T) {
 	}
 	// Past it, an unreachable primary keeps every tombstone: c down.
 	clk.Set(t0.Add(grace + time.Minute))
-	net.setDown("c", true)
+	net.Isolate("c")
 	for _, n := range []*aaeNode{a, b} {
 		if got := collect(n); got != 0 {
 			t.Fatalf("%s collected %d tombstones while primary c was unreachable", n.id, got)
 		}
 	}
 	holds(a, "all", "held", "done", "race", "conc")
-	net.setDown("c", false)
+	net.Heal()
 
 	// All reachable; a write of "race" lands on a between a's check of
 	// the other primaries and its delete.
 	var raced atomic.Bool
 	var rewrite versioning.State
-	net.setBefore(func(from, to, method string, req []byte) {
+	net.OnDeliver(func(from, to, method string, req []byte) {
 		if from == "a" && method == methodGet && bytes.Contains(req, []byte("race")) && !raced.Load() {
 			cur := a.get(t, r, "race")
 			if cur.Deleted() && len(cur.Siblings) > 0 {
@@ -630,7 +560,7 @@ func TestCollectTombstonesRules(t *testing.T) {
 	})
 	before := a.purged(t)
 	got := collect(a)
-	net.setBefore(nil)
+	net.OnDeliver(nil)
 	if !raced.Load() {
 		t.Fatal("the racing write was never made")
 	}
@@ -744,7 +674,7 @@ func TestExchangeOfLargeValuesFitsTheTransport(t *testing.T) {
 		}
 	}
 	t.Logf("%d MiB each way: %d B sent, %d B received in %d round trips; largest message %d B (limit %d B)",
-		perSide, st.BytesSent, st.BytesReceived, st.RoundTrips, net.largest, transport.MaxMessage)
+		perSide, st.BytesSent, st.BytesReceived, st.RoundTrips, net.largest(), transport.MaxMessage)
 }
 
 // TestDeliverToLargeHintsFitsTheTransport: hints for one target holding
@@ -772,7 +702,9 @@ func TestDeliverToLargeHintsFitsTheTransport(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d := NewDeliverer(DelivererConfig{Store: holder, Peer: aaePeer{net, "a"}, Dead: func(string) bool { return false }})
+	ep := net.Listen("a")
+	defer ep.Close()
+	d := NewDeliverer(DelivererConfig{Store: holder, Peer: ep, Dead: func(string) bool { return false }})
 	if err := d.DeliverTo(context.Background(), "b"); err != nil {
 		t.Fatalf("delivery of %d MiB of hints: %v", hints, err)
 	}
@@ -784,7 +716,7 @@ func TestDeliverToLargeHintsFitsTheTransport(t *testing.T) {
 			t.Fatalf("target lacks h-%02d", i)
 		}
 	}
-	t.Logf("%d hints of 1 MiB delivered; largest message %d B (limit %d B)", hints, net.largest, transport.MaxMessage)
+	t.Logf("%d hints of 1 MiB delivered; largest message %d B (limit %d B)", hints, net.largest(), transport.MaxMessage)
 }
 
 // TestCollectTombstonesDoesNotWaitOnUnreachablePrimary: with many expired
@@ -794,8 +726,13 @@ func TestDeliverToLargeHintsFitsTheTransport(t *testing.T) {
 // with 10 000 tombstones and the real 2–5 s timeouts, that stalls the
 // anti-entropy loop, exchanges included, for hours. Gossip's dead verdict
 // skips the primary outright; before it, one failed call a round is
-// enough.
+// enough. It runs in a synctest bubble: calls to the blackholed primary
+// wait out their real 5 s deadline in virtual time.
 func TestCollectTombstonesDoesNotWaitOnUnreachablePrimary(t *testing.T) {
+	synctest.Test(t, collectTombstonesDoesNotWaitOnUnreachablePrimary)
+}
+
+func collectTombstonesDoesNotWaitOnUnreachablePrimary(t *testing.T) {
 	r, err := ring.New([]string{"a", "b", "c"}, 64, 3)
 	if err != nil {
 		t.Fatal(err)
@@ -814,9 +751,9 @@ func TestCollectTombstonesDoesNotWaitOnUnreachablePrimary(t *testing.T) {
 		a.merge(t, r, k, st)
 		b.merge(t, r, k, st)
 	}
-	net.set(net.hung, "c", true)
+	net.Blackhole("c")
 	for _, dead := range []bool{true, false} {
-		net.set(net.dead, "c", dead)
+		net.setDead("c", dead)
 		net.mu.Lock()
 		net.callsTo["c"] = 0
 		net.mu.Unlock()
@@ -833,6 +770,10 @@ func TestCollectTombstonesDoesNotWaitOnUnreachablePrimary(t *testing.T) {
 			dead, tombs, took, calls)
 		if want := map[bool]int{true: 0, false: 1}[dead]; calls > want {
 			t.Errorf("c dead=%v: %d calls to the unreachable primary in one round, want at most %d (each costs a timeout)", dead, calls, want)
+		}
+		// Virtual time: exactly what the round waited on.
+		if limit := map[bool]time.Duration{true: 0, false: 5 * time.Second}[dead]; took > limit {
+			t.Errorf("c dead=%v: the round took %v (virtual), want at most %v (one call's timeout at most)", dead, took, limit)
 		}
 	}
 }

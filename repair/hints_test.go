@@ -13,6 +13,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"go.uber.org/goleak"
 
+	"github.com/dotkv/dotkv/internal/memnet"
 	"github.com/dotkv/dotkv/internal/wire"
 	"github.com/dotkv/dotkv/storage"
 	"github.com/dotkv/dotkv/versioning"
@@ -30,27 +31,17 @@ func open(t *testing.T, id string) *storage.Store {
 	return s
 }
 
-// directPeer calls the target's real handler in process; fail makes the
-// next calls fail, and before runs just before each call is handled.
-type directPeer struct {
-	targets map[string]*storage.Store
-	fail    atomic.Bool
-	calls   atomic.Int64
-	before  func()
-}
-
-func (p *directPeer) Call(ctx context.Context, node, method string, req []byte) ([]byte, error) {
-	p.calls.Add(1)
-	if p.fail.Load() {
-		return nil, errors.New("injected failure")
-	}
-	if p.before != nil {
-		p.before()
-	}
-	if method != MethodMergeStates {
-		return nil, fmt.Errorf("unexpected method %s", method)
-	}
-	return HandleMergeStates(p.targets[node])(ctx, "holder", req)
+// hintNet puts a holder, n1, and a target, n3, serving its store's
+// MethodMergeStates, on an in-memory network, and returns the network and
+// the holder's endpoint (the deliverer's Peer).
+func hintNet(t *testing.T, target *storage.Store) (*memnet.Network, *memnet.Endpoint) {
+	t.Helper()
+	net := memnet.New(1)
+	holder, tgt := net.Listen("n1"), net.Listen("n3")
+	t.Cleanup(holder.Close)
+	t.Cleanup(tgt.Close)
+	tgt.Handle(MethodMergeStates, HandleMergeStates(target))
+	return net, holder
 }
 
 // write makes a state for key on a scratch store (as a coordinator would).
@@ -81,12 +72,12 @@ func TestDeliverToMergesAndDeletes(t *testing.T) {
 		want[k] = st
 	}
 	want["k0"] = versioning.Sync(want["k0"], pre)
-	peer := &directPeer{targets: map[string]*storage.Store{"n3": target}}
+	net, peer := hintNet(t, target)
 	d := NewDeliverer(DelivererConfig{Store: holder, Peer: peer, Dead: func(string) bool { return false }, Batch: 100})
 	if err := d.DeliverTo(context.Background(), "n3"); err != nil {
 		t.Fatal(err)
 	}
-	if got := peer.calls.Load(); got != 6 {
+	if got := net.Stats()[MethodMergeStates].Calls; got != 6 {
 		t.Errorf("%d batch calls for 600 hints in batches of 100, want 6", got)
 	}
 	if d.Delivered() != 600 || len(holder.HintCounts()) != 0 {
@@ -122,8 +113,8 @@ func TestFailedDeliveryKeepsHints(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	peer := &directPeer{targets: map[string]*storage.Store{"n3": target}}
-	peer.fail.Store(true)
+	net, peer := hintNet(t, target)
+	net.Isolate("n3")
 	d := NewDeliverer(DelivererConfig{Store: holder, Peer: peer, Dead: func(string) bool { return false }})
 	if err := d.DeliverTo(context.Background(), "n3"); err == nil {
 		t.Fatal("delivery through a failing peer reported success")
@@ -145,16 +136,16 @@ func TestHintCoalescedDuringDeliveryIsKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	peer := &directPeer{targets: map[string]*storage.Store{"n3": target}}
+	net, peer := hintNet(t, target)
 	once := false
-	peer.before = func() { // a newer write arrives while the batch is in flight
+	net.OnDeliver(func(_, _, _ string, _ []byte) { // a newer write arrives while the batch is in flight
 		if !once {
 			once = true
 			if _, err := holder.PutHint("n3", 7, []byte("k"), second); err != nil {
 				t.Error(err)
 			}
 		}
-	}
+	})
 	d := NewDeliverer(DelivererConfig{Store: holder, Peer: peer, Dead: func(string) bool { return false }})
 	if err := d.DeliverTo(context.Background(), "n3"); err != nil {
 		t.Fatal(err)
@@ -162,7 +153,7 @@ func TestHintCoalescedDuringDeliveryIsKept(t *testing.T) {
 	if got, ok, _ := holder.GetHint("n3", 7, []byte("k")); !ok || !got.Equal(second) {
 		t.Fatalf("the coalesced hint was deleted or changed: %+v %v", got, ok)
 	}
-	peer.before = nil
+	net.OnDeliver(nil)
 	if err := d.DeliverTo(context.Background(), "n3"); err != nil {
 		t.Fatal(err)
 	}
@@ -178,10 +169,10 @@ func TestRoundSkipsDeadTargetsAndRunDrains(t *testing.T) {
 	}
 	var dead atomic.Bool
 	dead.Store(true)
-	peer := &directPeer{targets: map[string]*storage.Store{"n3": target}}
+	net, peer := hintNet(t, target)
 	d := NewDeliverer(DelivererConfig{Store: holder, Peer: peer, Dead: func(string) bool { return dead.Load() }, Interval: time.Millisecond})
 	d.round(context.Background())
-	if peer.calls.Load() != 0 || holder.HintCounts()["n3"] != 1 {
+	if net.Stats()[MethodMergeStates].Calls != 0 || holder.HintCounts()["n3"] != 1 {
 		t.Fatal("a round delivered to a dead target")
 	}
 	dead.Store(false)
