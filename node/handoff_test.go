@@ -625,8 +625,12 @@ func mean(d []time.Duration) time.Duration {
 }
 
 // TestHintDrainRate measures hint delivery after a partition and the cost
-// of read repair, and checks the results.
+// of read repair, and checks the results. It runs on real sockets, where
+// 32 writers under the race detector on a busy machine can take longer
+// than a request's default timeout (1 s): its requests set a generous
+// one (reqTimeout), which is not what it measures.
 func TestHintDrainRate(t *testing.T) {
+	const reqTimeout = "timeout=30s"
 	if testing.Short() {
 		t.Skip("measurement")
 	}
@@ -635,7 +639,7 @@ func TestHintDrainRate(t *testing.T) {
 		c.Isolate(2)
 		c.WaitDead([]int{0, 1}, []int{2}, waitLimit)
 		keys := keyList("drain", 10000)
-		took := putKeys(t, c, []int{0, 1}, keys, "w=quorum", 32)
+		took := putKeys(t, c, []int{0, 1}, keys, "w=quorum&"+reqTimeout, 32)
 		pending := hintsFor(c, 0, "n3") + hintsFor(c, 1, "n3")
 		if pending != len(keys) {
 			t.Fatalf("%d hints pending for n3 (n1 %d, n2 %d), want %d", pending, hintsFor(c, 0, "n3"), hintsFor(c, 1, "n3"), len(keys))
@@ -664,11 +668,11 @@ func TestHintDrainRate(t *testing.T) {
 		c.Isolate(2)
 		c.WaitDead([]int{0, 1}, []int{2}, waitLimit)
 		stale := keyList("stale", 200)
-		putKeys(t, c, []int{0}, stale, "w=quorum", 16)
+		putKeys(t, c, []int{0}, stale, "w=quorum&"+reqTimeout, 16)
 		c.Heal()
 		c.WaitAllAlive()
 		fresh := keyList("fresh", 200)
-		putKeys(t, c, []int{0}, fresh, "w=all", 16)
+		putKeys(t, c, []int{0}, fresh, "w=all&"+reqTimeout, 16)
 		requireSame(t, c, 0, 2, fresh)
 		for _, k := range stale[:10] {
 			if r := c.Replica(2, k); r.Status != http.StatusNotFound {
@@ -679,7 +683,7 @@ func TestHintDrainRate(t *testing.T) {
 		var repairing, inSync []time.Duration
 		timed := func(key string) time.Duration {
 			start := time.Now()
-			got := c.Get(0, key, "r=all&repair=sync")
+			got := c.Get(0, key, "r=all&repair=sync&"+reqTimeout)
 			d := time.Since(start)
 			if got.Status != http.StatusOK || !slices.Equal(got.Values(), []string{"v-" + key}) {
 				t.Fatalf("read of %s: %d %s", key, got.Status, got.Body)
