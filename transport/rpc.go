@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -52,6 +53,7 @@ type Server struct {
 	srv      *http.Server
 	ln       net.Listener
 	done     chan error
+	served   atomic.Bool
 }
 
 // NewServer listens on addr (host:port; port 0 picks one). Register
@@ -86,11 +88,17 @@ func (s *Server) Handle(method string, fn Handler) {
 
 // Serve starts serving in the background; Close stops it.
 func (s *Server) Serve() {
+	s.served.Store(true)
 	go func() { s.done <- s.srv.Serve(s.ln) }()
 }
 
 // Close stops the server, waiting up to a few seconds for in-flight calls.
+// A server that never served (its node failed to start) just closes its
+// listener.
 func (s *Server) Close() error {
+	if !s.served.Load() {
+		return s.ln.Close()
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	err := s.srv.Shutdown(ctx)

@@ -130,3 +130,22 @@ func TestFilterByAddress(t *testing.T) {
 		t.Error("nil filter blocks")
 	}
 }
+
+// TestCloseWithoutServe: a server whose node failed to start before
+// Serve closes at once (it used to wait forever for Serve's result).
+func TestCloseWithoutServe(t *testing.T) {
+	srv, err := NewServer("a", "127.0.0.1:0", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- srv.Close() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Close of a server that never served did not return")
+	}
+}
