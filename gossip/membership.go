@@ -99,6 +99,7 @@ type tuning struct {
 	pushPullInterval, tcpTimeout                time.Duration
 	gossipToTheDeadTime, deadNodeReclaimTime    time.Duration
 	suspicionMult, suspicionMaxMult             int // memberlist's SuspicionMult, SuspicionMaxTimeoutMult
+	retransmitMult                              int // memberlist's RetransmitMult, for its own broadcasts
 
 	rejoin  time.Duration // how often to re-join seeds and non-alive members
 	refresh time.Duration // how often to re-read memberlist's member list
@@ -145,6 +146,7 @@ var normalTuning = tuning{
 	deadNodeReclaimTime: 10 * time.Second,
 	suspicionMult:       3,
 	suspicionMaxMult:    6,
+	retransmitMult:      2,
 	rejoin:              3 * time.Second,
 	refresh:             250 * time.Millisecond,
 	leave:               time.Second,
@@ -179,10 +181,19 @@ var normalTuning = tuning{
 // every node's probe of it fails at once, they confirm each other and it
 // has the short course to refute.)
 //
+// Confirmations travel only as suspect messages in memberlist's broadcast
+// queue (push-pull does not confirm), and a queued message goes out
+// RetransmitMult × ⌈log10(n+1)⌉ times, piggybacked on gossip and on every
+// UDP message — pings to the unreachable side of a partition included,
+// where it is lost. With DefaultLocalConfig's 2 (and still with 4) the
+// two nodes of the small side of a 3|2 partition often never heard of
+// each other's suspicions, nor of the verdict, and the partition took the
+// unconfirmed course; with 8 they do.
+//
 //   - probe every 200 ms; the UDP ack gets 100 ms before the indirect and
 //     TCP probes, which have the rest of the interval;
 //   - a confirmed suspicion lasts 600 ms (n ≤ 10), an unconfirmed one 6 s;
-//   - so a cut-off or crashed node is dead ≈ 1–1.2 s after the fault for
+//   - so a cut-off or crashed node is dead ≈ 1–2 s after the fault for
 //     a side of two or more nodes (until a probe of it: up to one round of
 //     probes, 200 ms per peer; the probe, 200 ms; suspicion, 600 ms), and
 //     after ≈ 6.5 s for a node on its own. A clean Close gossips a leave
@@ -201,6 +212,7 @@ var testTuning = tuning{
 	deadNodeReclaimTime: time.Second,
 	suspicionMult:       3,
 	suspicionMaxMult:    10,
+	retransmitMult:      8,
 	rejoin:              200 * time.Millisecond,
 	refresh:             50 * time.Millisecond,
 	leave:               time.Second,
@@ -427,6 +439,7 @@ func (m *Membership) memberlistConfig(tr memberlist.Transport, ip net.IP, port i
 	c.DeadNodeReclaimTime = m.tune.deadNodeReclaimTime
 	c.SuspicionMult = m.tune.suspicionMult
 	c.SuspicionMaxTimeoutMult = m.tune.suspicionMaxMult
+	c.RetransmitMult = m.tune.retransmitMult
 	return c
 }
 
