@@ -98,7 +98,9 @@ func NewCluster(t testing.TB, size int, opts Options) *Cluster {
 		opts.MemNet = true
 	}
 	tr := &http.Transport{MaxIdleConnsPerHost: 64}
-	c := &Cluster{t: t, opts: opts, client: &http.Client{Timeout: 10 * time.Second, Transport: tr}}
+	// The client's timeout only stops a request that would hang: above
+	// every request timeout the API accepts (api.MaxTimeout).
+	c := &Cluster{t: t, opts: opts, client: &http.Client{Timeout: api.MaxTimeout + 10*time.Second, Transport: tr}}
 	if opts.MemNet {
 		c.Net = memnet.New(opts.Seed)
 		c.Net.SetFaults(LANLatency)
@@ -302,7 +304,7 @@ func (c *Cluster) WaitLiveness(observer, target int, l gossip.Liveness, timeout 
 // alive and every node in its ring.
 func (c *Cluster) WaitAllAlive() {
 	c.t.Helper()
-	c.WaitFor("every running node to see every running node alive", 20*time.Second, func() bool {
+	c.WaitFor("every running node to see every running node alive", time.Minute, func() bool {
 		for i, a := range c.Nodes {
 			if a.Running() == nil {
 				continue
