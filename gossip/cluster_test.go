@@ -246,7 +246,9 @@ func TestPartitionDetectedAndHealedAfterGossipToTheDeadTime(t *testing.T) {
 	// Hold the partition past GossipToTheDeadTime: memberlist then forgets
 	// the dead side and stops gossiping to it, so only the rejoin loop
 	// can heal it. This sleep is the length of the fault, not a wait.
-	time.Sleep(testTuning.gossipToTheDeadTime + 5*testTuning.probeInterval)
+	// memberlist forgets a dead node at the first wrap of its probe round
+	// past GossipToTheDeadTime: within two probe intervals here.
+	time.Sleep(testTuning.gossipToTheDeadTime + 3*testTuning.probeInterval)
 
 	for _, n := range nodes {
 		n.filter.Heal()

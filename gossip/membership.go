@@ -200,22 +200,26 @@ var normalTuning = tuning{
 //     and is seen at once.
 //
 // TCPTimeout 1 s keeps a slow push-pull or join from failing (dials to a
-// host the fault filter blocks fail at once), and Close gives its leave
-// broadcast up to 1 s, as normalTuning does.
+// host the fault filter blocks fail at once). Close waits up to 200 ms for
+// its leave broadcast to be sent RetransmitMult times: the first gossip
+// rounds (every 20 ms) already reach the peers, and a longer wait would
+// only slow every test's teardown. memberlist stops gossiping to a dead node
+// after GossipToTheDeadTime, 1 s; the rejoin loop, every 200 ms, is what
+// brings back a node that was dead.
 var testTuning = tuning{
 	probeInterval:       200 * time.Millisecond,
 	probeTimeout:        100 * time.Millisecond,
 	gossipInterval:      20 * time.Millisecond,
 	pushPullInterval:    500 * time.Millisecond,
 	tcpTimeout:          time.Second,
-	gossipToTheDeadTime: 2 * time.Second,
+	gossipToTheDeadTime: time.Second,
 	deadNodeReclaimTime: time.Second,
 	suspicionMult:       3,
 	suspicionMaxMult:    10,
 	retransmitMult:      8,
 	rejoin:              200 * time.Millisecond,
 	refresh:             50 * time.Millisecond,
-	leave:               time.Second,
+	leave:               200 * time.Millisecond,
 }
 
 // Membership runs memberlist for one node and maintains, on top of it,
