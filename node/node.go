@@ -54,7 +54,8 @@ type Config struct {
 	MaxValue int64
 	// FaultInjection enables the fault filter's admin endpoint.
 	FaultInjection bool
-	// FastGossip selects memberlist's test tuning (sub-second detection).
+	// FastGossip selects gossip's test tuning (a stopped or cut-off node is
+	// dead within 1–2 s; a CPU-starved live node is not declared dead).
 	FastGossip bool
 	// DisableHints turns off sloppy quorums and hinted handoff.
 	DisableHints bool
