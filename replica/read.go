@@ -49,15 +49,13 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, o ReadOptions) (versi
 		// here: it waits for the stragglers and repairs.
 		c.wg.Go(func() {
 			defer rd.cancel()
-			for rd.t.pending > 0 && rd.next(rd.ctx) {
-			}
+			rd.drain(rd.ctx)
 			c.repair(rd.ctx, p, key, rd.got)
 		})
 		return merged, nil
 	}
 	defer rd.cancel()
-	for rd.t.pending > 0 && rd.next(ctx) {
-	}
+	rd.drain(ctx)
 	return c.repair(ctx, p, key, rd.got), nil
 }
 
@@ -114,6 +112,12 @@ func (rd *readRound) next(ctx context.Context) bool {
 		return true
 	case <-ctx.Done():
 		return false
+	}
+}
+
+// drain counts the remaining replies as they arrive, until ctx ends.
+func (rd *readRound) drain(ctx context.Context) {
+	for rd.t.pending > 0 && rd.next(ctx) {
 	}
 }
 
