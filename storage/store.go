@@ -76,7 +76,10 @@ type Options struct {
 	// FS is the filesystem; nil means the OS filesystem. Tests use
 	// vfs.NewMem or vfs.NewCrashableMem.
 	FS vfs.FS
-	// CacheSize and MemTableSize size pebble; zero picks defaults.
+	// CacheSize is pebble's block cache in bytes; MemTableSize is the
+	// size of each of its memtables, of which up to two are in memory (a
+	// larger one means fewer flushes and compactions of level 0). Zero
+	// picks DefaultOptions' size.
 	CacheSize    int64
 	MemTableSize uint64
 	// Logger receives storage events; nil discards them.
@@ -86,6 +89,57 @@ type Options struct {
 	// HintLimits bound the hints kept per target node; the zero value
 	// is unlimited.
 	HintLimits HintLimits
+}
+
+// DefaultMemTableSize is the default size of a pebble memtable.
+const DefaultMemTableSize = 16 << 20
+
+// Bounds of the pebble sizes Open accepts.
+const (
+	minPebbleSize   = 1 << 20
+	maxMemTableSize = 4<<30 - 1 // pebble wants memtables below this
+)
+
+// DefaultOptions returns the defaults Open uses for zero fields: fsync
+// always, a block cache of DefaultCacheSize(1) (from this machine's
+// memory) and DefaultMemTableSize memtables. NodeID has no default.
+func DefaultOptions() Options {
+	return Options{Fsync: FsyncAlways, CacheSize: DefaultCacheSize(1), MemTableSize: DefaultMemTableSize}
+}
+
+// withDefaults fills o's zero sizes from DefaultOptions.
+func (o Options) withDefaults() Options {
+	if o.CacheSize == 0 || o.MemTableSize == 0 {
+		def := DefaultOptions()
+		if o.CacheSize == 0 {
+			o.CacheSize = def.CacheSize
+		}
+		if o.MemTableSize == 0 {
+			o.MemTableSize = def.MemTableSize
+		}
+	}
+	return o
+}
+
+// Validate reports options Open cannot work with; zero sizes are valid
+// (they select the defaults).
+func (o Options) Validate() error {
+	if !ValidNodeID(o.NodeID) {
+		return fmt.Errorf("invalid node id %q (want 1..64 of A-Z a-z 0-9 _ -)", o.NodeID)
+	}
+	if o.HintLimits.MaxCount < 0 || o.HintLimits.MaxBytes < 0 {
+		return fmt.Errorf("negative hint limits %+v", o.HintLimits)
+	}
+	if o.Fsync != FsyncAlways && o.Fsync != FsyncNever {
+		return fmt.Errorf("unknown fsync mode %d", int(o.Fsync))
+	}
+	if o.CacheSize != 0 && o.CacheSize < minPebbleSize {
+		return fmt.Errorf("cache size %s: want at least %s", FormatSize(o.CacheSize), FormatSize(minPebbleSize))
+	}
+	if o.MemTableSize != 0 && (o.MemTableSize < minPebbleSize || o.MemTableSize >= maxMemTableSize) {
+		return fmt.Errorf("memtable size %s: want at least %s and less than 4GiB", FormatSize(int64(o.MemTableSize)), FormatSize(minPebbleSize))
+	}
+	return nil
 }
 
 // Store is a node's pebble database of records and metadata.
@@ -121,12 +175,10 @@ func metaKey(name string) []byte { return append([]byte{'m'}, name...) }
 
 // Open opens (creating if needed) the store in dir.
 func Open(dir string, o Options) (*Store, error) {
-	if !ValidNodeID(o.NodeID) {
-		return nil, fmt.Errorf("open store: invalid node id %q (want 1..64 of A-Z a-z 0-9 _ -)", o.NodeID)
+	if err := o.Validate(); err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if o.HintLimits.MaxCount < 0 || o.HintLimits.MaxBytes < 0 {
-		return nil, fmt.Errorf("open store: negative hint limits %+v", o.HintLimits)
-	}
+	o = o.withDefaults()
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -146,16 +198,12 @@ func Open(dir string, o Options) (*Store, error) {
 	if popts.FS == nil {
 		popts.FS = vfs.Default
 	}
-	if popts.CacheSize == 0 {
-		popts.CacheSize = 64 << 20
-	}
-	if popts.MemTableSize == 0 {
-		popts.MemTableSize = 16 << 20
-	}
 	db, err := pebble.Open(dir, popts)
 	if err != nil {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
+	log.Info("opened pebble", "dir", dir, "cache_size", FormatSize(o.CacheSize),
+		"memtable_size", FormatSize(int64(o.MemTableSize)))
 	s := &Store{db: db, log: log, nodeID: o.NodeID, writeOpts: pebble.Sync, observer: o.Observer}
 	if o.Fsync == FsyncNever {
 		s.writeOpts = pebble.NoSync
