@@ -52,6 +52,10 @@ type Config struct {
 	// Fsync and MaxValue as for storage and api.
 	Fsync    storage.FsyncMode
 	MaxValue int64
+	// CacheSize (pebble's block cache) and MemTableSize in bytes, as for
+	// storage.Options; zero picks storage.DefaultOptions' sizes.
+	CacheSize    int64
+	MemTableSize uint64
 	// FaultInjection enables the fault filter's admin endpoint.
 	FaultInjection bool
 	// FastGossip selects gossip's test tuning (a stopped or cut-off node is
@@ -183,6 +187,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	n.trees, n.tombs = repair.NewTrees(), repair.NewTombstones()
 	n.store, err = storage.Open(cfg.DataDir, storage.Options{
 		NodeID: cfg.ID, Fsync: cfg.Fsync, FS: cfg.FS, Logger: log,
+		CacheSize: cfg.CacheSize, MemTableSize: cfg.MemTableSize,
 		HintLimits: storage.HintLimits{MaxCount: cfg.MaxHints, MaxBytes: cfg.MaxHintBytes},
 		Observer: func(p uint32, key, old, cur []byte) {
 			n.trees.Observe(p, key, old, cur)
