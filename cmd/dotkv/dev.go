@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/dotkv/dotkv/storage"
 )
 
 func devCommand() *cli.Command {
@@ -28,6 +30,9 @@ func devCommand() *cli.Command {
 			&cli.IntFlag{Name: "nodes", Usage: "number of nodes", Value: 3},
 			&cli.StringFlag{Name: "data", Usage: "data directory (node I uses DIR/nI)", Value: "dotkv-data"},
 			&cli.StringFlag{Name: "fsync", Usage: "always or never", Value: "always"},
+			&cli.StringFlag{Name: "cache-size", Usage: "pebble block cache of each node, e.g. 256MiB; by default an eighth of memory (or of a lower cgroup limit) split between the nodes, within 64MiB..1GiB each"},
+			&cli.StringFlag{Name: "memtable-size", Usage: "size of each pebble memtable of each node, e.g. 64MiB",
+				DefaultText: storage.FormatSize(storage.DefaultMemTableSize)},
 			&cli.BoolFlag{Name: "fault-injection", Usage: "enable /admin/fault on every node"},
 			&cli.IntFlag{Name: "port", Usage: "HTTP port of every node (Linux; elsewhere node I uses port+I)", Value: 8080},
 			&cli.IntFlag{Name: "gossip-port", Usage: "gossip port (RPC uses it + 1; elsewhere node I uses port+2I)", Value: 7946},
@@ -40,6 +45,17 @@ func devCommand() *cli.Command {
 			if f := c.String("fsync"); f != "always" && f != "never" {
 				return cli.Exit(fmt.Sprintf("--fsync %q: want always or never", f), exitError)
 			}
+			cache, memtable, err := sizeFlags(c)
+			if err != nil {
+				return cli.Exit(err.Error(), exitError)
+			}
+			if cache == 0 { // the nodes share this machine's memory
+				cache = storage.DefaultCacheSize(n)
+			}
+			sizes := []string{"--cache-size", strconv.FormatInt(cache, 10)}
+			if memtable != 0 {
+				sizes = append(sizes, "--memtable-size", strconv.FormatInt(memtable, 10))
+			}
 			self, err := os.Executable()
 			if err != nil {
 				return cli.Exit("find own binary: "+err.Error(), exitError)
@@ -47,7 +63,7 @@ func devCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			nodes := devLayout(n, c.String("data"), c.Int("port"), c.Int("gossip-port"))
-			return runDev(ctx, c.App.Writer, self, nodes, c.String("fsync"), c.Bool("fault-injection"))
+			return runDev(ctx, c.App.Writer, self, nodes, c.String("fsync"), c.Bool("fault-injection"), sizes)
 		},
 	}
 }
@@ -82,7 +98,8 @@ type devProc struct {
 	done chan struct{} // closed when the process has exited
 }
 
-func runDev(ctx context.Context, out io.Writer, bin string, nodes []devNode, fsync string, faults bool) error {
+// sizes are the servers' --cache-size and --memtable-size flags.
+func runDev(ctx context.Context, out io.Writer, bin string, nodes []devNode, fsync string, faults bool, sizes []string) error {
 	var procs []*devProc
 	exited := make(chan string, len(nodes))
 	defer func() { stopAll(procs) }()
@@ -92,6 +109,7 @@ func runDev(ctx context.Context, out io.Writer, bin string, nodes []devNode, fsy
 		if faults {
 			args = append(args, "--fault-injection")
 		}
+		args = append(args, sizes...)
 		cmd := exec.Command(bin, args...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches dev, which stops the nodes

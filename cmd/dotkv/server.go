@@ -34,6 +34,10 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "w", Usage: "default write level: one, quorum, all or a number", Value: "quorum"},
 			&cli.StringFlag{Name: "fsync", Usage: "always (sync before acknowledging) or never", Value: "always"},
 			&cli.Int64Flag{Name: "max-value", Usage: "largest value in bytes", Value: api.DefaultMaxValue},
+			&cli.StringFlag{Name: "cache-size", Usage: "pebble block cache, e.g. 512MiB, 1GiB or a byte count; by default an eighth of memory (or of a lower cgroup limit) within 64MiB..1GiB",
+				DefaultText: storage.FormatSize(storage.DefaultCacheSize(1))},
+			&cli.StringFlag{Name: "memtable-size", Usage: "size of each pebble memtable (up to two in memory), e.g. 64MiB",
+				DefaultText: storage.FormatSize(storage.DefaultMemTableSize)},
 			&cli.BoolFlag{Name: "fault-injection", Usage: "enable /admin/fault to block traffic to chosen peers"},
 			&cli.BoolFlag{Name: "hinted-handoff", Usage: "sloppy quorums: fallbacks hold copies for dead primaries as hints, delivered when they return", Value: true},
 			&cli.IntFlag{Name: "max-hints", Usage: "most hints kept per target node (0 = unbounded); overflow is counted in /metrics", Value: 1_000_000},
@@ -66,6 +70,10 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 	}
 	if c.Int64("max-value") <= 0 {
 		return node.Config{}, fmt.Errorf("--max-value %d: want a positive number of bytes", c.Int64("max-value"))
+	}
+	cache, memtable, err := sizeFlags(c)
+	if err != nil {
+		return node.Config{}, err
 	}
 	n := c.Int("n")
 	if n < 1 || n > 16 {
@@ -113,6 +121,8 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 		W:              w,
 		Fsync:          fsync,
 		MaxValue:       c.Int64("max-value"),
+		CacheSize:      cache,
+		MemTableSize:   uint64(memtable),
 		FaultInjection: c.Bool("fault-injection"),
 		DisableHints:   !c.Bool("hinted-handoff"),
 		MaxHints:       c.Int("max-hints"),
@@ -123,6 +133,36 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 		TombstoneGrace: c.Duration("tombstone-grace"),
 		Logger:         slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}, nil
+}
+
+// sizeFlags parses --cache-size and --memtable-size and checks them as
+// storage.Open would; an unset flag is 0, which selects storage's default.
+func sizeFlags(c *cli.Context) (cache, memtable int64, err error) {
+	if cache, err = sizeFlag(c, "cache-size", func(o *storage.Options, v int64) { o.CacheSize = v }); err != nil {
+		return 0, 0, err
+	}
+	memtable, err = sizeFlag(c, "memtable-size", func(o *storage.Options, v int64) { o.MemTableSize = uint64(v) })
+	return cache, memtable, err
+}
+
+func sizeFlag(c *cli.Context, name string, set func(*storage.Options, int64)) (int64, error) {
+	s := c.String(name)
+	if s == "" {
+		return 0, nil
+	}
+	v, err := storage.ParseSize(s)
+	if err == nil && v == 0 {
+		err = fmt.Errorf("size %q: want more than 0", s)
+	}
+	if err == nil {
+		o := storage.Options{NodeID: "check"} // Validate wants one
+		set(&o, v)
+		err = o.Validate()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("--%s: %w", name, err)
+	}
+	return v, nil
 }
 
 // runNode serves one node until ctx is done, then shuts it down cleanly.
