@@ -1,29 +1,30 @@
 package transport
 
 import (
-	"bytes"
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// RPC wire conventions: POST /rpc/v1/{method} with a binary body; the
-// caller names itself in HeaderFrom. 200 carries the reply body; any other
-// status carries an error message (a *RemoteError on the client side).
+// MaxMessage bounds request and reply bodies (values are ≤ a few MiB plus
+// metadata; anti-entropy and hint batches stay below it).
+const MaxMessage = 64 << 20
+
+// Server defaults.
 const (
-	rpcPrefix  = "/rpc/v1/"
-	HeaderFrom = "X-Dotkv-From"
-	// MaxMessage bounds request and reply bodies (values are ≤ a few MiB
-	// plus metadata).
-	MaxMessage = 64 << 20
+	helloTimeout = 5 * time.Second
+	// closeGrace is how long Close waits for handlers in flight before
+	// cancelling their contexts.
+	closeGrace = 5 * time.Second
+	// workerIdle is how long an idle handler goroutine waits for another
+	// call before it exits.
+	workerIdle = 10 * time.Second
 )
 
 // ErrBlocked is returned for calls the fault filter drops.
@@ -32,7 +33,9 @@ var ErrBlocked = errors.New("blocked by fault filter")
 // ErrUnknownPeer is returned when a node ID has no known RPC address.
 var ErrUnknownPeer = errors.New("unknown peer")
 
-// RemoteError is an error the remote handler returned.
+// RemoteError is an error the remote node returned: Status is 500 for a
+// handler's error, 404 for an unknown method, 400 for a request over
+// MaxMessage and 504 for a request that arrived after its deadline.
 type RemoteError struct {
 	Status int
 	Msg    string
@@ -40,20 +43,48 @@ type RemoteError struct {
 
 func (e *RemoteError) Error() string { return fmt.Sprintf("remote error %d: %s", e.Status, e.Msg) }
 
-// Handler serves one RPC method: from is the caller's node ID.
+// Handler serves one RPC method: from is the caller's node ID. ctx carries
+// the caller's deadline. The handler owns req.
 type Handler func(ctx context.Context, from string, req []byte) ([]byte, error)
 
-// Server serves RPC methods over HTTP/1.1.
+// Server serves RPC methods to other nodes' Clients.
 type Server struct {
-	self     string
-	filter   *Filter
-	log      *slog.Logger
-	mu       sync.RWMutex
-	handlers map[string]Handler
-	srv      *http.Server
-	ln       net.Listener
-	done     chan error
-	served   atomic.Bool
+	self   string
+	filter *Filter
+	log    *slog.Logger
+	ln     net.Listener
+	base   context.Context // handlers' contexts derive from it; Close cancels it
+	cancel context.CancelFunc
+	served atomic.Bool
+
+	closeOnce sync.Once
+	closeErr  error
+
+	mu struct {
+		sync.RWMutex
+		handlers map[string]Handler
+		conns    map[*conn]struct{}
+		closed   bool
+	}
+	expired atomic.Uint64 // requests dropped because their deadline had passed
+
+	tasks   chan task      // to idle workers
+	quit    chan struct{}  // closed when workers must exit
+	calls   sync.WaitGroup // handlers in flight
+	workers sync.WaitGroup // handler goroutines
+	loops   sync.WaitGroup // the accept loop and connection loops
+}
+
+// task is one request to handle.
+type task struct {
+	ctx    context.Context // the connection's
+	c      *conn
+	h      Handler
+	from   string
+	id     uint64
+	dl     int64
+	req    []byte
+	method string
 }
 
 // NewServer listens on addr (host:port; port 0 picks one). Register
@@ -66,13 +97,10 @@ func NewServer(self, addr string, filter *Filter, log *slog.Logger) (*Server, er
 	if err != nil {
 		return nil, fmt.Errorf("rpc listen on %s: %w", addr, err)
 	}
-	s := &Server{self: self, filter: filter, log: log, handlers: map[string]Handler{}, ln: ln, done: make(chan error, 1)}
-	s.srv = &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-	}
+	s := &Server{self: self, filter: filter, log: log, ln: ln, tasks: make(chan task), quit: make(chan struct{})}
+	s.base, s.cancel = context.WithCancel(context.Background())
+	s.mu.handlers = map[string]Handler{}
+	s.mu.conns = map[*conn]struct{}{}
 	return s, nil
 }
 
@@ -83,146 +111,228 @@ func (s *Server) Addr() string { return s.ln.Addr().String() }
 func (s *Server) Handle(method string, fn Handler) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.handlers[method] = fn
+	s.mu.handlers[method] = fn
 }
+
+// Expired returns how many requests were dropped because they arrived
+// after their deadline.
+func (s *Server) Expired() uint64 { return s.expired.Load() }
 
 // Serve starts serving in the background; Close stops it.
 func (s *Server) Serve() {
 	s.served.Store(true)
-	go func() { s.done <- s.srv.Serve(s.ln) }()
+	s.loops.Go(s.acceptLoop)
 }
 
-// Close stops the server, waiting up to a few seconds for in-flight calls.
-// A server that never served (its node failed to start) just closes its
-// listener.
-func (s *Server) Close() error {
-	if !s.served.Load() {
-		return s.ln.Close()
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	err := s.srv.Shutdown(ctx)
-	if serr := <-s.done; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	return err
-}
-
-// ServeHTTP dispatches one call.
-func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	from := r.Header.Get(HeaderFrom)
-	if s.filter.BlockedID(from) || s.filter.BlockedAddr(r.RemoteAddr) {
-		// Drop: close the connection without an answer, as a cut link would.
-		if hj, ok := w.(http.Hijacker); ok {
-			if conn, _, err := hj.Hijack(); err == nil {
-				_ = conn.Close()
-				return
+func (s *Server) acceptLoop() {
+	for {
+		nc, err := s.ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				s.log.Warn("rpc accept", "err", err)
 			}
+			return
 		}
-		http.Error(w, ErrBlocked.Error(), http.StatusServiceUnavailable)
+		if s.filter.BlockedAddr(nc.RemoteAddr().String()) {
+			_ = nc.Close() // as a cut link would
+			continue
+		}
+		c := newConn(nc)
+		s.mu.Lock()
+		if s.mu.closed {
+			s.mu.Unlock()
+			_ = nc.Close()
+			return
+		}
+		s.mu.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.loops.Go(func() { s.serveConn(c) })
+	}
+}
+
+// serveConn reads a caller's requests and dispatches them; its writer
+// sends the replies.
+func (s *Server) serveConn(c *conn) {
+	defer func() {
+		s.mu.Lock()
+		delete(s.mu.conns, c)
+		s.mu.Unlock()
+	}()
+	var writer sync.WaitGroup
+	writer.Go(c.writeLoop)
+	defer writer.Wait()
+	br := bufio.NewReaderSize(c.nc, 64<<10)
+	_ = c.nc.SetReadDeadline(time.Now().Add(helloTimeout))
+	f, err := readFrame(br)
+	if err != nil {
+		c.shut(err)
 		return
 	}
-	method, ok := strings.CutPrefix(r.URL.Path, rpcPrefix)
-	if !ok || r.Method != http.MethodPost {
-		http.Error(w, "not an RPC", http.StatusNotFound)
+	from, err := parseHello(f)
+	if err != nil {
+		s.log.Debug("rpc: refused connection", "remote", c.nc.RemoteAddr().String(), "err", err)
+		c.shut(err)
 		return
 	}
+	_ = c.nc.SetReadDeadline(time.Time{})
+	remote := c.nc.RemoteAddr().String()
+	// Handlers' contexts end when the caller's connection does.
+	connCtx, cancel := context.WithCancel(s.base)
+	c.cancel = cancel // Close calls it if the loop below does not
+	for {
+		f, err := readFrame(br)
+		if err != nil {
+			if !s.closing() { // else Close sends the replies in flight, then shuts c
+				cancel()
+				c.shut(err)
+			}
+			return
+		}
+		if f.kind != frameRequest {
+			cancel()
+			c.shut(fmt.Errorf("%w: kind %d from a client", errFrame, f.kind))
+			return
+		}
+		if s.filter.BlockedID(from) || s.filter.BlockedAddr(remote) {
+			// Drop: close the connection without an answer, as a cut link would.
+			cancel()
+			c.shut(ErrBlocked)
+			return
+		}
+		if f.deadline != 0 && time.Now().UnixNano() >= f.deadline {
+			s.expired.Add(1)
+			c.enqueue(outFrame{kind: frameReply, id: f.id, status: statusExpired, payload: []byte("deadline passed before the request was handled")})
+			continue
+		}
+		s.mu.RLock()
+		if s.mu.closed {
+			s.mu.RUnlock()
+			return // Close sends the replies in flight, then shuts c
+		}
+		h := s.mu.handlers[f.method]
+		if h != nil && len(f.payload) <= MaxMessage {
+			s.calls.Add(1) // under the lock, so never after Close's Wait began
+		}
+		s.mu.RUnlock()
+		if h == nil {
+			c.enqueue(outFrame{kind: frameReply, id: f.id, status: statusUnknownMethod, payload: []byte("unknown method " + f.method)})
+			continue
+		}
+		if len(f.payload) > MaxMessage {
+			c.enqueue(outFrame{kind: frameReply, id: f.id, status: statusTooLarge, payload: []byte("request body too large")})
+			continue
+		}
+		s.dispatch(task{ctx: connCtx, c: c, h: h, from: from, id: f.id, dl: f.deadline, req: f.payload, method: f.method})
+	}
+}
+
+// closing reports whether Close has begun.
+func (s *Server) closing() bool {
 	s.mu.RLock()
-	h := s.handlers[method]
-	s.mu.RUnlock()
-	if h == nil {
-		http.Error(w, "unknown method "+method, http.StatusNotFound)
-		return
-	}
-	req, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxMessage))
-	if err != nil {
-		http.Error(w, "read request: "+err.Error(), http.StatusBadRequest)
-		return
-	}
-	resp, err := h(r.Context(), from, req)
-	if err != nil {
-		http.Error(w, err.Error(), http.StatusInternalServerError)
-		return
-	}
-	w.Header().Set("Content-Type", "application/octet-stream")
-	_, _ = w.Write(resp)
+	defer s.mu.RUnlock()
+	return s.mu.closed
 }
 
-// Client calls other nodes' RPC servers over pooled keep-alive connections.
-type Client struct {
-	self    string
-	filter  *Filter
-	resolve func(id string) (addr string, ok bool)
-	http    *http.Client
+// dispatch hands t to an idle handler goroutine, or starts one: a
+// goroutine serves many calls in turn, so its stack is grown once.
+func (s *Server) dispatch(t task) {
+	select {
+	case s.tasks <- t:
+	default:
+		s.workers.Go(func() { s.work(t) })
+	}
 }
 
-// NewClient returns a client for node self. resolve maps node IDs to RPC
-// addresses; sourceIP, if not empty, is the local address outgoing
-// connections use (so that iptables rules between node addresses apply).
-func NewClient(self string, sourceIP string, filter *Filter, resolve func(id string) (string, bool)) *Client {
-	dialer := &net.Dialer{Timeout: 2 * time.Second, KeepAlive: 30 * time.Second}
-	if ip := net.ParseIP(sourceIP); ip != nil && !ip.IsUnspecified() {
-		dialer.LocalAddr = &net.TCPAddr{IP: ip}
+// work runs t, then further tasks, until idle for workerIdle or the
+// server closes.
+func (s *Server) work(t task) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		s.run(t)
+		idle.Reset(workerIdle)
+		select {
+		case t = <-s.tasks:
+		case <-idle.C:
+			return
+		case <-s.quit:
+			return
+		}
 	}
-	tr := &http.Transport{
-		DialContext:           dialer.DialContext,
-		MaxIdleConns:          1024,
-		MaxIdleConnsPerHost:   256, // the default of 2 churns connections under fan-out
-		IdleConnTimeout:       90 * time.Second,
-		ResponseHeaderTimeout: 0, // the call's context deadline bounds it
-		DisableCompression:    true,
-	}
-	return &Client{self: self, filter: filter, resolve: resolve, http: &http.Client{Transport: tr}}
 }
 
-// Call invokes method on node id with req; ctx must carry a deadline.
-func (c *Client) Call(ctx context.Context, id, method string, req []byte) ([]byte, error) {
-	if c.filter.BlockedID(id) {
-		return nil, fmt.Errorf("call %s on %s: %w", method, id, ErrBlocked)
-	}
-	addr, ok := c.resolve(id)
-	if !ok {
-		return nil, fmt.Errorf("call %s on %s: %w", method, id, ErrUnknownPeer)
-	}
-	if c.filter.BlockedAddr(addr) {
-		return nil, fmt.Errorf("call %s on %s: %w", method, id, ErrBlocked)
-	}
-	if _, ok := ctx.Deadline(); !ok {
+// run calls t's handler and queues its reply.
+func (s *Server) run(t task) {
+	defer s.calls.Done()
+	ctx := t.ctx
+	if t.dl != 0 {
 		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, 5*time.Second)
+		ctx, cancel = context.WithDeadline(ctx, time.Unix(0, t.dl))
 		defer cancel()
 	}
-	hreq, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+addr+rpcPrefix+method, bytes.NewReader(req))
-	if err != nil {
-		return nil, fmt.Errorf("call %s on %s: %w", method, id, err)
+	resp, err := t.h(ctx, t.from, t.req)
+	out := outFrame{kind: frameReply, id: t.id, payload: resp}
+	switch {
+	case err != nil:
+		out.status, out.payload = statusError, []byte(err.Error())
+	case len(resp) > MaxMessage:
+		out.status, out.payload = statusError, fmt.Appendf(nil, "reply of %d bytes exceeds %d", len(resp), MaxMessage)
 	}
-	hreq.Header.Set(HeaderFrom, c.self)
-	hreq.Header.Set("Content-Type", "application/octet-stream")
-	resp, err := c.http.Do(hreq)
-	if err != nil {
-		return nil, fmt.Errorf("call %s on %s: %w", method, id, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxMessage))
-	if err != nil {
-		return nil, fmt.Errorf("call %s on %s: read reply: %w", method, id, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("call %s on %s: %w", method, id, &RemoteError{Status: resp.StatusCode, Msg: strings.TrimSpace(string(body))})
-	}
-	return body, nil
+	t.c.enqueue(out)
 }
 
-// Close releases idle connections.
-func (c *Client) Close() { c.http.CloseIdleConnections() }
+// Close stops accepting, stops reading requests, waits up to a few
+// seconds for handlers in flight (then cancels their contexts and waits
+// for them), sends their replies and closes every connection. A server
+// that never served (its node failed to start) just closes its listener.
+// Calling Close again returns the first call's result.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() { s.closeErr = s.close() })
+	return s.closeErr
+}
 
-// NotDelivered reports whether err means the request certainly never
-// reached the remote handler (blocked, unknown peer, or the connection
-// could not be made), so that retrying elsewhere cannot apply it twice.
-func NotDelivered(err error) bool {
-	if errors.Is(err, ErrBlocked) || errors.Is(err, ErrUnknownPeer) {
-		return true
+func (s *Server) close() error {
+	err := s.ln.Close()
+	if errors.Is(err, net.ErrClosed) {
+		err = nil
 	}
-	var op *net.OpError
-	return errors.As(err, &op) && op.Op == "dial"
+	if !s.served.Load() {
+		s.cancel()
+		return err
+	}
+	s.mu.Lock()
+	s.mu.closed = true
+	conns := make([]*conn, 0, len(s.mu.conns))
+	for c := range s.mu.conns {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	// Stop reading new requests; replies can still be written.
+	for _, c := range conns {
+		if tc, ok := c.nc.(interface{ CloseRead() error }); ok {
+			_ = tc.CloseRead()
+		} else {
+			_ = c.nc.SetReadDeadline(time.Now())
+		}
+	}
+	done := make(chan struct{})
+	go func() { s.calls.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeGrace):
+		s.log.Warn("rpc: handlers still running at close; cancelling them")
+		s.cancel()
+		<-done
+	}
+	s.cancel()
+	close(s.quit)
+	s.workers.Wait()
+	for _, c := range conns {
+		c.flushAndShut()
+		if c.cancel != nil {
+			c.cancel()
+		}
+	}
+	s.loops.Wait()
+	return err
 }
