@@ -20,11 +20,7 @@ func (c *Coordinator) handlePut(ctx context.Context, _ string, msg []byte) ([]by
 		// Nothing was applied: the forwarder may safely try another primary.
 		return encodePutResult(nil, errNotPrimary), nil
 	}
-	if req.timeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(ctx, req.timeout)
-		defer cancel()
-	}
+	// ctx carries the forwarder's deadline (the transport sends it).
 	vctx, err := c.coordinateAsPrimary(ctx, r, write{p: p, key: req.key, vctx: req.vctx, sib: req.sib, o: WriteOptions{W: req.w, PW: req.pw}})
 	return encodePutResult(vctx, err), nil
 }

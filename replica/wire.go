@@ -3,7 +3,6 @@ package replica
 import (
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/dotkv/dotkv/internal/wire"
 	"github.com/dotkv/dotkv/versioning"
@@ -58,7 +57,6 @@ type putRequest struct {
 	vctx    versioning.VersionVector
 	sib     versioning.Sibling
 	w, pw   Level
-	timeout time.Duration
 }
 
 func (p putRequest) encode() []byte {
@@ -68,7 +66,7 @@ func (p putRequest) encode() []byte {
 	}
 	return wire.Writer(nil).Bytes(p.key).String(versioning.EncodeContext(p.vctx)).Byte(flags).
 		String(p.sib.ContentType).Bytes(p.sib.Value).Uvarint(uint64(p.sib.Modified)).
-		String(p.w.String()).String(p.pw.String()).Uvarint(uint64(p.timeout / time.Millisecond))
+		String(p.w.String()).String(p.pw.String())
 }
 
 func decodePut(data []byte, maxN int) (putRequest, error) {
@@ -81,7 +79,6 @@ func decodePut(data []byte, maxN int) (putRequest, error) {
 	p.sib.Value = r.Bytes()
 	p.sib.Modified = int64(r.Uvarint())
 	w, pw := r.String(), r.String()
-	p.timeout = time.Duration(r.Uvarint()) * time.Millisecond
 	if err := r.Done(); err != nil {
 		return p, err
 	}

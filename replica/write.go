@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"slices"
 	"sync"
-	"time"
 
 	"github.com/dotkv/dotkv/ring"
 	"github.com/dotkv/dotkv/transport"
@@ -55,9 +54,6 @@ type write struct {
 func (c *Coordinator) forward(ctx context.Context, prims []string, req putRequest) (_ versioning.VersionVector, _ error, delivered bool) {
 	need, _ := needs(len(prims), req.w, req.pw, c.cfg.W)
 	for _, node := range c.forwardOrder(prims) {
-		if dl, ok := ctx.Deadline(); ok {
-			req.timeout = time.Until(dl)
-		}
 		resp, err := c.peer.Call(ctx, node, methodPut, req.encode())
 		if err != nil {
 			if transport.NotDelivered(err) {

@@ -432,7 +432,10 @@ func (e *Endpoint) Call(ctx context.Context, to, method string, req []byte) ([]b
 	n.statLocked(method).Delivered++
 	n.mu.Unlock()
 	done := make(chan result, 1)
-	hctx, hcancel := context.WithCancel(context.Background())
+	// The handler's context carries the caller's deadline, as the real
+	// transport's does, and ends when the caller gives up.
+	dl, _ := ctx.Deadline()
+	hctx, hcancel := context.WithDeadline(context.Background(), dl)
 	stop := context.AfterFunc(ctx, hcancel)
 	go func() {
 		defer dst.wg.Done()
@@ -443,6 +446,8 @@ func (e *Endpoint) Call(ctx context.Context, to, method string, req []byte) ([]b
 			r.err = &transport.RemoteError{Status: 400, Msg: "read request: http: request body too large"}
 		case h == nil:
 			r.err = &transport.RemoteError{Status: 404, Msg: "unknown method " + method}
+		case !time.Now().Before(dl): // the real server drops work that arrives late
+			r.err = &transport.RemoteError{Status: 504, Msg: "deadline passed before the request was handled"}
 		default:
 			req := clone(req)
 			if onDeliver != nil {
