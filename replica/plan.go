@@ -1,6 +1,8 @@
 package replica
 
 import (
+	"cmp"
+	"slices"
 	"sync"
 )
 
@@ -113,4 +115,80 @@ func (p *plan) unreachable(op string, need, needP int) *UnavailableError {
 		return &UnavailableError{Op: op, Kind: "primaries", Acks: prims, Required: needP}
 	}
 	return nil
+}
+
+// readOrder returns the order in which a read asks p's slots, as indexes
+// into p.slots: the slot self holds first (reading its own copy costs no
+// RPC), then slots held by their primary, then slots held by a fallback,
+// and slots held by a suspect node last of all (a paused node would hold
+// the read); preference-list order otherwise. Slots without a node are
+// left out.
+func (p *plan) readOrder(self string, suspect func(id string) bool) []int {
+	rank := make([]int, len(p.slots))
+	var order []int
+	for i, s := range p.slots {
+		if s.node == "" {
+			continue
+		}
+		order = append(order, i)
+		switch {
+		case s.node == self:
+			rank[i] = 0
+		case suspect(s.node):
+			rank[i] = 3
+			if !s.direct() {
+				rank[i] = 4
+			}
+		case s.direct():
+			rank[i] = 1
+		default:
+			rank[i] = 2
+		}
+	}
+	slices.SortStableFunc(order, func(a, b int) int { return cmp.Compare(rank[a], rank[b]) })
+	return order
+}
+
+// readShortfall returns how many more slots a read must ask, and how many
+// of those must be held by their primary, for t's levels to be met if
+// every read in flight acknowledges: inflight of them, inflightP on a
+// primary's own copy.
+func readShortfall(t *tally, inflight, inflightP int) (more, moreP int) {
+	moreP = max(t.needP-t.pAcks-inflightP, 0)
+	more = max(t.need-t.acks-inflight, moreP)
+	return more, moreP
+}
+
+// pickReads returns the slots a read asks next: from order (readOrder),
+// skipping the slots already asked, first the earliest held by their
+// primary until moreP of them are taken, then the earliest others until
+// more are taken in all; fewer if too few are left. They come in order.
+func pickReads(slots []slot, order []int, asked []bool, more, moreP int) []int {
+	take := make([]bool, len(slots))
+	n := 0
+	for _, i := range order {
+		if n == moreP || n == more {
+			break
+		}
+		if !asked[i] && slots[i].direct() {
+			take[i] = true
+			n++
+		}
+	}
+	for _, i := range order {
+		if n >= more {
+			break
+		}
+		if !asked[i] && !take[i] {
+			take[i] = true
+			n++
+		}
+	}
+	var out []int
+	for _, i := range order {
+		if take[i] {
+			out = append(out, i)
+		}
+	}
+	return out
 }

@@ -111,3 +111,123 @@ func TestPlanUnreachable(t *testing.T) {
 		})
 	}
 }
+
+// readPlan is a plan with the given slots ("primary→node" ..., "-" for
+// none).
+func readPlan(t *testing.T, slots string) *plan {
+	t.Helper()
+	p := &plan{}
+	for f := range strings.FieldsSeq(slots) {
+		prim, node, ok := strings.Cut(f, "→")
+		if !ok {
+			t.Fatalf("bad slot %q", f)
+		}
+		if node == "-" {
+			node = ""
+		}
+		p.slots = append(p.slots, slot{primary: prim, node: node})
+	}
+	return p
+}
+
+// orderString renders slot indexes as their nodes.
+func orderString(p *plan, idx []int) string {
+	var parts []string
+	for _, i := range idx {
+		parts = append(parts, p.slots[i].node)
+	}
+	return strings.Join(parts, " ")
+}
+
+func TestReadOrder(t *testing.T) {
+	cases := []struct {
+		name    string
+		self    string
+		slots   string
+		suspect []string
+		want    string
+	}{
+		{"primaries in preference order", "x", "a→a b→b c→c", nil, "a b c"},
+		{"self's copy first", "c", "a→a b→b c→c", nil, "c a b"},
+		{"self's hints first too", "d", "a→a b→b c→d", nil, "d a b"},
+		{"primaries before fallbacks", "x", "a→d b→b c→c", nil, "b c d"},
+		{"suspects last, primaries before fallbacks among them", "x", "a→a b→d c→c", []string{"a", "d"}, "c a d"},
+		{"suspect self still first", "a", "a→a b→b c→c", []string{"a"}, "a b c"},
+		{"slots without a node left out", "x", "a→- b→b c→-", nil, "b"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := readPlan(t, tc.slots)
+			got := orderString(p, p.readOrder(tc.self, func(id string) bool { return slices.Contains(tc.suspect, id) }))
+			if got != tc.want {
+				t.Errorf("order = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestReadShortfall(t *testing.T) {
+	cases := []struct {
+		name                string
+		need, needP         int
+		acks, pAcks         int
+		inflight, inflightP int
+		more, moreP         int
+	}{
+		{"start at r=2", 2, 0, 0, 0, 0, 0, 2, 0},
+		{"start at pr=2", 2, 2, 0, 0, 0, 0, 2, 2},
+		{"start at r=3, pr=1", 3, 1, 0, 0, 0, 0, 3, 1},
+		{"enough in flight", 2, 0, 1, 1, 1, 1, 0, 0},
+		{"one failed", 2, 0, 1, 1, 0, 0, 1, 0},
+		{"met", 2, 0, 2, 2, 0, 0, 0, 0},
+		{"met with more in flight", 2, 0, 2, 2, 1, 1, 0, 0},
+		{"enough replies but a primary missing", 2, 2, 2, 1, 0, 0, 1, 1},
+		{"primary in flight covers it", 2, 2, 1, 1, 1, 1, 0, 0},
+		{"a fallback in flight does not cover a primary", 2, 2, 1, 1, 1, 0, 1, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			tl := &tally{need: tc.need, needP: tc.needP, acks: tc.acks, pAcks: tc.pAcks}
+			more, moreP := readShortfall(tl, tc.inflight, tc.inflightP)
+			if more != tc.more || moreP != tc.moreP {
+				t.Errorf("shortfall = %d, %d; want %d, %d", more, moreP, tc.more, tc.moreP)
+			}
+		})
+	}
+}
+
+func TestPickReads(t *testing.T) {
+	cases := []struct {
+		name        string
+		slots       string
+		order       []int
+		asked       []int
+		more, moreP int
+		want        string
+	}{
+		{"first two", "a→a b→b c→c", []int{0, 1, 2}, nil, 2, 0, "a b"},
+		{"in the given order", "a→a b→b c→c", []int{2, 0, 1}, nil, 2, 0, "c a"},
+		{"none needed", "a→a b→b c→c", []int{0, 1, 2}, nil, 0, 0, ""},
+		{"skips asked slots", "a→a b→b c→c", []int{0, 1, 2}, []int{0, 1}, 1, 0, "c"},
+		{"fewer when too few are left", "a→a b→b c→c", []int{0, 1, 2}, []int{0, 1}, 2, 0, "c"},
+		{"all asked", "a→a b→b c→c", []int{0, 1, 2}, []int{0, 1, 2}, 1, 0, ""},
+		// self (d, holding c's copy) first, but pr=2 needs two primaries.
+		{"pr=2 passes over a fallback", "a→a b→b c→d", []int{2, 0, 1}, nil, 2, 2, "a b"},
+		{"r=2, pr=1 keeps self's copy", "a→a b→b c→d", []int{2, 0, 1}, nil, 2, 1, "d a"},
+		{"r=3, pr=2 takes everything", "a→a b→b c→d", []int{2, 0, 1}, nil, 3, 2, "d a b"},
+		{"a suspect primary rather than a fallback for pr", "a→a b→b c→d", []int{0, 2, 1}, []int{0}, 1, 1, "b"},
+		{"no primary left: a fallback still counts toward r", "a→a b→e c→d", []int{0, 2, 1}, []int{0}, 1, 1, "d"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			p := readPlan(t, tc.slots)
+			asked := make([]bool, len(p.slots))
+			for _, i := range tc.asked {
+				asked[i] = true
+			}
+			if got := orderString(p, pickReads(p.slots, tc.order, asked, tc.more, tc.moreP)); got != tc.want {
+				t.Errorf("picked %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
