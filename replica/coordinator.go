@@ -81,6 +81,16 @@ type Config struct {
 	// fallback takes a dead primary's copy, and no hint is kept for a
 	// primary that did not acknowledge (--hinted-handoff=false).
 	DisableHints bool
+	// ReadRepairChance is the probability that a read asks every replica
+	// of the key rather than only as many as its levels need, so that
+	// read repair reaches them all (default 0.1; negative: never). A read
+	// with SyncRepair always asks every replica.
+	ReadRepairChance float64
+	// SpeculativeRetry is how long a read waits for the replicas it asked
+	// before it asks one more (default 10 ms: well above a healthy read
+	// RPC, and a hundredth of the default request timeout; negative:
+	// never).
+	SpeculativeRetry time.Duration
 	// Now stamps writes with their wall-clock time; nil means time.Now.
 	Now func() time.Time
 	// Metrics, if not nil, counts repairs and hints.
@@ -90,9 +100,12 @@ type Config struct {
 }
 
 // DefaultConfig returns the coordinator's defaults: N = 3, quorum reads
-// and writes, replication for at most 5 s past a request without deadline.
+// and writes, replication for at most 5 s past a request without deadline,
+// one read in ten asking every replica, and a read asking one more replica
+// after 10 ms.
 func DefaultConfig() Config {
-	return Config{N: 3, R: Quorum, W: Quorum, ReplicaTimeout: 5 * time.Second}
+	return Config{N: 3, R: Quorum, W: Quorum, ReplicaTimeout: 5 * time.Second,
+		ReadRepairChance: 0.1, SpeculativeRetry: 10 * time.Millisecond}
 }
 
 // withDefaults fills c's zero fields from DefaultConfig.
@@ -109,6 +122,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReplicaTimeout == 0 {
 		c.ReplicaTimeout = def.ReplicaTimeout
+	}
+	if c.ReadRepairChance == 0 {
+		c.ReadRepairChance = def.ReadRepairChance
+	}
+	if c.SpeculativeRetry == 0 {
+		c.SpeculativeRetry = def.SpeculativeRetry
 	}
 	if c.Now == nil {
 		c.Now = time.Now
@@ -134,6 +153,9 @@ func (c Config) Validate() error {
 	}
 	if c.ReplicaTimeout < 0 {
 		return fmt.Errorf("replica timeout %v: want > 0", c.ReplicaTimeout)
+	}
+	if !(c.ReadRepairChance <= 1) { // NaN too
+		return fmt.Errorf("read repair chance %v: want 0..1 (negative: never)", c.ReadRepairChance)
 	}
 	return nil
 }

@@ -3,7 +3,9 @@ package replica
 import (
 	"context"
 	"errors"
+	"math"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -259,5 +261,207 @@ func TestConfigValidation(t *testing.T) {
 	bad.R = Number(5)
 	if err := bad.Validate(); err == nil {
 		t.Error("R = 5 with N = 3 accepted")
+	}
+	if def.ReadRepairChance != 0.1 || def.SpeculativeRetry != 10*time.Millisecond {
+		t.Errorf("DefaultConfig() read repair chance %v, speculative retry %v", def.ReadRepairChance, def.SpeculativeRetry)
+	}
+	for _, chance := range []float64{1.5, math.NaN()} {
+		bad := def
+		bad.ReadRepairChance = chance
+		if err := bad.Validate(); err == nil {
+			t.Errorf("read repair chance %v accepted", chance)
+		}
+	}
+	// Zero takes the default; negative turns it off, and stays negative.
+	if got := (Config{}).withDefaults(); got.ReadRepairChance != def.ReadRepairChance || got.SpeculativeRetry != def.SpeculativeRetry {
+		t.Errorf("zero config: read repair chance %v, speculative retry %v", got.ReadRepairChance, got.SpeculativeRetry)
+	}
+	off := cheapReads.withDefaults()
+	if off.ReadRepairChance >= 0 || off.SpeculativeRetry >= 0 || off.Validate() != nil {
+		t.Errorf("negative read repair chance %v, speculative retry %v: want them kept and valid", off.ReadRepairChance, off.SpeculativeRetry)
+	}
+}
+
+// cheapReads is a coordinator config whose reads ask only what their
+// levels need: no read repair chance, no speculative retry.
+var cheapReads = Config{ReadRepairChance: -1, SpeculativeRetry: -1}
+
+// sorted returns a sorted copy of ids: the order of concurrent calls.
+func sorted(ids []string) []string { return slices.Sorted(slices.Values(ids)) }
+
+// recordReads records the targets of read RPCs from now on, in call order.
+func (c *testCluster) recordReads() (targets func() []string) {
+	var mu sync.Mutex
+	var got []string
+	c.net.OnCall(func(_, to, method string) {
+		if method == methodRead {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, to)
+		}
+	})
+	c.t.Cleanup(func() { c.net.OnCall(nil) })
+	return func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(got)
+	}
+}
+
+func TestHealthyReadAsksOnlyWhatItsLevelNeeds(t *testing.T) {
+	c := newTestCluster(t, 3, cheapReads)
+	k := c.keyWhere(func(prims, _ []string) bool { return prims[0] == "n1" })
+	prims, _ := c.prefs(k)
+	if _, err := c.put("n1", k, "v", nil, WriteOptions{W: All}); err != nil {
+		t.Fatal(err)
+	}
+	reads := c.recordReads()
+	// r=2 at a primary: its own copy and one remote one.
+	st, err := c.get("n1", k, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := values(st); !slices.Equal(got, []string{"v"}) {
+		t.Fatalf("read %v, want [v]", got)
+	}
+	if got := reads(); !slices.Equal(got, []string{prims[1]}) {
+		t.Errorf("r=2 at %s read from %v, want [%s]", prims[0], got, prims[1])
+	}
+	// r=1: its own copy only.
+	if _, err := c.get(prims[2], k, ReadOptions{R: One}); err != nil {
+		t.Fatal(err)
+	}
+	if got := reads(); len(got) != 1 {
+		t.Errorf("r=1 at a primary sent %d read RPCs, want none", len(got)-1)
+	}
+}
+
+func TestReadAsksTheNextReplicaWhenOneFails(t *testing.T) {
+	c := newTestCluster(t, 3, cheapReads)
+	k := c.keyWhere(func(prims, _ []string) bool { return prims[0] == "n1" })
+	prims, _ := c.prefs(k)
+	if _, err := c.put("n1", k, "v", nil, WriteOptions{W: All}); err != nil {
+		t.Fatal(err)
+	}
+	c.net.Isolate(prims[1])
+	reads := c.recordReads()
+	st, err := c.get("n1", k, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := values(st); !slices.Equal(got, []string{"v"}) {
+		t.Errorf("read %v, want [v]", got)
+	}
+	if got, want := reads(), []string{prims[1], prims[2]}; !slices.Equal(got, want) {
+		t.Errorf("read from %v, want %v", got, want)
+	}
+}
+
+func TestSpeculativeRetryAsksAnotherReplica(t *testing.T) {
+	cfg := cheapReads
+	cfg.SpeculativeRetry = time.Millisecond
+	c := newTestCluster(t, 3, cfg)
+	k := c.keyWhere(func(prims, _ []string) bool { return prims[0] == "n1" })
+	prims, _ := c.prefs(k)
+	if _, err := c.put("n1", k, "v", nil, WriteOptions{W: All}); err != nil {
+		t.Fatal(err)
+	}
+	// The replica asked never answers (and is not known dead): without the
+	// retry the read would wait out its 30 s deadline and fail.
+	c.net.Blackhole(prims[1])
+	reads := c.recordReads()
+	st, err := c.get("n1", k, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := values(st); !slices.Equal(got, []string{"v"}) {
+		t.Errorf("read %v, want [v]", got)
+	}
+	// (The retry's call may be made before the first one's.)
+	if got, want := sorted(reads()), sorted([]string{prims[1], prims[2]}); !slices.Equal(got, want) {
+		t.Errorf("read from %v, want %v", got, want)
+	}
+}
+
+func TestReadRepairChanceAsksAndRepairsEveryReplica(t *testing.T) {
+	cfg := cheapReads
+	cfg.ReadRepairChance = 1
+	c, k, third := staleThird(t, cfg)
+	reads := c.recordReads()
+	if _, err := c.get("n1", k, ReadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c.waitFor(third+" to be repaired", func() bool { return slices.Equal(c.stored(third, k), []string{"v"}) })
+	if got := reads(); len(got) != 2 {
+		t.Errorf("read from %v, want both other replicas", got)
+	}
+}
+
+func TestReadRepairsAStaleReplicaItAsked(t *testing.T) {
+	c, k, third := staleThird(t, cheapReads)
+	prims, _ := c.prefs(k)
+	reads := c.recordReads()
+	// Read at n1: its own copy and the second primary's agree; the stale
+	// third is not asked, and is left to anti-entropy.
+	st, err := c.get("n1", k, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := values(st); !slices.Equal(got, []string{"v"}) {
+		t.Fatalf("read %v, want [v]", got)
+	}
+	if got := reads(); !slices.Equal(got, []string{prims[1]}) {
+		t.Fatalf("read from %v, want [%s]", got, prims[1])
+	}
+	// Nothing differed, so no repair is under way to wait for.
+	if got := c.stored(third, k); len(got) != 0 {
+		t.Fatalf("%s, not asked, stores %v", third, got)
+	}
+	// Read at the stale third: its own copy is asked first, differs from
+	// n1's, and is repaired.
+	st, err = c.get(third, k, ReadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := values(st); !slices.Equal(got, []string{"v"}) {
+		t.Fatalf("read %v, want [v]", got)
+	}
+	if got := reads(); !slices.Equal(got, []string{prims[1], prims[0]}) {
+		t.Errorf("read from %v, want [%s %s]", got, prims[1], prims[0])
+	}
+	c.waitFor(third+" to be repaired", func() bool { return slices.Equal(c.stored(third, k), []string{"v"}) })
+}
+
+func TestPrimaryReadLevelPicksPrimaries(t *testing.T) {
+	c := newTestCluster(t, 5, cheapReads)
+	k := c.keyWhere(func(prims, _ []string) bool { return prims[0] == "n1" })
+	prims, fbs := c.prefs(k)
+	if _, err := c.put("n1", k, "v", nil, WriteOptions{W: All}); err != nil {
+		t.Fatal(err)
+	}
+	// The third primary's copy is planned on the first fallback, and the
+	// second primary is suspect: a plain r=2 read asks the first primary
+	// and the fallback, a suspect last.
+	c.setDead(prims[2])
+	c.setSuspect(prims[1])
+	reads := c.recordReads()
+	if _, err := c.get(fbs[1], k, ReadOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := sorted(reads()), sorted([]string{prims[0], fbs[0]}); !slices.Equal(got, want) {
+		t.Errorf("r=2 read from %v, want %v", got, want)
+	}
+	// pr=2 needs two primaries: it asks the suspect one and not the
+	// fallback.
+	before := len(reads())
+	st, err := c.get(fbs[1], k, ReadOptions{PR: Number(2)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := values(st); !slices.Equal(got, []string{"v"}) {
+		t.Errorf("read %v, want [v]", got)
+	}
+	if got, want := sorted(reads()[before:]), sorted([]string{prims[0], prims[1]}); !slices.Equal(got, want) {
+		t.Errorf("pr=2 read from %v, want %v", got, want)
 	}
 }
