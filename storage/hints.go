@@ -233,7 +233,7 @@ func (s *Store) GetHint(target string, partition uint32, key []byte) (versioning
 
 // getRaw returns a copy of the value stored under k.
 func (s *Store) getRaw(k []byte) ([]byte, bool, error) {
-	val, closer, err := s.db.Get(k)
+	val, closer, err := s.lookup(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}

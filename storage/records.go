@@ -31,7 +31,7 @@ func (s *Store) GetRaw(partition uint32, key []byte) ([]byte, bool, error) {
 	if s.closed.Load() {
 		return nil, false, ErrClosed
 	}
-	val, closer, err := s.db.Get(recordKey(partition, key))
+	val, closer, err := s.lookup(recordKey(partition, key))
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -53,7 +53,7 @@ func (s *Store) DeleteIfUnchanged(partition uint32, key, raw []byte) (bool, erro
 	mu := s.lock(key)
 	mu.Lock()
 	defer mu.Unlock()
-	cur, closer, err := s.db.Get(rk)
+	cur, closer, err := s.lookup(rk)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"regexp"
 	"strconv"
@@ -330,7 +331,7 @@ func (s *Store) Get(partition uint32, key []byte) (st versioning.State, found bo
 }
 
 func (s *Store) get(rk []byte) (versioning.State, bool, error) {
-	val, closer, err := s.db.Get(rk)
+	val, closer, err := s.lookup(rk)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return versioning.State{}, false, nil
 	}
@@ -359,7 +360,7 @@ func (s *Store) Update(partition uint32, key []byte, fn func(cur versioning.Stat
 	mu := s.lock(key)
 	mu.Lock()
 	defer mu.Unlock()
-	old, closer, err := s.db.Get(rk)
+	old, closer, err := s.lookup(rk)
 	switch {
 	case errors.Is(err, pebble.ErrNotFound):
 		old, closer = nil, nil
@@ -448,7 +449,7 @@ func (s *Store) nextCounter(stateFloor, ctxFloor uint64) (uint64, error) {
 }
 
 func (s *Store) getMeta(k []byte) ([]byte, bool, error) {
-	val, closer, err := s.db.Get(k)
+	val, closer, err := s.lookup(k)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return nil, false, nil
 	}
@@ -506,4 +507,32 @@ func (s *Store) SetMeta(name string, value []byte) error {
 		return fmt.Errorf("write metadata %s: %w", name, err)
 	}
 	return nil
+}
+
+// lookupOpts makes point lookups consult the bloom filters of every level.
+var lookupOpts = pebble.IterOptions{UseL6Filters: true}
+
+// lookup returns the value stored under k, or pebble.ErrNotFound, as
+// pebble's DB.Get does; val is valid until closer is closed. Unlike
+// DB.Get it consults the bottom level's bloom filters too: most data lives
+// there, and without them every write to a new key (each one reads first)
+// loads and decompresses a data block of the bottom level.
+func (s *Store) lookup(k []byte) (val []byte, closer io.Closer, err error) {
+	it, err := s.db.NewIter(&lookupOpts)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !it.SeekPrefixGE(k) || !bytes.Equal(it.Key(), k) {
+		err := it.Close()
+		if err == nil {
+			err = pebble.ErrNotFound
+		}
+		return nil, nil, err
+	}
+	val, err = it.ValueAndErr()
+	if err != nil {
+		_ = it.Close()
+		return nil, nil, err
+	}
+	return val, it, nil
 }
