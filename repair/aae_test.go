@@ -96,7 +96,6 @@ func newAAENode(tb testing.TB, net *aaeNet, id string, r *ring.Ring, clk *testCl
 	tb.Helper()
 	n := &aaeNode{id: id, trees: NewTrees(), tombs: NewTombstones(), reg: prometheus.NewRegistry()}
 	ep := net.Listen(id)
-	tb.Cleanup(ep.Close)
 	s, err := storage.Open("db", storage.Options{NodeID: id, FS: vfs.NewMem(), Fsync: storage.FsyncNever,
 		Observer: func(p uint32, key, old, cur []byte) {
 			n.trees.Observe(p, key, old, cur)
@@ -106,6 +105,7 @@ func newAAENode(tb testing.TB, net *aaeNet, id string, r *ring.Ring, clk *testCl
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = s.Close() })
+	tb.Cleanup(ep.Close) // first: no handler may run once the store closes
 	n.store = s
 	n.eng = NewEngine(EngineConfig{
 		Self: id, Store: s, Trees: n.trees, Tombs: n.tombs, Peer: ep,
