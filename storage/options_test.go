@@ -181,7 +181,7 @@ func TestOpenSizes(t *testing.T) {
 		wantC, wantMem string
 	}{
 		{"given", 8 << 20, 32 << 20, "8MiB", "32MiB"},
-		{"defaults", 0, 0, FormatSize(DefaultCacheSize(1)), "16MiB"},
+		{"defaults", 0, 0, FormatSize(DefaultCacheSize(1)), "64MiB"},
 	} {
 		var buf bytes.Buffer
 		log := slog.New(slog.NewTextHandler(&buf, nil))

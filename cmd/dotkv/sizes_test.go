@@ -17,7 +17,7 @@ func TestSizeFlagsAgainstBinary(t *testing.T) {
 		want  string
 	}{
 		{[]string{"--cache-size", "128MiB", "--memtable-size", "33554432"}, `"cache_size":"128MiB","memtable_size":"32MiB"`},
-		{nil, `"cache_size":"` + storage.FormatSize(storage.DefaultCacheSize(1)) + `","memtable_size":"16MiB"`},
+		{nil, `"cache_size":"` + storage.FormatSize(storage.DefaultCacheSize(1)) + `","memtable_size":"64MiB"`},
 	} {
 		s := startServer(t, "n1", t.TempDir(), c.flags...)
 		s.stop()
