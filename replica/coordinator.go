@@ -279,9 +279,10 @@ func (c *Coordinator) storeHint(target string, p uint32, key []byte, st versioni
 	c.cfg.Metrics.hintStored()
 }
 
-// sendCopy gives node the state of key: a primary merges it into its
-// records, a fallback keeps it as a hint for primary.
-func (c *Coordinator) sendCopy(ctx context.Context, node, primary string, p uint32, key []byte, st versioning.State) error {
+// sendCopy gives node the state st of key, whose encoding is enc: a
+// primary merges it into its records, a fallback keeps it as a hint for
+// primary. enc is encoded once for every copy of st (see encodeState).
+func (c *Coordinator) sendCopy(ctx context.Context, node, primary string, p uint32, key []byte, st versioning.State, enc []byte) error {
 	if node == c.self {
 		var err error
 		if node == primary {
@@ -291,19 +292,11 @@ func (c *Coordinator) sendCopy(ctx context.Context, node, primary string, p uint
 		}
 		return err
 	}
-	var msg wire.Writer
-	var err error
-	method := methodReplicate
-	if node == primary {
-		msg, err = appendState(wire.Writer(nil).U32(p).Bytes(key), st)
-	} else {
-		method = methodHint
-		msg, err = appendState(wire.Writer(nil).String(primary).U32(p).Bytes(key), st)
+	method, msg := methodReplicate, wire.Writer(make([]byte, 0, 32+len(key)+len(enc)))
+	if node != primary {
+		method, msg = methodHint, msg.String(primary)
 	}
-	if err != nil {
-		return err
-	}
-	_, err = c.peer.Call(ctx, node, method, msg)
+	_, err := c.peer.Call(ctx, node, method, msg.U32(p).Bytes(key).Bytes(enc))
 	return err
 }
 

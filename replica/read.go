@@ -294,8 +294,17 @@ func stale(replies []readReply, merged versioning.State) []readReply {
 // from it, and returns the merge.
 func (c *Coordinator) repair(ctx context.Context, p uint32, key []byte, replies []readReply) versioning.State {
 	merged := mergeReplies(replies)
-	for _, rep := range stale(replies, merged) {
-		if err := c.sendCopy(ctx, rep.slot.node, rep.slot.primary, p, key, merged); err != nil {
+	out := stale(replies, merged)
+	if len(out) == 0 {
+		return merged
+	}
+	enc, err := merged.AppendBinary(nil)
+	if err != nil {
+		c.log.Warn("read repair: encode the merged state", "key", string(key), "err", err)
+		return merged
+	}
+	for _, rep := range out {
+		if err := c.sendCopy(ctx, rep.slot.node, rep.slot.primary, p, key, merged, enc); err != nil {
 			c.log.Debug("read repair failed", "key", string(key), "node", rep.slot.node, "err", err)
 			continue
 		}

@@ -6,7 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"sync"
+	"sync/atomic"
 
 	"github.com/dotkv/dotkv/ring"
 	"github.com/dotkv/dotkv/transport"
@@ -196,25 +196,35 @@ func (c *Coordinator) replicate(ctx context.Context, pl *plan, p uint32, key []b
 	if len(remote) == 0 {
 		return results
 	}
+	enc, err := st.AppendBinary(nil) // once, for every copy
+	if err != nil {
+		c.log.Warn("replicate: encode the state", "key", string(key), "err", err)
+		for _, s := range remote {
+			c.storeHint(s.primary, p, key, st)
+			results <- slotResult{direct: s.direct()}
+		}
+		return results
+	}
 	rctx, cancel := c.detached(ctx)
-	var sends sync.WaitGroup
+	var left atomic.Int32 // the last send to finish cancels rctx
+	left.Store(int32(len(remote)))
 	for _, s := range remote {
-		sends.Add(1)
 		c.wg.Go(func() {
-			defer sends.Done()
-			results <- c.deliverCopy(rctx, s, pl, p, key, st)
+			results <- c.deliverCopy(rctx, s, pl, p, key, st, enc)
+			if left.Add(-1) == 0 {
+				cancel()
+			}
 		})
 	}
-	c.wg.Go(func() { sends.Wait(); cancel() })
 	return results
 }
 
 // deliverCopy gives slot s's copy to its node; if that fails, to the next
 // spare fallback (as a hint for the primary); and if no one takes it, keeps
 // a hint here. Only the first two count as acknowledgements.
-func (c *Coordinator) deliverCopy(ctx context.Context, s slot, pl *plan, p uint32, key []byte, st versioning.State) slotResult {
+func (c *Coordinator) deliverCopy(ctx context.Context, s slot, pl *plan, p uint32, key []byte, st versioning.State, enc []byte) slotResult {
 	for node := s.node; node != ""; node = pl.takeSpare() {
-		err := c.sendCopy(ctx, node, s.primary, p, key, st)
+		err := c.sendCopy(ctx, node, s.primary, p, key, st, enc)
 		if err == nil {
 			return slotResult{ok: true, primary: node == s.primary, direct: s.direct()}
 		}
