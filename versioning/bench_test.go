@@ -97,3 +97,118 @@ func BenchmarkDecodeContext(b *testing.B) {
 		})
 	}
 }
+
+// oneSibling returns the state a key holds after one 1 KiB write through
+// a node: one sibling, a one-actor context. It is the common case on the
+// request path (store reads and writes, replication messages).
+func oneSibling(tb testing.TB) State {
+	tb.Helper()
+	st, err := State{}.Update(nil, Sibling{
+		Dot:         Dot{"node-00-3f9a2c1b", 1_000_000},
+		Value:       bytes.Repeat([]byte("v"), 1024),
+		ContentType: "application/octet-stream",
+		Modified:    1_700_000_000_000,
+	})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return st
+}
+
+// BenchmarkState1KiB measures each codec and merge step alone on a
+// one-sibling 1 KiB state: encode (into a fresh buffer, as the store
+// does), append (into a reused one), decode, Sync with an equal state (a
+// replica merging what it holds), Sync with a newer state (a replica
+// merging a write that supersedes its copy) and Update (a coordinator's
+// write over its copy, with the context the client read).
+func BenchmarkState1KiB(b *testing.B) {
+	st := oneSibling(b)
+	enc, err := st.MarshalBinary()
+	if err != nil {
+		b.Fatal(err)
+	}
+	next, err := st.Update(st.Context, Sibling{Dot: Dot{"node-00-3f9a2c1b", 1_000_001}, Value: st.Siblings[0].Value, ContentType: "application/octet-stream"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("encode", func(b *testing.B) {
+		b.SetBytes(int64(len(enc)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := st.MarshalBinary(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("append", func(b *testing.B) {
+		buf := make([]byte, 0, len(enc))
+		b.SetBytes(int64(len(enc)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if buf, err = st.AppendBinary(buf[:0]); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode", func(b *testing.B) {
+		b.SetBytes(int64(len(enc)))
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := DecodeState(enc); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("sync-equal", func(b *testing.B) {
+		other, err := DecodeState(enc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if len(Sync(st, other).Siblings) != 1 {
+				b.Fatal("Sync lost the sibling")
+			}
+		}
+	})
+	b.Run("sync-newer", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if s := Sync(st, next); len(s.Siblings) != 1 || s.Siblings[0].Dot != next.Siblings[0].Dot {
+				b.Fatal("Sync kept the superseded sibling")
+			}
+		}
+	})
+	b.Run("update", func(b *testing.B) {
+		sib := next.Siblings[0]
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := st.Update(st.Context, sib); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkContextRoundTrip encodes and decodes the token a PUT returns
+// (one actor's prefix plus the new write's dot) and the one a GET of a
+// one-sibling key returns (one actor's prefix).
+func BenchmarkContextRoundTrip(b *testing.B) {
+	read := oneSibling(b).Context
+	write := read.AddDot(Dot{"node-00-3f9a2c1b", 1_000_005})
+	for _, c := range []struct {
+		name string
+		vv   VersionVector
+	}{{"read", read}, {"write", write}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				got, err := DecodeContext(EncodeContext(c.vv))
+				if err != nil || len(got) != 1 {
+					b.Fatalf("round trip: %v, %v", got, err)
+				}
+			}
+			b.ReportMetric(float64(len(EncodeContext(c.vv))), "ctx-bytes")
+		})
+	}
+}
