@@ -22,6 +22,28 @@ func openBench(b *testing.B, mode FsyncMode, memTable uint64) *Store {
 	return s
 }
 
+// openSeeded opens a store in a fresh temp directory after seed has
+// written to it without syncing each write (a synced seed of thousands of
+// keys would take seconds): the seed is synced once, at the Close before
+// the store reopens with mode.
+func openSeeded(b *testing.B, mode FsyncMode, seed func(s *Store)) *Store {
+	b.Helper()
+	dir := b.TempDir()
+	s, err := Open(dir, Options{NodeID: "bench", Fsync: FsyncNever})
+	if err != nil {
+		b.Fatal(err)
+	}
+	seed(s)
+	if err := s.Close(); err != nil {
+		b.Fatal(err)
+	}
+	if s, err = Open(dir, Options{NodeID: "bench", Fsync: mode}); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
 // BenchmarkPut measures coordinator writes (lock, read, Update, encode,
 // pebble Set) of 1 KiB values on a real temp-dir filesystem, from parallel
 // writers so that fsync=always can group-commit.
@@ -137,16 +159,18 @@ func BenchmarkMerge(b *testing.B) {
 	for _, mode := range []FsyncMode{FsyncNever, FsyncAlways} {
 		for _, kind := range []string{"new", "overwrite", "unchanged"} {
 			b.Run("fsync="+mode.String()+"/"+kind, func(b *testing.B) {
-				s := openBench(b, mode, 0)
 				seeded := make([]versioning.State, keys)
-				if kind != "new" {
+				s := openSeeded(b, mode, func(s *Store) {
+					if kind == "new" {
+						return
+					}
 					for i := range int64(keys) {
 						seeded[i] = remote(uint64(i + 1))
 						if _, err := s.Merge(0, key(i), seeded[i]); err != nil {
 							b.Fatal(err)
 						}
 					}
-				}
+				})
 				var n atomic.Int64
 				b.SetParallelism(16)
 				b.ReportAllocs()
@@ -181,14 +205,15 @@ func BenchmarkMerge(b *testing.B) {
 func BenchmarkGet(b *testing.B) {
 	for _, mode := range []FsyncMode{FsyncNever, FsyncAlways} {
 		b.Run("fsync="+mode.String(), func(b *testing.B) {
-			s := openBench(b, mode, 0)
-			val := versioning.Sibling{Value: make([]byte, 1024)}
 			const keys = 10000
-			for i := range keys {
-				if _, _, err := s.Write(0, fmt.Appendf(nil, "key-%d", i), nil, val); err != nil {
-					b.Fatal(err)
+			s := openSeeded(b, mode, func(s *Store) {
+				val := versioning.Sibling{Value: make([]byte, 1024)}
+				for i := range keys {
+					if _, _, err := s.Write(0, fmt.Appendf(nil, "key-%d", i), nil, val); err != nil {
+						b.Fatal(err)
+					}
 				}
-			}
+			})
 			var n atomic.Int64
 			b.ReportAllocs()
 			b.ResetTimer()
