@@ -3,6 +3,7 @@ package api_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"io"
 	"net/http"
 	"net/url"
@@ -41,22 +42,32 @@ func BenchmarkKV(b *testing.B) {
 		{"stub", func(*testing.B) api.Backend { return newStubBackend(value) }},
 	}
 	for _, be := range backends {
-		b.Run(be.name+"/put-new", func(b *testing.B) {
-			h := newBenchServer(b, be.new(b))
-			req := newBenchRequest(http.MethodPut, value)
-			var key []byte
-			w := newBenchWriter()
-			b.SetBytes(int64(len(value)))
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				key = strconv.AppendInt(append(key[:0], "new-"...), int64(i), 10)
-				req.URL.Path = "/kv/" + string(key)
-				req.reset(value)
-				w.reset()
-				h.ServeHTTP(w, req.Request)
-				w.want(b, http.StatusNoContent)
+		// put-new and get are the bare requests; with a query, they are
+		// what the bench workload sends: levels and a timeout in the
+		// query, reads asking for JSON.
+		for _, query := range []string{"", "w=quorum&timeout=5000"} {
+			name := "/put-new"
+			if query != "" {
+				name += "-query"
 			}
-		})
+			b.Run(be.name+name, func(b *testing.B) {
+				h := newBenchServer(b, be.new(b))
+				req := newBenchRequest(http.MethodPut, value)
+				req.URL.RawQuery = query
+				var key []byte
+				w := newBenchWriter()
+				b.SetBytes(int64(len(value)))
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					key = strconv.AppendInt(append(key[:0], "new-"...), int64(i), 10)
+					req.URL.Path = "/kv/" + string(key)
+					req.reset(value)
+					w.reset()
+					h.ServeHTTP(w, req.Request)
+					w.want(b, http.StatusNoContent)
+				}
+			})
+		}
 		b.Run(be.name+"/put-overwrite", func(b *testing.B) {
 			h := newBenchServer(b, be.new(b))
 			req := newBenchRequest(http.MethodPut, value)
@@ -76,34 +87,46 @@ func BenchmarkKV(b *testing.B) {
 				w.want(b, http.StatusNoContent)
 			}
 		})
-		b.Run(be.name+"/get", func(b *testing.B) {
-			h := newBenchServer(b, be.new(b))
-			const keys = 1000
-			paths := make([]string, keys)
-			put := newBenchRequest(http.MethodPut, value)
-			w := newBenchWriter()
-			for i := range paths {
-				paths[i] = "/kv/key-" + strconv.Itoa(i)
-				put.URL.Path = paths[i]
-				put.reset(value)
-				w.reset()
-				h.ServeHTTP(w, put.Request)
-				w.want(b, http.StatusNoContent)
+		for _, query := range []string{"", "r=quorum&timeout=5000"} {
+			name := "/get"
+			if query != "" {
+				name += "-json-query"
 			}
-			req := newBenchRequest(http.MethodGet, nil)
-			b.SetBytes(int64(len(value)))
-			b.ReportAllocs()
-			for i := 0; b.Loop(); i++ {
-				req.URL.Path = paths[i%keys]
-				req.reset(nil)
-				w.reset()
-				h.ServeHTTP(w, req.Request)
-				w.want(b, http.StatusOK)
-				if w.n != len(value) {
-					b.Fatalf("GET wrote %d bytes, want %d", w.n, len(value))
+			b.Run(be.name+name, func(b *testing.B) {
+				h := newBenchServer(b, be.new(b))
+				const keys = 1000
+				paths := make([]string, keys)
+				put := newBenchRequest(http.MethodPut, value)
+				w := newBenchWriter()
+				for i := range paths {
+					paths[i] = "/kv/key-" + strconv.Itoa(i)
+					put.URL.Path = paths[i]
+					put.reset(value)
+					w.reset()
+					h.ServeHTTP(w, put.Request)
+					w.want(b, http.StatusNoContent)
 				}
-			}
-		})
+				req := newBenchRequest(http.MethodGet, nil)
+				req.URL.RawQuery = query
+				wantLen := len(value)
+				if query != "" {
+					req.Header.Set("Accept", "application/json")
+					wantLen = base64.StdEncoding.EncodedLen(len(value)) // and then some
+				}
+				b.SetBytes(int64(len(value)))
+				b.ReportAllocs()
+				for i := 0; b.Loop(); i++ {
+					req.URL.Path = paths[i%keys]
+					req.reset(nil)
+					w.reset()
+					h.ServeHTTP(w, req.Request)
+					w.want(b, http.StatusOK)
+					if w.n < wantLen || query == "" && w.n != wantLen {
+						b.Fatalf("GET wrote %d bytes, want %d", w.n, wantLen)
+					}
+				}
+			})
+		}
 		b.Run(be.name+"/get-missing", func(b *testing.B) {
 			if be.name == "stub" {
 				b.Skip("the stub holds every key")
