@@ -34,7 +34,9 @@ type WriteOptions struct{ W, PW Level }
 // Store is the local storage the coordinator needs (*storage.Store).
 type Store interface {
 	Get(partition uint32, key []byte) (versioning.State, bool, error)
-	Write(partition uint32, key []byte, ctx versioning.VersionVector, sib versioning.Sibling) (versioning.State, versioning.Dot, error)
+	// WriteDeferSync applies a client write with a fresh dot of this node;
+	// sync waits until it is durable (see storage.Store.WriteDeferSync).
+	WriteDeferSync(partition uint32, key []byte, ctx versioning.VersionVector, sib versioning.Sibling) (versioning.State, versioning.Dot, func() error, error)
 	Merge(partition uint32, key []byte, remote versioning.State) (versioning.State, error)
 	// Hints: states kept for a target node that did not acknowledge.
 	PutHint(target string, partition uint32, key []byte, st versioning.State) (versioning.State, error)

@@ -88,8 +88,8 @@ func (c *Coordinator) forwardOrder(prims []string) []string {
 // coordinateAsPrimary applies a write here, as a primary of its key, with
 // a fresh dot of this node's actor, and replicates it.
 func (c *Coordinator) coordinateAsPrimary(ctx context.Context, r *ring.Ring, w write) (versioning.VersionVector, error) {
-	return c.coordinate(ctx, r, w, c.planner().forPrimary, func() (versioning.State, versioning.Dot, error) {
-		return c.store.Write(w.p, w.key, w.vctx, w.sib)
+	return c.coordinate(ctx, r, w, c.planner().forPrimary, func() (versioning.State, versioning.Dot, func() error, error) {
+		return c.store.WriteDeferSync(w.p, w.key, w.vctx, w.sib)
 	})
 }
 
@@ -99,33 +99,35 @@ func (c *Coordinator) coordinateAsPrimary(ctx context.Context, r *ring.Ring, w w
 // replicates it like a primary would.
 func (c *Coordinator) coordinateAsFallback(ctx context.Context, r *ring.Ring, w write) (versioning.VersionVector, error) {
 	primary := r.Primaries(w.p)[0]
-	return c.coordinate(ctx, r, w, c.planner().forFallback, func() (versioning.State, versioning.Dot, error) {
+	return c.coordinate(ctx, r, w, c.planner().forFallback, func() (versioning.State, versioning.Dot, func() error, error) {
 		dot, err := c.store.FallbackDot(w.vctx)
 		if err != nil {
-			return versioning.State{}, versioning.Dot{}, err
+			return versioning.State{}, versioning.Dot{}, nil, err
 		}
 		sib := w.sib
 		sib.Dot = dot
 		st, err := versioning.State{}.UpdateExact(w.vctx, sib)
 		if err != nil {
-			return versioning.State{}, versioning.Dot{}, err
+			return versioning.State{}, versioning.Dot{}, nil, err
 		}
 		merged, err := c.store.PutHint(primary, w.p, w.key, st)
 		if err != nil {
-			return versioning.State{}, versioning.Dot{}, err
+			return versioning.State{}, versioning.Dot{}, nil, err
 		}
 		c.cfg.Metrics.hintStored()
-		return merged, dot, nil
+		return merged, dot, nil, nil // a hint is durable when PutHint returns
 	})
 }
 
 // coordinate drives a write: plan the copies, fail fast (before writing
 // anything) if the levels cannot be met, apply the write locally, send the
 // new state to every other slot's node, and count acknowledgements until
-// the levels are met, can no longer be, or ctx ends.
+// the levels are met, can no longer be, or ctx ends. apply may return
+// before its write is durable: then its sync (waited for while the copies
+// travel) must succeed before this node's own copy counts.
 func (c *Coordinator) coordinate(ctx context.Context, r *ring.Ring, w write,
 	makePlan func(prims, fallbacks []string) *plan,
-	apply func() (versioning.State, versioning.Dot, error),
+	apply func() (versioning.State, versioning.Dot, func() error, error),
 ) (versioning.VersionVector, error) {
 	prims := r.Primaries(w.p)
 	pl := makePlan(prims, r.Fallbacks(w.p))
@@ -133,12 +135,12 @@ func (c *Coordinator) coordinate(ctx context.Context, r *ring.Ring, w write,
 	if err := pl.unreachable("write", need, needP); err != nil {
 		return nil, err
 	}
-	st, dot, err := apply()
+	st, dot, sync, err := apply()
 	if err != nil {
 		return nil, fmt.Errorf("write %q locally: %w", w.key, err)
 	}
 	t := newTally("write", need, needP, pl)
-	results := c.replicate(ctx, pl, w.p, w.key, st)
+	results := c.replicate(ctx, pl, w.p, w.key, st, sync)
 	for !t.met() {
 		if expired(ctx) { // sends also fail once the deadline passed
 			return nil, fmt.Errorf("write %q: %d of %d acks (outcome unknown): %w", w.key, t.acks, need, errTimeout)
@@ -175,26 +177,47 @@ type slotResult struct {
 }
 
 // replicate sends st to every slot's node and reports each slot's outcome
-// on the returned channel, which has room for all of them: this node's own
-// slot at once, the others as they answer. A slot no node holds gets a hint
-// here. Replication outlives the request: replicas that answer after the
-// client got its answer still get the write, and any that never answers
-// within the request's deadline gets a hint.
-func (c *Coordinator) replicate(ctx context.Context, pl *plan, p uint32, key []byte, st versioning.State) <-chan slotResult {
+// on the returned channel, which has room for all of them: the remote
+// slots as they answer, and this node's own slot once sync (if not nil)
+// says the local write is durable — it waits while the copies travel. A
+// slot no node holds gets a hint here. Replication outlives the request:
+// replicas that answer after the client got its answer still get the
+// write, and any that never answers within the request's deadline gets a
+// hint.
+func (c *Coordinator) replicate(ctx context.Context, pl *plan, p uint32, key []byte, st versioning.State, sync func() error) <-chan slotResult {
 	results := make(chan slotResult, len(pl.slots))
 	var remote []slot
-	for _, s := range pl.slots {
+	var own *slot
+	for i, s := range pl.slots {
 		switch s.node {
 		case c.self: // applied already
-			results <- slotResult{ok: true, primary: s.direct(), direct: s.direct()}
+			own = &pl.slots[i]
 		case "":
 			c.storeHint(s.primary, p, key, st)
 		default:
 			remote = append(remote, s)
 		}
 	}
+	c.sendCopies(ctx, pl, remote, p, key, st, results)
+	durable := sync == nil
+	if !durable {
+		if err := sync(); err != nil {
+			c.log.Error("local write not durable", "key", string(key), "err", err)
+		} else {
+			durable = true
+		}
+	}
+	if own != nil {
+		results <- slotResult{ok: durable, primary: own.direct(), direct: own.direct()}
+	}
+	return results
+}
+
+// sendCopies sends st to the remote slots' nodes, each in its own
+// goroutine, which reports the slot's outcome on results.
+func (c *Coordinator) sendCopies(ctx context.Context, pl *plan, remote []slot, p uint32, key []byte, st versioning.State, results chan<- slotResult) {
 	if len(remote) == 0 {
-		return results
+		return
 	}
 	enc, err := st.AppendBinary(nil) // once, for every copy
 	if err != nil {
@@ -203,7 +226,7 @@ func (c *Coordinator) replicate(ctx context.Context, pl *plan, p uint32, key []b
 			c.storeHint(s.primary, p, key, st)
 			results <- slotResult{direct: s.direct()}
 		}
-		return results
+		return
 	}
 	rctx, cancel := c.detached(ctx)
 	var left atomic.Int32 // the last send to finish cancels rctx
@@ -216,7 +239,6 @@ func (c *Coordinator) replicate(ctx context.Context, pl *plan, p uint32, key []b
 			}
 		})
 	}
-	return results
 }
 
 // deliverCopy gives slot s's copy to its node; if that fails, to the next

@@ -358,8 +358,18 @@ func (s *Store) get(rk []byte) (versioning.State, bool, error) {
 // (per the fsync mode) when Update returns, and the record observer has
 // seen the change.
 func (s *Store) Update(partition uint32, key []byte, fn func(cur versioning.State) (versioning.State, error)) (versioning.State, error) {
+	st, _, err := s.update(partition, key, fn, false)
+	return st, err
+}
+
+// noSync is what a deferred sync waits for when writes are not synced.
+func noSync() error { return nil }
+
+// update is Update; with deferSync it returns as soon as the write is
+// visible, and sync waits until it is durable (it must be called once).
+func (s *Store) update(partition uint32, key []byte, fn func(cur versioning.State) (versioning.State, error), deferSync bool) (_ versioning.State, sync func() error, _ error) {
 	if s.closed.Load() {
-		return versioning.State{}, ErrClosed
+		return versioning.State{}, nil, ErrClosed
 	}
 	rk := recordKey(partition, key)
 	mu := s.lock(key)
@@ -370,34 +380,54 @@ func (s *Store) Update(partition uint32, key []byte, fn func(cur versioning.Stat
 	case errors.Is(err, pebble.ErrNotFound):
 		old, closer = nil, nil
 	case err != nil:
-		return versioning.State{}, fmt.Errorf("get record %q: %w", key, err)
+		return versioning.State{}, nil, fmt.Errorf("get record %q: %w", key, err)
 	default:
 		defer closer.Close() // old stays valid until then, also across the Set below
 	}
 	var cur versioning.State
 	if old != nil {
 		if cur, err = versioning.DecodeState(old); err != nil {
-			return versioning.State{}, fmt.Errorf("decode record %q: %w", key, err)
+			return versioning.State{}, nil, fmt.Errorf("decode record %q: %w", key, err)
 		}
 	}
 	next, err := fn(cur)
 	if err != nil {
-		return versioning.State{}, err
+		return versioning.State{}, nil, err
 	}
 	enc, err := next.MarshalBinary()
 	if err != nil {
-		return versioning.State{}, fmt.Errorf("encode record %q: %w", key, err)
+		return versioning.State{}, nil, fmt.Errorf("encode record %q: %w", key, err)
 	}
 	if old != nil && bytes.Equal(old, enc) {
-		return next, nil // nothing new (e.g. a replica merging what it has)
+		return next, noSync, nil // nothing new (e.g. a replica merging what it has)
 	}
-	if err := s.db.Set(rk, enc, s.writeOpts); err != nil {
-		return versioning.State{}, fmt.Errorf("write record %q: %w", key, err)
+	sync = noSync
+	if deferSync && s.writeOpts.Sync {
+		// The write is visible at once; its WAL sync is waited for later,
+		// so the caller can overlap it with other work (replication).
+		b := s.db.NewBatch()
+		_ = b.Set(rk, enc, nil)
+		if err := s.db.ApplyNoSyncWait(b, s.writeOpts); err != nil {
+			_ = b.Close()
+			return versioning.State{}, nil, fmt.Errorf("write record %q: %w", key, err)
+		}
+		sync = func() error {
+			err := b.SyncWait()
+			if cerr := b.Close(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				return fmt.Errorf("sync record %q: %w", key, err)
+			}
+			return nil
+		}
+	} else if err := s.db.Set(rk, enc, s.writeOpts); err != nil {
+		return versioning.State{}, nil, fmt.Errorf("write record %q: %w", key, err)
 	}
 	if s.observer != nil {
 		s.observer(partition, key, old, enc)
 	}
-	return next, nil
+	return next, sync, nil
 }
 
 // Write applies a client write coordinated by this node: it issues a fresh
@@ -405,8 +435,20 @@ func (s *Store) Update(partition uint32, key []byte, fn func(cur versioning.Stat
 // context ctx, and stores the result. sib's Dot is filled in. It returns
 // the new stored state and the dot issued.
 func (s *Store) Write(partition uint32, key []byte, ctx versioning.VersionVector, sib versioning.Sibling) (versioning.State, versioning.Dot, error) {
+	st, dot, sync, err := s.WriteDeferSync(partition, key, ctx, sib)
+	if err != nil {
+		return st, dot, err
+	}
+	return st, dot, sync()
+}
+
+// WriteDeferSync is Write, except that with fsync=always it returns as
+// soon as the write is visible, before it is durable: sync (which must be
+// called exactly once) waits until it is. A coordinator overlaps that wait
+// with replication, so a write costs one fsync of latency, not two.
+func (s *Store) WriteDeferSync(partition uint32, key []byte, ctx versioning.VersionVector, sib versioning.Sibling) (_ versioning.State, _ versioning.Dot, sync func() error, _ error) {
 	var dot versioning.Dot
-	st, err := s.Update(partition, key, func(cur versioning.State) (versioning.State, error) {
+	st, sync, err := s.update(partition, key, func(cur versioning.State) (versioning.State, error) {
 		c, err := s.nextCounter(cur.Context.Max(s.actor), ctx.Max(s.actor))
 		if err != nil {
 			return versioning.State{}, err
@@ -414,8 +456,8 @@ func (s *Store) Write(partition uint32, key []byte, ctx versioning.VersionVector
 		dot = versioning.Dot{Actor: s.actor, Counter: c}
 		sib.Dot = dot
 		return cur.Update(ctx, sib)
-	})
-	return st, dot, err
+	}, true)
+	return st, dot, sync, err
 }
 
 // Merge syncs a state received from another replica into the local one.
