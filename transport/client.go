@@ -137,7 +137,7 @@ func (c *Client) conn(ctx context.Context, id, addr string) (*peerConn, error) {
 			d = &dialing{addr: addr, ready: make(chan struct{})}
 			c.mu.peers[id] = d
 			c.mu.Unlock()
-			d.pc, d.err = c.dial(addr)
+			d.pc, d.err = c.dial(ctx, addr)
 			close(d.ready)
 			return d.pc, d.err
 		}
@@ -167,10 +167,12 @@ func (d *dialing) stale(addr string) bool {
 	}
 }
 
-// dial connects to addr, says hello and starts the connection's reader
-// and writer. A dial error is a *net.OpError with Op "dial" (NotDelivered).
-func (c *Client) dial(addr string) (*peerConn, error) {
-	nc, err := c.dialer.Dial("tcp", addr)
+// dial connects to addr within ctx (and dialTimeout), says hello and
+// starts the connection's reader and writer. A dial error is a
+// *net.OpError with Op "dial" (NotDelivered); callers waiting for the same
+// dial get it too, and the next call dials again.
+func (c *Client) dial(ctx context.Context, addr string) (*peerConn, error) {
+	nc, err := c.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
