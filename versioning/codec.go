@@ -1,10 +1,13 @@
 package versioning
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math/bits"
+	"slices"
 	"strings"
 )
 
@@ -66,6 +69,7 @@ func (s State) AppendBinary(dst []byte) ([]byte, error) {
 	if dots > MaxDots {
 		return nil, fmt.Errorf("encode state: %d extra dots exceed limit %d", dots, MaxDots)
 	}
+	dst = slices.Grow(dst, s.encodedLenBound())
 	dst = append(dst, stateFormatV1)
 	dst = appendVV(dst, s.Context)
 	dst = binary.AppendUvarint(dst, uint64(len(s.Siblings)))
@@ -95,6 +99,21 @@ func (s State) AppendBinary(dst []byte) ([]byte, error) {
 
 // MarshalBinary returns the compact encoding of s.
 func (s State) MarshalBinary() ([]byte, error) { return s.AppendBinary(nil) }
+
+// encodedLenBound returns the length of s's encoding, or a little more: it
+// takes each sibling's actor index to be as long as the largest, so that
+// AppendBinary can grow its buffer once without searching the context
+// twice.
+func (s State) encodedLenBound() int {
+	n := 1 + vvEncodedLen(s.Context) + uvarintLen(uint64(len(s.Siblings)))
+	idxLen := uvarintLen(uint64(len(s.Context)))
+	for _, sib := range s.Siblings {
+		n += idxLen + uvarintLen(sib.Dot.Counter) + 1 + varintLen(sib.Modified) +
+			uvarintLen(uint64(len(sib.ContentType))) + len(sib.ContentType) +
+			uvarintLen(uint64(len(sib.Value))) + len(sib.Value)
+	}
+	return n
+}
 
 // DecodeState parses an encoding made by AppendBinary. The result does not
 // alias data. Any input yields a valid State or an error wrapping
@@ -137,7 +156,7 @@ func DecodeState(data []byte) (State, error) {
 		sib := Sibling{
 			Dot:         Dot{Actor: s.Context[idx].Actor, Counter: counter},
 			Value:       val,
-			ContentType: string(ct),
+			ContentType: contentType(ct),
 			Deleted:     flags&flagDeleted != 0,
 			Modified:    modified,
 		}
@@ -154,12 +173,37 @@ func DecodeState(data []byte) (State, error) {
 	return s, nil
 }
 
+// contentType returns ct as a string, without allocating for the most
+// common types.
+func contentType(ct []byte) string {
+	switch string(ct) {
+	case "":
+		return ""
+	case "application/octet-stream":
+		return "application/octet-stream"
+	case "application/json":
+		return "application/json"
+	case "text/plain":
+		return "text/plain"
+	case "text/plain; charset=utf-8":
+		return "text/plain; charset=utf-8"
+	}
+	return string(ct)
+}
+
 // EncodeContext returns the opaque, URL-safe token a client sends back as
 // X-Dotkv-Context. The empty vector encodes to a valid, non-empty token.
 func EncodeContext(v VersionVector) string {
-	b := appendVV([]byte{contextFormatV1}, v)
-	return base64.RawURLEncoding.EncodeToString(b)
+	// The token of a few actors is built on the stack; only the string
+	// is allocated.
+	var raw [128]byte
+	var tok [base64Len128]byte
+	b := appendVV(append(raw[:0], contextFormatV1), v)
+	return string(base64.RawURLEncoding.AppendEncode(tok[:0], b))
 }
+
+// base64Len128 is the unpadded base64 length of 128 bytes.
+const base64Len128 = (128*8 + 5) / 6
 
 // DecodeContext parses a token made by EncodeContext. The empty string is
 // the empty context (a blind write). Any input yields a valid vector or an
@@ -169,10 +213,16 @@ func DecodeContext(token string) (VersionVector, error) {
 	if token == "" {
 		return nil, nil
 	}
-	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(token, "="))
+	token = strings.TrimRight(token, "=")
+	// Decode from a copy on the stack (unless the token is long), rather
+	// than from the temporary []byte(token) that DecodeString makes.
+	var src [192]byte
+	raw := make([]byte, base64.RawURLEncoding.DecodedLen(len(token)))
+	n, err := base64.RawURLEncoding.Decode(raw, append(src[:0], token...))
 	if err != nil {
 		return nil, fmt.Errorf("%w: context is not base64url: %v", ErrMalformed, err)
 	}
+	raw = raw[:n]
 	d := decoder{buf: raw}
 	if v := d.byte(); d.err == nil && v != contextFormatV1 {
 		return nil, fmt.Errorf("%w: unknown context format %d", ErrMalformed, v)
@@ -183,6 +233,32 @@ func DecodeContext(token string) (VersionVector, error) {
 		return nil, d.err
 	}
 	return vv, nil
+}
+
+// vvEncodedLen returns the length of appendVV's encoding of v.
+func vvEncodedLen(v VersionVector) int {
+	n := uvarintLen(uint64(len(v)))
+	for _, e := range v {
+		n += uvarintLen(uint64(len(e.Actor))) + len(e.Actor) + uvarintLen(e.Counter) + uvarintLen(uint64(len(e.Dots)))
+		prev := e.Counter
+		for _, d := range e.Dots {
+			n += uvarintLen(d - prev - 1)
+			prev = d
+		}
+	}
+	return n
+}
+
+// uvarintLen returns the length of binary.AppendUvarint's encoding of x.
+func uvarintLen(x uint64) int { return (bits.Len64(x|1) + 6) / 7 }
+
+// varintLen returns the length of binary.AppendVarint's encoding of x.
+func varintLen(x int64) int {
+	ux := uint64(x) << 1 // zig-zag, as binary.AppendVarint
+	if x < 0 {
+		ux = ^ux
+	}
+	return uvarintLen(ux)
 }
 
 func appendVV(dst []byte, v VersionVector) []byte {
@@ -285,6 +361,12 @@ func (d *decoder) vv() VersionVector {
 		return nil
 	}
 	v := make(VersionVector, 0, n)
+	// The actor IDs are gathered into names (on the stack unless they are
+	// long) and become one string at the end, which they all share.
+	var namesBuf [256]byte
+	var endsBuf [16]int
+	names, ends := namesBuf[:0], endsBuf[:0]
+	var prevActor []byte
 	totalDots := 0
 	for k := 0; k < n; k++ {
 		actor := d.bytes(MaxActorLen)
@@ -294,7 +376,7 @@ func (d *decoder) vv() VersionVector {
 			return nil
 		}
 		totalDots += nd
-		e := Entry{Actor: string(actor), Counter: counter}
+		e := Entry{Counter: counter}
 		if nd > 0 {
 			e.Dots = make([]uint64, 0, nd)
 		}
@@ -305,12 +387,12 @@ func (d *decoder) vv() VersionVector {
 				return nil
 			}
 			if len(e.Dots) == 0 && gap == 0 {
-				d.fail("dot %d of actor %q not normalised into its prefix", prev+1, actor)
+				d.fail("dot %d of actor %q not normalised into its prefix", prev+1, string(actor))
 				return nil
 			}
 			next := prev + gap + 1
 			if next <= prev || next > MaxCounter {
-				d.fail("dot counter above %d for actor %q", uint64(MaxCounter), actor)
+				d.fail("dot counter above %d for actor %q", uint64(MaxCounter), string(actor))
 				return nil
 			}
 			e.Dots = append(e.Dots, next)
@@ -320,16 +402,24 @@ func (d *decoder) vv() VersionVector {
 		case len(actor) == 0:
 			d.fail("empty actor")
 		case counter > MaxCounter:
-			d.fail("counter %d above %d for actor %q", counter, uint64(MaxCounter), actor)
+			d.fail("counter %d above %d for actor %q", counter, uint64(MaxCounter), string(actor))
 		case counter == 0 && nd == 0:
-			d.fail("empty entry for actor %q", actor)
-		case k > 0 && v[k-1].Actor >= e.Actor:
+			d.fail("empty entry for actor %q", string(actor))
+		case k > 0 && bytes.Compare(prevActor, actor) >= 0:
 			d.fail("actors not in strictly ascending order")
 		}
 		if d.err != nil {
 			return nil
 		}
+		prevActor = actor
+		names = append(names, actor...)
+		ends = append(ends, len(names))
 		v = append(v, e)
+	}
+	all, from := string(names), 0
+	for k, to := range ends {
+		v[k].Actor = all[from:to]
+		from = to
 	}
 	return v
 }

@@ -458,3 +458,33 @@ func TestDecodeStateDoesNotAlias(t *testing.T) {
 		}
 	}
 }
+
+// AppendBinary grows its buffer once, by encodedLenBound: never less than
+// the encoding, and more only by the actor indexes' slack.
+func TestEncodedLenBound(t *testing.T) {
+	for _, x := range []uint64{0, 1, 127, 128, 16383, 16384, 1<<62 - 1, 1 << 62, math.MaxUint64} {
+		if got, want := uvarintLen(x), len(binary.AppendUvarint(nil, x)); got != want {
+			t.Errorf("uvarintLen(%d) = %d, want %d", x, got, want)
+		}
+		for _, v := range []int64{int64(x), -int64(x), int64(x) - 1} {
+			if got, want := varintLen(v), len(binary.AppendVarint(nil, v)); got != want {
+				t.Errorf("varintLen(%d) = %d, want %d", v, got, want)
+			}
+		}
+	}
+	for _, v := range []int64{math.MinInt64, math.MaxInt64, -64, -65, 63, 64} {
+		if got, want := varintLen(v), len(binary.AppendVarint(nil, v)); got != want {
+			t.Errorf("varintLen(%d) = %d, want %d", v, got, want)
+		}
+	}
+	for i, st := range sampleStates(t, 500) {
+		enc, err := st.MarshalBinary()
+		if err != nil {
+			t.Fatal(err)
+		}
+		bound := st.encodedLenBound()
+		if slack := bound - len(enc); slack < 0 || slack > len(st.Siblings)*(uvarintLen(uint64(len(st.Context)))-1) {
+			t.Fatalf("state %d: bound %d for an encoding of %d bytes", i, bound, len(enc))
+		}
+	}
+}
