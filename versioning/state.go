@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"iter"
 	"slices"
 )
 
@@ -41,7 +42,9 @@ func (s Sibling) equal(o Sibling) bool {
 // sorted by dot, and the causal context (every dot this state has seen).
 // Every sibling's dot is covered by Context. The zero State is "nothing
 // known". States are immutable by convention: Update and Sync return new
-// States that may share value bytes with their inputs.
+// States that may share value bytes, sibling slices and contexts with
+// their inputs (Sync of a state with an equal or superseding one returns
+// that state's siblings and context).
 type State struct {
 	Siblings []Sibling
 	Context  VersionVector
@@ -122,37 +125,71 @@ func Sync(a, b State) State {
 	if b.IsZero() {
 		return a
 	}
-	out := State{
-		Siblings: make([]Sibling, 0, max(len(a.Siblings), len(b.Siblings))),
-		Context:  a.Context.Join(b.Context),
-	}
-	i, j := 0, 0
-	for i < len(a.Siblings) || j < len(b.Siblings) {
-		var c int
-		switch {
-		case i == len(a.Siblings):
-			c = 1
-		case j == len(b.Siblings):
-			c = -1
-		default:
-			c = a.Siblings[i].Dot.Compare(b.Siblings[j].Dot)
+	out := State{Context: a.Context.Join(b.Context)}
+	// Count the survivors first: when they are all of a's siblings, or all
+	// of b's (merging an equal state, or one whose write supersedes the
+	// other's), the result shares that slice instead of copying it.
+	fromA, fromB := 0, 0
+	for _, inA := range survivors(a, b) {
+		if inA {
+			fromA++
+		} else {
+			fromB++
 		}
-		switch {
-		case c == 0: // both hold it
-			out.Siblings = append(out.Siblings, a.Siblings[i])
-			i++
-			j++
-		case c < 0: // only a holds it: keep unless b has seen (and dropped) it
-			if !b.Context.Covers(a.Siblings[i].Dot) {
+	}
+	switch {
+	case fromA == len(a.Siblings) && fromB == 0:
+		out.Siblings = a.Siblings
+	case fromB == len(b.Siblings) && fromA == 0:
+		out.Siblings = b.Siblings
+	default:
+		out.Siblings = make([]Sibling, 0, fromA+fromB)
+		for i, inA := range survivors(a, b) {
+			if inA {
 				out.Siblings = append(out.Siblings, a.Siblings[i])
+			} else {
+				out.Siblings = append(out.Siblings, b.Siblings[i])
 			}
-			i++
-		default:
-			if !a.Context.Covers(b.Siblings[j].Dot) {
-				out.Siblings = append(out.Siblings, b.Siblings[j])
-			}
-			j++
 		}
 	}
 	return mustValid(out, "Sync")
+}
+
+// survivors yields, in dot order, the siblings Sync keeps: a sibling
+// survives if the other side holds it too or has never seen its dot. It
+// yields (i, true) for a.Siblings[i], which b may hold too, and (j, false)
+// for b.Siblings[j], which only b holds.
+func survivors(a, b State) iter.Seq2[int, bool] {
+	return func(yield func(int, bool) bool) {
+		i, j := 0, 0
+		for i < len(a.Siblings) || j < len(b.Siblings) {
+			var c int
+			switch {
+			case i == len(a.Siblings):
+				c = 1
+			case j == len(b.Siblings):
+				c = -1
+			default:
+				c = a.Siblings[i].Dot.Compare(b.Siblings[j].Dot)
+			}
+			switch {
+			case c == 0: // both hold it
+				if !yield(i, true) {
+					return
+				}
+				i++
+				j++
+			case c < 0: // only a holds it: keep unless b has seen (and dropped) it
+				if !b.Context.Covers(a.Siblings[i].Dot) && !yield(i, true) {
+					return
+				}
+				i++
+			default:
+				if !a.Context.Covers(b.Siblings[j].Dot) && !yield(j, false) {
+					return
+				}
+				j++
+			}
+		}
+	}
 }

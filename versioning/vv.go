@@ -32,8 +32,9 @@ type Entry struct {
 
 // VersionVector is a set of events per actor, kept sorted by actor with
 // unique actors and non-empty entries. The zero value is the empty
-// vector. A VersionVector is immutable by convention: every method returns
-// a new vector and may share entries with its inputs.
+// vector. A VersionVector is immutable by convention: a method's result
+// may share entries with its inputs, or be one of them (Join of a vector
+// with one it descends).
 //
 // Extra dots arise only from the context a PUT returns (the client's
 // context plus the new write's dot, which must not claim the writer's
@@ -104,10 +105,13 @@ func (v VersionVector) Descends(o VersionVector) bool {
 // Join returns the union of v and o: the context of a client that has
 // seen both.
 func (v VersionVector) Join(o VersionVector) VersionVector {
-	if len(o) == 0 {
+	// When one side has seen everything the other has (equal contexts, or
+	// one that supersedes), that side is the union: return it rather than
+	// a copy. Both are normalised, so it is the same vector either way.
+	if v.Descends(o) {
 		return v
 	}
-	if len(v) == 0 {
+	if o.Descends(v) {
 		return o
 	}
 	out := make(VersionVector, 0, max(len(v), len(o)))
