@@ -230,7 +230,15 @@ func (c *Coordinator) Ring() *ring.Ring { return c.cluster.Ring() }
 func (c *Coordinator) Register(srv interface {
 	Handle(method string, fn transport.Handler)
 }) {
-	srv.Handle(methodRead, c.handleRead)
+	// A point read is short and never blocks: where the server can, it
+	// runs on the connection's read loop, with no goroutine handoff.
+	if in, ok := srv.(interface {
+		HandleInline(method string, fn transport.Handler)
+	}); ok {
+		in.HandleInline(methodRead, c.handleRead)
+	} else {
+		srv.Handle(methodRead, c.handleRead)
+	}
 	srv.Handle(methodReplicate, c.handleReplicate)
 	srv.Handle(methodHint, c.handleHint)
 	srv.Handle(methodPut, c.handlePut)

@@ -304,3 +304,40 @@ func TestParseFrameRejectsMalformed(t *testing.T) {
 		t.Errorf("oversized frame: err = %v; want errFrame", err)
 	}
 }
+
+// TestInlineHandlers: a method registered inline serves concurrent
+// callers on the read loop, next to a regular one, and sees the caller's
+// deadline.
+func TestInlineHandlers(t *testing.T) {
+	srv, cli, _, _ := pair(t)
+	srv.HandleInline("inline", func(ctx context.Context, from string, req []byte) ([]byte, error) {
+		if _, ok := ctx.Deadline(); !ok {
+			return nil, errors.New("no deadline")
+		}
+		return append([]byte(from+"/"), req...), nil
+	})
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 20 {
+				method, want := "inline", fmt.Sprintf("a/%d-%d", g, i)
+				if i%2 == 1 {
+					method, want = "echo", fmt.Sprintf("a:%d-%d", g, i)
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				got, err := cli.Call(ctx, "b", method, fmt.Appendf(nil, "%d-%d", g, i))
+				cancel()
+				if err != nil || string(got) != want {
+					errs <- fmt.Errorf("%s = %q, %v; want %q", method, got, err, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}

@@ -62,7 +62,7 @@ type Server struct {
 
 	mu struct {
 		sync.RWMutex
-		handlers map[string]Handler
+		handlers map[string]route
 		conns    map[*conn]struct{}
 		closed   bool
 	}
@@ -99,7 +99,7 @@ func NewServer(self, addr string, filter *Filter, log *slog.Logger) (*Server, er
 	}
 	s := &Server{self: self, filter: filter, log: log, ln: ln, tasks: make(chan task), quit: make(chan struct{})}
 	s.base, s.cancel = context.WithCancel(context.Background())
-	s.mu.handlers = map[string]Handler{}
+	s.mu.handlers = map[string]route{}
 	s.mu.conns = map[*conn]struct{}{}
 	return s, nil
 }
@@ -107,11 +107,26 @@ func NewServer(self, addr string, filter *Filter, log *slog.Logger) (*Server, er
 // Addr returns the address the server listens on.
 func (s *Server) Addr() string { return s.ln.Addr().String() }
 
-// Handle registers fn for method.
+// Handle registers fn for method; each call runs on a handler goroutine.
 func (s *Server) Handle(method string, fn Handler) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.mu.handlers[method] = fn
+	s.mu.handlers[method] = route{h: fn}
+}
+
+// HandleInline registers fn for method to run on the connection's read
+// loop, with no goroutine handoff: for short handlers that never block
+// (a point read), since the caller's later requests wait for it.
+func (s *Server) HandleInline(method string, fn Handler) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.mu.handlers[method] = route{h: fn, inline: true}
+}
+
+// route is a registered handler.
+type route struct {
+	h      Handler
+	inline bool
 }
 
 // Expired returns how many requests were dropped because they arrived
@@ -209,7 +224,8 @@ func (s *Server) serveConn(c *conn) {
 			s.mu.RUnlock()
 			return // Close sends the replies in flight, then shuts c
 		}
-		h := s.mu.handlers[f.method]
+		rt := s.mu.handlers[f.method]
+		h := rt.h
 		if h != nil && len(f.payload) <= MaxMessage {
 			s.calls.Add(1) // under the lock, so never after Close's Wait began
 		}
@@ -222,7 +238,12 @@ func (s *Server) serveConn(c *conn) {
 			c.enqueue(outFrame{kind: frameReply, id: f.id, status: statusTooLarge, payload: []byte("request body too large")})
 			continue
 		}
-		s.dispatch(task{ctx: connCtx, c: c, h: h, from: from, id: f.id, dl: f.deadline, req: f.payload, method: f.method})
+		t := task{ctx: connCtx, c: c, h: h, from: from, id: f.id, dl: f.deadline, req: f.payload, method: f.method}
+		if rt.inline {
+			s.run(t)
+		} else {
+			s.dispatch(t)
+		}
 	}
 }
 
