@@ -1,8 +1,11 @@
 package api
 
 import (
+	"maps"
 	"net/http"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -12,6 +15,23 @@ import (
 type httpMetrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+
+	// series caches each label set's counter and histogram: the vectors'
+	// WithLabelValues hashes the labels and looks them up on every call.
+	// The map is copied on write; it holds the few label sets requests
+	// have had (routes and methods are fixed, and statuses are few).
+	series atomic.Pointer[map[seriesKey]series]
+	mu     sync.Mutex // serialises writers of series
+}
+
+type seriesKey struct {
+	route, method string
+	status        int
+}
+
+type series struct {
+	requests prometheus.Counter
+	latency  prometheus.Observer
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
@@ -26,6 +46,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Buckets: prometheus.ExponentialBuckets(0.0001, 2, 16), // 100 µs .. 3.3 s
 		}, []string{"route", "method", "status"}),
 	}
+	m.series.Store(&map[seriesKey]series{})
 	reg.MustRegister(m.requests, m.latency)
 	return m
 }
@@ -36,9 +57,32 @@ func (m *httpMetrics) observe(route, method string, status int, d time.Duration)
 	default:
 		method = "other" // bound label cardinality
 	}
-	code := strconv.Itoa(status)
-	m.requests.WithLabelValues(route, method, code).Inc()
-	m.latency.WithLabelValues(route, method, code).Observe(d.Seconds())
+	k := seriesKey{route, method, status}
+	s, ok := (*m.series.Load())[k]
+	if !ok {
+		s = m.addSeries(k)
+	}
+	s.requests.Inc()
+	s.latency.Observe(d.Seconds())
+}
+
+// addSeries returns the series of k, adding it to the cache.
+func (m *httpMetrics) addSeries(k seriesKey) series {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old := *m.series.Load()
+	if s, ok := old[k]; ok { // added since the caller looked
+		return s
+	}
+	code := strconv.Itoa(k.status)
+	s := series{
+		requests: m.requests.WithLabelValues(k.route, k.method, code),
+		latency:  m.latency.WithLabelValues(k.route, k.method, code),
+	}
+	next := maps.Clone(old)
+	next[k] = s
+	m.series.Store(&next)
+	return s
 }
 
 // statusRecorder remembers the status a handler wrote.
