@@ -37,6 +37,9 @@ var (
 	writeParams = map[string]bool{"w": true, "pw": true, "timeout": true}
 )
 
+// maxParams is the most parameters a method accepts.
+const maxParams = 4
+
 // badRequest is a client error found while parsing a request.
 type badRequest struct {
 	status int
@@ -73,63 +76,136 @@ type request struct {
 	timeout time.Duration
 	vctx    versioning.VersionVector
 	hasCtx  bool
-	levels  map[string]replica.Level
+	// Levels from the query; the zero Level is the configured default.
+	r, pr, w, pw replica.Level
 	// syncRepair: repair stale replicas before answering (repair=sync).
 	syncRepair bool
 }
 
-func (s *Server) parseRequest(r *http.Request, escapedKey string, allowed map[string]bool) (*request, *badRequest) {
+func (s *Server) parseRequest(r *http.Request, escapedKey string, allowed map[string]bool) (request, *badRequest) {
 	key, e := parseKey(escapedKey)
 	if e != nil {
-		return nil, e
+		return request{}, e
 	}
-	q, err := url.ParseQuery(r.URL.RawQuery)
+	var buf [maxParams]queryParam
+	params, err := parseQuery(buf[:0], r.URL.RawQuery)
 	if err != nil {
-		return nil, bad(codeBadParameter, "malformed query string: %v", err)
+		return request{}, bad(codeBadParameter, "malformed query string: %v", err)
 	}
-	req := &request{key: key, timeout: s.cfg.DefaultTimeout, levels: map[string]replica.Level{}}
-	for name, vals := range q {
+	req := request{key: key, timeout: s.cfg.DefaultTimeout}
+	for _, p := range params {
+		name, val := p.name, p.value
 		if !allowed[name] {
-			return nil, bad(codeBadParameter, "unknown query parameter %q for %s", name, r.Method)
+			return request{}, bad(codeBadParameter, "unknown query parameter %q for %s", name, r.Method)
 		}
-		if len(vals) != 1 {
-			return nil, bad(codeBadParameter, "query parameter %q given %d times", name, len(vals))
+		if n := countParam(params, name); n != 1 {
+			return request{}, bad(codeBadParameter, "query parameter %q given %d times", name, n)
 		}
 		if name == "repair" {
-			switch vals[0] {
+			switch val {
 			case "sync":
 				req.syncRepair = true
 			case "async":
 			default:
-				return nil, bad(codeBadParameter, "parameter repair: %q: want sync or async", vals[0])
+				return request{}, bad(codeBadParameter, "parameter repair: %q: want sync or async", val)
 			}
 			continue
 		}
 		if name == "timeout" {
-			d, err := parseTimeout(vals[0])
+			d, err := parseTimeout(val)
 			if err != nil {
-				return nil, bad(codeBadParameter, "parameter timeout: %v", err)
+				return request{}, bad(codeBadParameter, "parameter timeout: %v", err)
 			}
 			req.timeout = d
 			continue
 		}
-		lvl, err := replica.ParseLevel(vals[0], s.backend.N())
+		lvl, err := replica.ParseLevel(val, s.backend.N())
 		if err != nil {
-			return nil, bad(codeBadParameter, "parameter %s: %v", name, err)
+			return request{}, bad(codeBadParameter, "parameter %s: %v", name, err)
 		}
-		req.levels[name] = lvl
+		switch name {
+		case "r":
+			req.r = lvl
+		case "pr":
+			req.pr = lvl
+		case "w":
+			req.w = lvl
+		case "pw":
+			req.pw = lvl
+		}
 	}
 	if vals := r.Header.Values(HeaderContext); len(vals) > 0 {
 		if len(vals) > 1 {
-			return nil, bad(codeBadContext, "%s header given %d times", HeaderContext, len(vals))
+			return request{}, bad(codeBadContext, "%s header given %d times", HeaderContext, len(vals))
 		}
 		vctx, err := versioning.DecodeContext(vals[0])
 		if err != nil {
-			return nil, bad(codeBadContext, "malformed %s: %v", HeaderContext, err)
+			return request{}, bad(codeBadContext, "malformed %s: %v", HeaderContext, err)
 		}
 		req.vctx, req.hasCtx = vctx, strings.TrimSpace(vals[0]) != ""
 	}
 	return req, nil
+}
+
+// queryParam is one name=value pair of a query string, unescaped.
+type queryParam struct{ name, value string }
+
+// parseQuery appends the parameters of query to params, in their order,
+// with the errors of url.ParseQuery. It parses a query of up to cap(params)
+// parameters itself, without url.ParseQuery's map and slices, and hands a
+// longer one (rarely valid: no method takes more than maxParams) to
+// url.ParseQuery.
+func parseQuery(params []queryParam, query string) ([]queryParam, error) {
+	if strings.Count(query, "&") >= cap(params) {
+		q, err := url.ParseQuery(query)
+		for name, vals := range q {
+			for _, v := range vals {
+				params = append(params, queryParam{name, v})
+			}
+		}
+		return params, err
+	}
+	// url.ParseQuery's loop, but appending pairs rather than to a map.
+	var err error
+	for query != "" {
+		var key string
+		key, query, _ = strings.Cut(query, "&")
+		if strings.Contains(key, ";") {
+			err = errors.New("invalid semicolon separator in query")
+			continue
+		}
+		if key == "" {
+			continue
+		}
+		key, value, _ := strings.Cut(key, "=")
+		key, err1 := url.QueryUnescape(key)
+		if err1 != nil {
+			if err == nil {
+				err = err1
+			}
+			continue
+		}
+		value, err1 = url.QueryUnescape(value)
+		if err1 != nil {
+			if err == nil {
+				err = err1
+			}
+			continue
+		}
+		params = append(params, queryParam{key, value})
+	}
+	return params, err
+}
+
+// countParam returns how many times name occurs in params.
+func countParam(params []queryParam, name string) int {
+	n := 0
+	for _, p := range params {
+		if p.name == name {
+			n++
+		}
+	}
+	return n
 }
 
 // parseTimeout accepts milliseconds ("250") or a Go duration ("250ms").
@@ -197,7 +273,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, escapedKey string) 
 	defer cancel()
 	newCtx, err := s.backend.Put(ctx, req.key, req.vctx,
 		versioning.Sibling{Value: value, ContentType: ct},
-		replica.WriteOptions{W: req.levels["w"], PW: req.levels["pw"]})
+		replica.WriteOptions{W: req.w, PW: req.pw})
 	if err != nil {
 		s.requestError(w, r, "write", err)
 		return
@@ -208,17 +284,22 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, escapedKey string) 
 
 // readBody reads at most limit bytes of the request body.
 func readBody(w http.ResponseWriter, r *http.Request, limit int64) ([]byte, error) {
-	body := http.MaxBytesReader(w, r.Body, limit)
-	if r.ContentLength >= 0 {
-		buf := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(body, buf); err != nil {
-			return nil, err
-		}
-		// The declared length was read; anything more is a protocol error
-		// net/http reports itself.
-		return buf, nil
+	body := r.Body
+	if r.ContentLength < 0 || r.ContentLength > limit {
+		// A declared length within the limit needs no MaxBytesReader:
+		// exactly that much is read.
+		body = http.MaxBytesReader(w, r.Body, limit)
 	}
-	return io.ReadAll(body)
+	if r.ContentLength < 0 {
+		return io.ReadAll(body)
+	}
+	buf := make([]byte, r.ContentLength)
+	if _, err := io.ReadFull(body, buf); err != nil {
+		return nil, err
+	}
+	// The declared length was read; anything more is a protocol error
+	// net/http reports itself.
+	return buf, nil
 }
 
 func (s *Server) delete(w http.ResponseWriter, r *http.Request, escapedKey string) {
@@ -250,7 +331,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, escapedKey strin
 		vctx = st.Context
 	}
 	newCtx, err := s.backend.Put(ctx, req.key, vctx, versioning.Sibling{Deleted: true},
-		replica.WriteOptions{W: req.levels["w"], PW: req.levels["pw"]})
+		replica.WriteOptions{W: req.w, PW: req.pw})
 	if err != nil {
 		s.requestError(w, r, "write", err)
 		return
@@ -272,8 +353,9 @@ type jsonState struct {
 	Siblings []jsonSibling `json:"siblings"`
 }
 
-func toJSON(st versioning.State, withDots bool) jsonState {
-	out := jsonState{Context: versioning.EncodeContext(st.Context), Siblings: make([]jsonSibling, 0, len(st.Siblings))}
+// toJSON returns st as JSON, with its context token vctx.
+func toJSON(st versioning.State, vctx string, withDots bool) jsonState {
+	out := jsonState{Context: vctx, Siblings: make([]jsonSibling, 0, len(st.Siblings))}
 	for _, sib := range st.Siblings {
 		js := jsonSibling{Value: sib.Value, ContentType: sib.ContentType, Deleted: sib.Deleted}
 		if js.Value == nil {
@@ -295,7 +377,7 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, escapedKey string) 
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), req.timeout)
 	defer cancel()
-	st, err := s.backend.Get(ctx, req.key, replica.ReadOptions{R: req.levels["r"], PR: req.levels["pr"], SyncRepair: req.syncRepair})
+	st, err := s.backend.Get(ctx, req.key, replica.ReadOptions{R: req.r, PR: req.pr, SyncRepair: req.syncRepair})
 	if err != nil {
 		s.requestError(w, r, "read", err)
 		return
@@ -309,10 +391,11 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, escapedKey string) 
 		writeJSON(w, http.StatusNotFound, body)
 		return
 	}
-	w.Header().Set(HeaderContext, versioning.EncodeContext(st.Context))
+	vctx := versioning.EncodeContext(st.Context)
+	w.Header().Set(HeaderContext, vctx)
 	switch {
 	case acceptsJSON(r.Header.Get("Accept")):
-		writeJSON(w, http.StatusOK, toJSON(st, false))
+		writeJSON(w, http.StatusOK, toJSON(st, vctx, false))
 	case len(st.Siblings) == 1:
 		sib := st.Siblings[0]
 		w.Header().Set("Content-Type", sib.ContentType)
@@ -326,9 +409,21 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, escapedKey string) 
 
 // acceptsJSON reports whether an Accept header asks for application/json.
 func acceptsJSON(accept string) bool {
-	for _, part := range strings.Split(accept, ",") {
-		mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
-		if err != nil || mt != "application/json" {
+	for len(accept) > 0 {
+		var part string
+		part, accept, _ = strings.Cut(accept, ",")
+		part = strings.TrimSpace(part)
+		// The media type as mime.ParseMediaType finds it, so that other
+		// types (*/*, say) skip its parsing of parameters into a map.
+		base, _, hasParams := strings.Cut(part, ";")
+		if strings.TrimSpace(strings.ToLower(base)) != "application/json" {
+			continue
+		}
+		if !hasParams {
+			return true
+		}
+		_, params, err := mime.ParseMediaType(part)
+		if err != nil {
 			continue
 		}
 		if q, ok := params["q"]; ok {
@@ -410,5 +505,5 @@ func (s *Server) debugReplica(w http.ResponseWriter, r *http.Request, escapedKey
 		writeError(w, http.StatusNotFound, codeNotFound, "this node holds nothing for the key")
 		return
 	}
-	writeJSON(w, http.StatusOK, toJSON(st, true))
+	writeJSON(w, http.StatusOK, toJSON(st, versioning.EncodeContext(st.Context), true))
 }
