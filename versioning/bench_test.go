@@ -212,3 +212,24 @@ func BenchmarkContextRoundTrip(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkAddDot makes the context a PUT returns: the client's context
+// plus the new write's dot, for a client that read the key (prefix), and
+// one that wrote it blind (empty context).
+func BenchmarkAddDot(b *testing.B) {
+	read := oneSibling(b).Context
+	dot := Dot{"node-00-3f9a2c1b", 1_000_005}
+	for _, c := range []struct {
+		name string
+		vv   VersionVector
+	}{{"read", read}, {"blind", nil}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if !c.vv.AddDot(dot).Covers(dot) {
+					b.Fatal("AddDot lost the dot")
+				}
+			}
+		})
+	}
+}

@@ -175,7 +175,43 @@ func (e Entry) withDots(dots []uint64) Entry {
 // AddDot returns v plus the single event d (and nothing else of d's
 // actor). This is the context of a version written with context v.
 func (v VersionVector) AddDot(d Dot) VersionVector {
-	return v.Join(VersionVector{Entry{Actor: d.Actor}.withDots([]uint64{d.Counter})})
+	i, ok := v.find(d.Actor)
+	if ok && v[i].covers(d.Counter) {
+		return v
+	}
+	if !ok {
+		out := make(VersionVector, len(v)+1)
+		copy(out, v[:i])
+		out[i] = Entry{Actor: d.Actor}.withDot(d.Counter)
+		copy(out[i+1:], v[i:])
+		return out
+	}
+	out := make(VersionVector, len(v))
+	copy(out, v)
+	out[i] = v[i].withDot(d.Counter)
+	return out
+}
+
+// withDot returns e plus the event c, which e does not cover, normalised.
+func (e Entry) withDot(c uint64) Entry {
+	out := Entry{Actor: e.Actor, Counter: e.Counter}
+	if c == e.Counter+1 {
+		// c extends the prefix, which may now reach e's first dots.
+		out.Counter = c
+		k := 0
+		for k < len(e.Dots) && e.Dots[k] == out.Counter+1 {
+			out.Counter++
+			k++
+		}
+		if k < len(e.Dots) {
+			out.Dots = e.Dots[k:]
+		}
+		return out
+	}
+	j, _ := slices.BinarySearch(e.Dots, c)
+	out.Dots = make([]uint64, 0, len(e.Dots)+1)
+	out.Dots = append(append(append(out.Dots, e.Dots[:j]...), c), e.Dots[j:]...)
+	return out
 }
 
 // withPrefix returns v with actor's prefix raised to at least n. Only the
