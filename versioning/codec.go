@@ -116,7 +116,9 @@ func (s State) encodedLenBound() int {
 }
 
 // DecodeState parses an encoding made by AppendBinary. The result does not
-// alias data. Any input yields a valid State or an error wrapping
+// alias data: callers pass buffers they hold only briefly (pebble's are
+// valid until an iterator moves or a closer runs) and keep the state
+// longer. Any input yields a valid State or an error wrapping
 // ErrMalformed; it never panics.
 func DecodeState(data []byte) (State, error) {
 	// One copy up front: every value aliases buf, not the caller's bytes
