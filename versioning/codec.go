@@ -69,7 +69,11 @@ func (s State) AppendBinary(dst []byte) ([]byte, error) {
 	if dots > MaxDots {
 		return nil, fmt.Errorf("encode state: %d extra dots exceed limit %d", dots, MaxDots)
 	}
-	dst = slices.Grow(dst, s.encodedLenBound())
+	if len(dst) == cap(dst) {
+		// No room (MarshalBinary's nil, say): grow once, not step by step.
+		// A buffer with room, being reused, is not measured against s.
+		dst = slices.Grow(dst, s.encodedLenBound())
+	}
 	dst = append(dst, stateFormatV1)
 	dst = appendVV(dst, s.Context)
 	dst = binary.AppendUvarint(dst, uint64(len(s.Siblings)))
