@@ -126,29 +126,34 @@ func Sync(a, b State) State {
 		return a
 	}
 	out := State{Context: a.Context.Join(b.Context)}
-	// Count the survivors first: when they are all of a's siblings, or all
+	// Pick the survivors first: when they are all of a's siblings, or all
 	// of b's (merging an equal state, or one whose write supersedes the
 	// other's), the result shares that slice instead of copying it.
-	fromA, fromB := 0, 0
-	for _, inA := range survivors(a, b) {
+	type pick struct {
+		i   int
+		inA bool
+	}
+	var buf [16]pick
+	picks := buf[:0]
+	fromA := 0
+	for i, inA := range survivors(a, b) {
+		picks = append(picks, pick{i, inA})
 		if inA {
 			fromA++
-		} else {
-			fromB++
 		}
 	}
 	switch {
-	case fromA == len(a.Siblings) && fromB == 0:
+	case fromA == len(a.Siblings) && len(picks) == fromA:
 		out.Siblings = a.Siblings
-	case fromB == len(b.Siblings) && fromA == 0:
+	case fromA == 0 && len(picks) == len(b.Siblings):
 		out.Siblings = b.Siblings
 	default:
-		out.Siblings = make([]Sibling, 0, fromA+fromB)
-		for i, inA := range survivors(a, b) {
-			if inA {
-				out.Siblings = append(out.Siblings, a.Siblings[i])
+		out.Siblings = make([]Sibling, len(picks))
+		for k, p := range picks {
+			if p.inA {
+				out.Siblings[k] = a.Siblings[p.i]
 			} else {
-				out.Siblings = append(out.Siblings, b.Siblings[i])
+				out.Siblings[k] = b.Siblings[p.i]
 			}
 		}
 	}

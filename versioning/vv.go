@@ -82,9 +82,13 @@ func (e Entry) covers(c uint64) bool {
 
 // Descends reports whether v has seen every event o has (o ⊆ v).
 func (v VersionVector) Descends(o VersionVector) bool {
+	// Both are sorted by actor: one walk along v finds o's actors.
+	i := 0
 	for _, oe := range o {
-		i, ok := v.find(oe.Actor)
-		if !ok {
+		for i < len(v) && v[i].Actor < oe.Actor {
+			i++
+		}
+		if i == len(v) || v[i].Actor != oe.Actor {
 			return false
 		}
 		ve := v[i]
