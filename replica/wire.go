@@ -53,10 +53,10 @@ func readState(r *wire.Reader) (versioning.State, error) {
 
 // putRequest is a client write forwarded to a primary.
 type putRequest struct {
-	key     []byte
-	vctx    versioning.VersionVector
-	sib     versioning.Sibling
-	w, pw   Level
+	key   []byte
+	vctx  versioning.VersionVector
+	sib   versioning.Sibling
+	w, pw Level
 }
 
 func (p putRequest) encode() []byte {
