@@ -37,9 +37,6 @@ var (
 	writeParams = map[string]bool{"w": true, "pw": true, "timeout": true}
 )
 
-// maxParams is the most parameters a method accepts.
-const maxParams = 4
-
 // badRequest is a client error found while parsing a request.
 type badRequest struct {
 	status int
@@ -87,20 +84,19 @@ func (s *Server) parseRequest(r *http.Request, escapedKey string, allowed map[st
 	if e != nil {
 		return request{}, e
 	}
-	var buf [maxParams]queryParam
-	params, err := parseQuery(buf[:0], r.URL.RawQuery)
+	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return request{}, bad(codeBadParameter, "malformed query string: %v", err)
 	}
 	req := request{key: key, timeout: s.cfg.DefaultTimeout}
-	for _, p := range params {
-		name, val := p.name, p.value
+	for name, vals := range q {
 		if !allowed[name] {
 			return request{}, bad(codeBadParameter, "unknown query parameter %q for %s", name, r.Method)
 		}
-		if n := countParam(params, name); n != 1 {
-			return request{}, bad(codeBadParameter, "query parameter %q given %d times", name, n)
+		if len(vals) != 1 {
+			return request{}, bad(codeBadParameter, "query parameter %q given %d times", name, len(vals))
 		}
+		val := vals[0]
 		if name == "repair" {
 			switch val {
 			case "sync":
@@ -145,67 +141,6 @@ func (s *Server) parseRequest(r *http.Request, escapedKey string, allowed map[st
 		req.vctx, req.hasCtx = vctx, strings.TrimSpace(vals[0]) != ""
 	}
 	return req, nil
-}
-
-// queryParam is one name=value pair of a query string, unescaped.
-type queryParam struct{ name, value string }
-
-// parseQuery appends the parameters of query to params, in their order,
-// with the errors of url.ParseQuery. It parses a query of up to cap(params)
-// parameters itself, without url.ParseQuery's map and slices, and hands a
-// longer one (rarely valid: no method takes more than maxParams) to
-// url.ParseQuery.
-func parseQuery(params []queryParam, query string) ([]queryParam, error) {
-	if strings.Count(query, "&") >= cap(params) {
-		q, err := url.ParseQuery(query)
-		for name, vals := range q {
-			for _, v := range vals {
-				params = append(params, queryParam{name, v})
-			}
-		}
-		return params, err
-	}
-	// url.ParseQuery's loop, but appending pairs rather than to a map.
-	var err error
-	for query != "" {
-		var key string
-		key, query, _ = strings.Cut(query, "&")
-		if strings.Contains(key, ";") {
-			err = errors.New("invalid semicolon separator in query")
-			continue
-		}
-		if key == "" {
-			continue
-		}
-		key, value, _ := strings.Cut(key, "=")
-		key, err1 := url.QueryUnescape(key)
-		if err1 != nil {
-			if err == nil {
-				err = err1
-			}
-			continue
-		}
-		value, err1 = url.QueryUnescape(value)
-		if err1 != nil {
-			if err == nil {
-				err = err1
-			}
-			continue
-		}
-		params = append(params, queryParam{key, value})
-	}
-	return params, err
-}
-
-// countParam returns how many times name occurs in params.
-func countParam(params []queryParam, name string) int {
-	n := 0
-	for _, p := range params {
-		if p.name == name {
-			n++
-		}
-	}
-	return n
 }
 
 // parseTimeout accepts milliseconds ("250") or a Go duration ("250ms").

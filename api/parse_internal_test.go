@@ -1,53 +1,11 @@
 package api
 
 import (
-	"fmt"
 	"mime"
-	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
 )
-
-// parseQuery must agree with url.ParseQuery, which it replaces on the
-// request path: the same pairs (as a multiset: the map has no order) and
-// the same error.
-func FuzzParseQuery(f *testing.F) {
-	for _, q := range []string{
-		"", "w=2", "w=quorum&timeout=5000", "r=1&pr=1&timeout=250ms&repair=sync",
-		"w=1&w=2", "w", "w=", "=1", "&&w=1&", "a;b=1", "w=1;pw=1", "w=%zz", "%zz=1",
-		"w=%41&%77=1", "w=a+b", "a=1&b=2&c=3&d=4&e=5", "a=1&b=2&c=3&d=4", "a=1&b=2&c=3&d=4&",
-		"x=%zz&y;=1", "y;=1&x=%zz", "w=1&&&&&&&timeout=5",
-	} {
-		f.Add(q)
-	}
-	f.Fuzz(func(t *testing.T, query string) {
-		var buf [maxParams]queryParam
-		got, err := parseQuery(buf[:0], query)
-		want, wantErr := url.ParseQuery(query)
-		if fmt.Sprint(err) != fmt.Sprint(wantErr) {
-			t.Fatalf("parseQuery(%q) error %v, url.ParseQuery's %v", query, err, wantErr)
-		}
-		var pairs []queryParam
-		for name, vals := range want {
-			for _, v := range vals {
-				pairs = append(pairs, queryParam{name, v})
-			}
-		}
-		order := func(a, b queryParam) int {
-			if c := strings.Compare(a.name, b.name); c != 0 {
-				return c
-			}
-			return strings.Compare(a.value, b.value)
-		}
-		slices.SortStableFunc(got, order)
-		slices.SortStableFunc(pairs, order)
-		if !slices.Equal(got, pairs) {
-			t.Fatalf("parseQuery(%q) = %q, url.ParseQuery gives %q", query, got, pairs)
-		}
-	})
-}
 
 // acceptsJSON must agree with its first, plain version, which parsed
 // every media range.
