@@ -14,7 +14,7 @@ import (
 // ClusterView is what the /cluster endpoints need (*gossip.Membership).
 type ClusterView interface {
 	Members() []gossip.Member
-	Ring() *ring.Ring
+	View() *ring.View
 }
 
 // HintCounter reports pending hints per target node (*storage.Store).
@@ -48,6 +48,7 @@ type ringJSON struct {
 	Partitions int      `json:"partitions"`
 	N          int      `json:"n"`
 	Members    []string `json:"members"`
+	Epoch      uint64   `json:"version"`
 }
 
 type statusJSON struct {
@@ -58,11 +59,11 @@ type statusJSON struct {
 }
 
 func (s *Server) clusterStatus(w http.ResponseWriter, _ *http.Request) {
-	r := s.cfg.Cluster.Ring()
+	r := s.cfg.Cluster.View()
 	out := statusJSON{
 		Node:         s.cfg.NodeID,
 		Members:      []memberJSON{},
-		Ring:         ringJSON{Partitions: r.Partitions(), N: r.N(), Members: r.Members()},
+		Ring:         ringJSON{Partitions: r.Partitions(), N: r.N(), Members: r.Members(), Epoch: r.Epoch()},
 		HintsPending: map[string]int{},
 	}
 	if s.cfg.Hints != nil {
@@ -95,7 +96,7 @@ func (s *Server) clusterPreflist(w http.ResponseWriter, r *http.Request, escaped
 		writeBad(w, e)
 		return
 	}
-	rg := s.cfg.Cluster.Ring()
+	rg := s.cfg.Cluster.View()
 	p := rg.PartitionOf(key)
 	writeJSON(w, http.StatusOK, preflistJSON{
 		Key: string(key), Partition: p,
@@ -151,16 +152,16 @@ func (s *Server) adminFault(w http.ResponseWriter, r *http.Request) {
 
 // SingleNode returns the cluster view of a node running without gossip:
 // it is the only member of its ring and always alive.
-func SingleNode(id, httpAddr string, r *ring.Ring) ClusterView {
+func SingleNode(id, httpAddr string, r *ring.View) ClusterView {
 	return singleNode{id: id, http: httpAddr, r: r}
 }
 
 type singleNode struct {
 	id, http string
-	r        *ring.Ring
+	r        *ring.View
 }
 
-func (s singleNode) Ring() *ring.Ring { return s.r }
+func (s singleNode) View() *ring.View { return s.r }
 
 func (s singleNode) Members() []gossip.Member {
 	return []gossip.Member{{ID: s.id, HTTP: s.http, Status: gossip.StatusMember, Liveness: gossip.Alive}}
@@ -180,7 +181,7 @@ func (s *Server) adminAAE(w http.ResponseWriter, r *http.Request) {
 	}
 	out := aaeJSON{Node: s.cfg.NodeID, Roots: map[string]string{}}
 	if s.cfg.AAE != nil {
-		parts := s.cfg.Cluster.Ring().Owned(s.cfg.NodeID)
+		parts := s.cfg.Cluster.View().Owned(s.cfg.NodeID)
 		for i, root := range s.cfg.AAE.Roots(parts) {
 			out.Roots[strconv.FormatUint(uint64(parts[i]), 10)] = fmt.Sprintf("%016x", root)
 		}

@@ -28,7 +28,7 @@ func clusterNode(t *testing.T, faults api.FaultFilter) *httptest.Server {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(api.New(backend, api.Config{
-		NodeID: "n1", Cluster: api.SingleNode("n1", "127.0.0.1:8080", backend.Ring()), Faults: faults,
+		NodeID: "n1", Cluster: api.SingleNode("n1", "127.0.0.1:8080", backend.View()), Faults: faults,
 	}))
 	t.Cleanup(func() {
 		srv.Close()

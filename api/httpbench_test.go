@@ -43,7 +43,7 @@ func BenchmarkHTTP(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				runHTTPBench(b, New(backend, Config{NodeID: "bench", Cluster: SingleNode("bench", "", backend.Ring())}), method, value)
+				runHTTPBench(b, New(backend, Config{NodeID: "bench", Cluster: SingleNode("bench", "", backend.View())}), method, value)
 			})
 		}
 	}

@@ -176,14 +176,14 @@ func TestThreeNodesJoinThroughOneSeed(t *testing.T) {
 		}
 	}
 	// The ring is a function of the member set: every node built the same.
-	ref := nodes[0].m.Ring()
+	ref := nodes[0].m.View()
 	if got := ref.Members(); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
 		t.Fatalf("ring members %v", got)
 	}
 	for _, n := range nodes[1:] {
-		r := n.m.Ring()
+		r := n.m.View()
 		for p := range uint32(256) {
-			if a, b := ref.PreferenceList(p), r.PreferenceList(p); !slices.Equal(a, b) {
+			if a, b := ref.Current().PreferenceList(p), r.Current().PreferenceList(p); !slices.Equal(a, b) {
 				t.Fatalf("partition %d: n1 has %v, %s has %v", p, a, n.id, b)
 			}
 		}
@@ -235,7 +235,7 @@ func TestPartitionDetectedAndHealedAfterGossipToTheDeadTime(t *testing.T) {
 	}
 	// Liveness never changes ownership.
 	for _, n := range nodes {
-		if got := n.m.Ring().Members(); !slices.Equal(got, []string{"n1", "n2", "n3", "n4", "n5"}) {
+		if got := n.m.View().Members(); !slices.Equal(got, []string{"n1", "n2", "n3", "n4", "n5"}) {
 			t.Errorf("%s: ring members during the partition = %v", n.id, got)
 		}
 		if len(n.m.Members()) != 5 {
@@ -293,7 +293,7 @@ func TestRestartWithSameIdentityRejoinsWithoutSeeds(t *testing.T) {
 		t.Logf("n3 got its old port %s back", oldAddr)
 	}
 	// Before any gossip, the persisted state already names its peers.
-	if got := n3.m.Ring().Members(); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
+	if got := n3.m.View().Members(); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
 		t.Fatalf("restarted n3's ring before gossip = %v, want the persisted members", got)
 	}
 	nodes = []*testNode{n1, n2, n3}
@@ -382,7 +382,7 @@ func TestStartRejectsBadConfig(t *testing.T) {
 
 func TestSingleNodeAloneIsItsOwnRing(t *testing.T) {
 	n := startNode(t, "solo", "127.0.0.31", []string{"127.0.0.32:1"}, nil) // seed is down
-	if got := n.m.Ring().Members(); !slices.Equal(got, []string{"solo"}) {
+	if got := n.m.View().Members(); !slices.Equal(got, []string{"solo"}) {
 		t.Fatalf("ring = %v", got)
 	}
 	if n.m.Liveness("solo") != Alive || n.m.Liveness("nobody") != Dead {
@@ -434,7 +434,7 @@ func TestNotReadyUntilTheSeedAnswers(t *testing.T) {
 		t.Fatal("a node without seeds is not ready")
 	}
 	waitFor(t, waitLimit, "n2 to join through its late seed", late.m.Ready)
-	if got := late.m.Ring().Members(); !slices.Equal(got, []string{"n1", "n2"}) {
+	if got := late.m.View().Members(); !slices.Equal(got, []string{"n1", "n2"}) {
 		t.Fatalf("n2's ring once ready = %v", got)
 	}
 }

@@ -117,6 +117,7 @@ type inbox struct {
 		state     ringState
 		nodes     map[string]nodeInfo
 		reachable map[string]bool
+		received  map[string][]uint32 // change → partitions this node received
 	}
 }
 
@@ -224,4 +225,13 @@ func (w logWriter) Write(p []byte) (int, error) {
 	}
 	w.log.Log(context.Background(), level, msg)
 	return len(p), nil
+}
+
+func (in *inbox) addReceived(change string, p uint32) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.mu.received == nil {
+		in.mu.received = map[string][]uint32{}
+	}
+	in.mu.received[change] = append(in.mu.received[change], p)
 }

@@ -244,8 +244,11 @@ type Membership struct {
 	ml    *memberlist.Memberlist
 	queue *memberlist.TransmitLimitedQueue
 
-	ring  atomic.Pointer[ring.Ring]
-	view  atomic.Pointer[view]
+	rview   atomic.Pointer[ring.View]
+	leftCh  chan struct{}         // closed once this node has left
+	refused atomic.Pointer[error] // set when the cluster refuses this node
+	reqs    chan func()           // membership-change requests, run by run
+	view  atomic.Pointer[snapshot]
 	local atomic.Pointer[[]byte] // encoded ring state for LocalState
 	live  atomic.Int64           // memberlist members not dead, self included
 	// ready turns true once this node knows the cluster's ring: it had no
@@ -271,8 +274,9 @@ type Membership struct {
 	}
 }
 
-// view is an immutable snapshot of the membership as seen by this node.
-type view struct {
+// snapshot is an immutable snapshot of the membership as seen by this
+// node.
+type snapshot struct {
 	members  []Member // every ring-state entry, sorted by ID
 	index    map[string]int
 	liveness map[string]Liveness
@@ -363,7 +367,7 @@ func Start(cfg Config) (_ *Membership, err error) {
 			return nil, err
 		}
 	}
-	m.ring.Store(r)
+	m.rview.Store(ring.Stable(r, 1))
 	m.local.Store(new(encodeState(m.own.state)))
 	m.publish(map[string]bool{m.id: true})
 	if len(m.own.state) > 1 || !slices.ContainsFunc(cfg.Join, func(s string) bool { return s != m.addr }) {
@@ -447,8 +451,6 @@ func (m *Membership) memberlistConfig(tr memberlist.Transport, ip net.IP, port i
 	return c
 }
 
-// Ring returns the current ring. It never returns nil.
-func (m *Membership) Ring() *ring.Ring { return m.ring.Load() }
 
 // Members returns every node in the ring state (removed ones included,
 // see Status), sorted by ID, with their liveness.
@@ -612,7 +614,7 @@ func (m *Membership) stateChanged(changed []string) {
 		return
 	}
 	m.own.ringMembers = members
-	m.ring.Store(r)
+	m.rview.Store(ring.Stable(r, 1))
 	m.log.Info("gossip: ring changed", "members", members)
 }
 
@@ -653,7 +655,7 @@ func (m *Membership) publish(live map[string]bool) {
 		ids = append(ids, id)
 	}
 	slices.Sort(ids)
-	v := &view{
+	v := &snapshot{
 		members:  make([]Member, 0, len(ids)),
 		index:    make(map[string]int, len(ids)),
 		liveness: make(map[string]Liveness, len(ids)),

@@ -73,7 +73,7 @@ func TestMemnetPartitionAndHeal(t *testing.T) {
 
 		start := time.Now()
 		waitFor("all alive", 30*time.Second, func() bool {
-			return all(Alive, every)() && len(ms[0].Ring().Members()) == 3 && len(ms[2].Ring().Members()) == 3
+			return all(Alive, every)() && len(ms[0].View().Members()) == 3 && len(ms[2].View().Members()) == 3
 		})
 		t.Logf("joined after %v (virtual)", time.Since(start))
 

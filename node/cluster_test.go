@@ -148,7 +148,7 @@ func restartedNodeRejoinsWithDataAndIdentity(t *testing.T) {
 	actor := c.Nodes[2].Running().Store().Actor()
 	c.Stop(2)
 	c.WaitLiveness(0, 2, gossip.Dead, waitLimit)
-	if got := len(c.Nodes[0].Running().Membership().Ring().Members()); got != 3 {
+	if got := len(c.Nodes[0].Running().Membership().View().Members()); got != 3 {
 		t.Fatalf("a stopped node left the ring: %d members", got)
 	}
 	c.Restart(2)

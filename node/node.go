@@ -227,9 +227,9 @@ func Start(cfg Config) (_ *Node, err error) {
 		if err != nil {
 			return nil, err
 		}
-		view = api.SingleNode(cfg.ID, n.httpLn.Addr().String(), n.coord.Ring())
+		view = api.SingleNode(cfg.ID, n.httpLn.Addr().String(), n.coord.View())
 		// No peers to exchange with, but tombstones still get collected.
-		n.aae = n.newEngine(nil, n.coord.Ring, func(string) bool { return false })
+		n.aae = n.newEngine(nil, n.coord.View, func(string) bool { return false })
 	} else {
 		if err := n.startCluster(rcfg); err != nil {
 			return nil, err
@@ -323,7 +323,7 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 		Logger:   n.log,
 	})
 	n.reg.MustRegister(hintCollector{n.store, n.deliverer})
-	n.aae = n.newEngine(n.client, n.membership.Ring, func(id string) bool { return n.membership.Liveness(id) == gossip.Dead })
+	n.aae = n.newEngine(n.client, n.membership.View, func(id string) bool { return n.membership.Liveness(id) == gossip.Dead })
 	n.aae.Register(n.rpc)
 	n.rpc.Serve()
 	n.goFunc(n.deliverer.Run)
@@ -331,10 +331,10 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 }
 
 // newEngine returns the anti-entropy and tombstone-collection engine.
-func (n *Node) newEngine(peer repair.Peer, r func() *ring.Ring, dead func(string) bool) *repair.Engine {
+func (n *Node) newEngine(peer repair.Peer, r func() *ring.View, dead func(string) bool) *repair.Engine {
 	return repair.NewEngine(repair.EngineConfig{
 		Self: n.cfg.ID, Store: n.store, Trees: n.trees, Tombs: n.tombs, Peer: peer,
-		Ring:           r,
+		View:           r,
 		Dead:           dead,
 		Interval:       n.cfg.AAEInterval,
 		KeysPerSec:     n.cfg.AAEKeysPerSec,
@@ -385,7 +385,7 @@ func (c hintCollector) Collect(ch chan<- prometheus.Metric) {
 // livenessView adapts gossip membership to the coordinator's Cluster.
 type livenessView struct{ m *gossip.Membership }
 
-func (v livenessView) Ring() *ring.Ring    { return v.m.Ring() }
+func (v livenessView) View() *ring.View    { return v.m.View() }
 func (v livenessView) Dead(id string) bool { return v.m.Liveness(id) == gossip.Dead }
 func (v livenessView) Ready() bool         { return v.m.Ready() }
 func (v livenessView) Suspect(id string) bool {

@@ -46,8 +46,9 @@ type EngineConfig struct {
 	Trees *Trees
 	Tombs *Tombstones
 	Peer  Peer
-	// Ring returns the current ring; Dead reports gossip's verdict.
-	Ring func() *ring.Ring
+	// View returns the current ownership view; Dead reports gossip's
+	// verdict.
+	View func() *ring.View
 	Dead func(id string) bool
 	// Interval between exchanges (default 10 s).
 	Interval time.Duration
@@ -155,7 +156,7 @@ func (e *Engine) Run(ctx context.Context) {
 // nextPeer returns the next live ring member, round robin.
 func (e *Engine) nextPeer() string {
 	var peers []string
-	for _, m := range e.cfg.Ring().Members() {
+	for _, m := range e.cfg.View().Members() {
 		if m != e.cfg.Self && !e.cfg.Dead(m) {
 			peers = append(peers, m)
 		}
@@ -177,11 +178,13 @@ type Stats struct {
 	RoundTrips                      int
 }
 
-// shared returns the partitions both nodes replicate.
-func shared(r *ring.Ring, a, b string) []uint32 {
+// shared returns the partitions both nodes replicate and neither is
+// still receiving (a partition transfer fills those; an exchange would
+// only duplicate it).
+func shared(r *ring.View, a, b string) []uint32 {
 	var out []uint32
 	for _, p := range r.Owned(a) {
-		if r.IsPrimary(p, b) {
+		if r.IsPrimary(p, b) && r.IsReader(p, a) && r.IsReader(p, b) {
 			out = append(out, p)
 		}
 	}
@@ -200,7 +203,7 @@ func (e *Engine) Exchange(ctx context.Context, peer string) (Stats, error) {
 		e.m.compared.Add(float64(x.st.KeysCompared))
 		e.m.repaired.Add(float64(x.st.KeysRepaired))
 	}()
-	parts := shared(e.cfg.Ring(), e.cfg.Self, peer)
+	parts := shared(e.cfg.View(), e.cfg.Self, peer)
 	x.st.Partitions = len(parts)
 	level := make([]treePos, len(parts))
 	for i, p := range parts {
@@ -495,7 +498,7 @@ func (e *Engine) expired(st versioning.State) bool {
 // or returning node can bring back the value it deleted. It returns how
 // many records it deleted.
 func (e *Engine) CollectTombstones(ctx context.Context, limit int) (int, error) {
-	r := e.cfg.Ring()
+	r := e.cfg.View()
 	purged := 0
 	unreachable := map[string]bool{} // primaries a call failed to this round
 	for _, k := range e.cfg.Tombs.snapshot(limit) {
@@ -511,8 +514,8 @@ func (e *Engine) CollectTombstones(ctx context.Context, limit int) (int, error) 
 			continue
 		}
 		ours, err := versioning.DecodeState(raw)
-		if err != nil || !e.expired(ours) {
-			continue
+		if err != nil || !e.expired(ours) || r.Moving(k.p) || !r.IsPrimary(k.p, e.cfg.Self) {
+			continue // not while the partition moves, nor where this node is no owner
 		}
 		if !e.othersHold(ctx, r, k.p, key, ours, unreachable) {
 			continue
@@ -534,7 +537,7 @@ func (e *Engine) CollectTombstones(ctx context.Context, limit int) (int, error) 
 // (unreachable), cannot confirm: it is not asked again, so that a
 // primary whose packets are dropped costs one call timeout a round, not
 // one per tombstone (which would stall the anti-entropy loop for hours).
-func (e *Engine) othersHold(ctx context.Context, r *ring.Ring, p uint32, key []byte, ours versioning.State, unreachable map[string]bool) bool {
+func (e *Engine) othersHold(ctx context.Context, r *ring.View, p uint32, key []byte, ours versioning.State, unreachable map[string]bool) bool {
 	for _, node := range r.Primaries(p) {
 		if node == e.cfg.Self {
 			continue

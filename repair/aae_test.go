@@ -109,7 +109,7 @@ func newAAENode(tb testing.TB, net *aaeNet, id string, r *ring.Ring, clk *testCl
 	n.store = s
 	n.eng = NewEngine(EngineConfig{
 		Self: id, Store: s, Trees: n.trees, Tombs: n.tombs, Peer: ep,
-		Ring:           func() *ring.Ring { return r },
+		View:           func() *ring.View { return ring.Stable(r, 1) },
 		Dead:           net.isDead,
 		KeysPerSec:     1 << 30, // measure the exchange, not the rate limit
 		TombstoneGrace: grace,

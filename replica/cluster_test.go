@@ -47,7 +47,7 @@ type view struct {
 	ready bool
 }
 
-func (v view) Ring() *ring.Ring { return v.c.ring }
+func (v view) View() *ring.View { return ring.Stable(v.c.ring, 1) }
 func (v view) Ready() bool      { return v.ready }
 func (v view) Dead(id string) bool {
 	v.c.mu.Lock()

@@ -50,8 +50,9 @@ type Store interface {
 // Cluster is the membership view the coordinator needs (gossip in a
 // cluster, a fixed one-member ring on a single node).
 type Cluster interface {
-	// Ring returns the current ring; it never changes under a caller.
-	Ring() *ring.Ring
+	// View returns the current ownership view; it never changes under a
+	// caller.
+	View() *ring.View
 	// Dead reports whether a node is known to be down (not merely suspect).
 	Dead(id string) bool
 	// Suspect reports whether a node failed its latest probe but is not
@@ -199,12 +200,12 @@ func NewLocal(self string, store Store, cfg Config) (*Coordinator, error) {
 	if err != nil {
 		return nil, err
 	}
-	return NewCoordinator(self, store, staticCluster{r}, nil, cfg)
+	return NewCoordinator(self, store, staticCluster{ring.Stable(r, 1)}, nil, cfg)
 }
 
-type staticCluster struct{ r *ring.Ring }
+type staticCluster struct{ v *ring.View }
 
-func (s staticCluster) Ring() *ring.Ring  { return s.r }
+func (s staticCluster) View() *ring.View  { return s.v }
 func (staticCluster) Dead(string) bool    { return false }
 func (staticCluster) Ready() bool         { return true }
 func (staticCluster) Suspect(string) bool { return false }
@@ -223,8 +224,8 @@ func (c *Coordinator) N() int { return c.cfg.N }
 // Ready reports whether the node serves client requests.
 func (c *Coordinator) Ready() bool { return c.cluster.Ready() }
 
-// Ring returns the ring the coordinator currently routes by.
-func (c *Coordinator) Ring() *ring.Ring { return c.cluster.Ring() }
+// View returns the ownership view the coordinator currently routes by.
+func (c *Coordinator) View() *ring.View { return c.cluster.View() }
 
 // Register installs the coordinator's RPC handlers.
 func (c *Coordinator) Register(srv interface {
@@ -246,7 +247,7 @@ func (c *Coordinator) Register(srv interface {
 
 // LocalState returns this node's own stored state of key, without quorum.
 func (c *Coordinator) LocalState(key []byte) (versioning.State, bool, error) {
-	return c.store.Get(c.cluster.Ring().PartitionOf(key), key)
+	return c.store.Get(c.cluster.View().PartitionOf(key), key)
 }
 
 // planner returns the planner of this node's requests under the current

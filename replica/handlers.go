@@ -14,7 +14,7 @@ func (c *Coordinator) handlePut(ctx context.Context, _ string, msg []byte) ([]by
 	if err != nil {
 		return nil, err
 	}
-	r := c.cluster.Ring()
+	r := c.cluster.View()
 	p := r.PartitionOf(req.key)
 	if !c.cluster.Ready() || !r.IsPrimary(p, c.self) {
 		// Nothing was applied: the forwarder may safely try another primary.

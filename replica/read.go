@@ -27,7 +27,7 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, o ReadOptions) (versi
 	if !c.cluster.Ready() {
 		return versioning.State{}, ErrNotReady
 	}
-	r := c.cluster.Ring()
+	r := c.cluster.View()
 	p := r.PartitionOf(key)
 	prims := r.Primaries(p)
 	need, needP := needs(len(prims), o.R, o.PR, c.cfg.R)

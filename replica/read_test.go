@@ -225,8 +225,8 @@ func TestLocalCoordinator(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	if c.N() != 3 || !c.Ready() || !slices.Equal(c.Ring().Members(), []string{"solo"}) {
-		t.Fatalf("N %d, ready %v, members %v", c.N(), c.Ready(), c.Ring().Members())
+	if c.N() != 3 || !c.Ready() || !slices.Equal(c.View().Members(), []string{"solo"}) {
+		t.Fatalf("N %d, ready %v, members %v", c.N(), c.Ready(), c.View().Members())
 	}
 	k := []byte("k")
 	vc, err := c.Put(context.Background(), k, nil, versioning.Sibling{Value: []byte("v")}, WriteOptions{W: All})

@@ -25,7 +25,7 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, vctx versioning.Versi
 		return nil, ErrNotReady
 	}
 	sib.Modified = c.cfg.Now().UnixMilli()
-	r := c.cluster.Ring()
+	r := c.cluster.View()
 	w := write{p: r.PartitionOf(key), key: key, vctx: vctx, sib: sib, o: o}
 	if r.IsPrimary(w.p, c.self) {
 		return c.coordinateAsPrimary(ctx, r, w)
@@ -87,7 +87,7 @@ func (c *Coordinator) forwardOrder(prims []string) []string {
 
 // coordinateAsPrimary applies a write here, as a primary of its key, with
 // a fresh dot of this node's actor, and replicates it.
-func (c *Coordinator) coordinateAsPrimary(ctx context.Context, r *ring.Ring, w write) (versioning.VersionVector, error) {
+func (c *Coordinator) coordinateAsPrimary(ctx context.Context, r *ring.View, w write) (versioning.VersionVector, error) {
 	return c.coordinate(ctx, r, w, c.planner().forPrimary, func() (versioning.State, versioning.Dot, func() error, error) {
 		return c.store.WriteDeferSync(w.p, w.key, w.vctx, w.sib)
 	})
@@ -97,7 +97,7 @@ func (c *Coordinator) coordinateAsPrimary(ctx context.Context, r *ring.Ring, w w
 // node holds the first primary's copy as a hint, written with a dot of its
 // fallback actor (an exact update, see versioning.State.UpdateExact), and
 // replicates it like a primary would.
-func (c *Coordinator) coordinateAsFallback(ctx context.Context, r *ring.Ring, w write) (versioning.VersionVector, error) {
+func (c *Coordinator) coordinateAsFallback(ctx context.Context, r *ring.View, w write) (versioning.VersionVector, error) {
 	primary := r.Primaries(w.p)[0]
 	return c.coordinate(ctx, r, w, c.planner().forFallback, func() (versioning.State, versioning.Dot, func() error, error) {
 		dot, err := c.store.FallbackDot(w.vctx)
@@ -125,7 +125,7 @@ func (c *Coordinator) coordinateAsFallback(ctx context.Context, r *ring.Ring, w 
 // the levels are met, can no longer be, or ctx ends. apply may return
 // before its write is durable: then its sync (waited for while the copies
 // travel) must succeed before this node's own copy counts.
-func (c *Coordinator) coordinate(ctx context.Context, r *ring.Ring, w write,
+func (c *Coordinator) coordinate(ctx context.Context, r *ring.View, w write,
 	makePlan func(prims, fallbacks []string) *plan,
 	apply func() (versioning.State, versioning.Dot, func() error, error),
 ) (versioning.VersionVector, error) {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/cespare/xxhash/v2"
 )
@@ -28,7 +29,9 @@ type Ring struct {
 	part    Partitioner
 	hash    func([]byte) uint64 // nil: xxhash, called directly
 	n       int
-	members []string         // sorted
+	members []string         // sorted by token (the ID unless replaced)
+	byName  []string         // the same IDs, sorted
+	tokens  []string         // tokens[i]: members[i]'s placement token
 	index   map[string]int32 // member → position in members
 	prefs   []string         // Q rows of len(members)
 	owned   [][]uint32       // by member index, ascending
@@ -42,16 +45,24 @@ type Ring struct {
 // (at least 1; capped at the number of members). Keys and member IDs are
 // hashed with xxhash.
 func New(members []string, q, n int) (*Ring, error) {
-	return build(members, q, n, nil)
+	return build(members, q, n, nil, nil)
+}
+
+// NewWithTokens is New where a member may be placed under another name,
+// its token: token(id) returns it ("" or id: the member's own ID). A node
+// that replaces another takes the old one's token, and so exactly the
+// partitions the old one had. Tokens must be distinct.
+func NewWithTokens(members []string, token func(id string) string, q, n int) (*Ring, error) {
+	return build(members, q, n, nil, token)
 }
 
 // NewWithHash is New with an injected 64-bit hash, used both for keys
 // (PartitionOf) and for member IDs. A nil hash means xxhash.
 func NewWithHash(members []string, q, n int, hash func([]byte) uint64) (*Ring, error) {
-	return build(members, q, n, hash)
+	return build(members, q, n, hash, nil)
 }
 
-func build(members []string, q, n int, hash func([]byte) uint64) (*Ring, error) {
+func build(members []string, q, n int, hash func([]byte) uint64, token func(string) string) (*Ring, error) {
 	part, err := NewPartitioner(q)
 	if err != nil {
 		return nil, err
@@ -77,20 +88,42 @@ func build(members []string, q, n int, hash func([]byte) uint64) (*Ring, error) 
 		}
 	}
 	s := len(sorted)
+	tokens := make([]string, s)
+	for i, id := range sorted {
+		tokens[i] = id
+		if token != nil && token(id) != "" {
+			tokens[i] = token(id)
+		}
+	}
+	// Place by token: a member's position (which breaks score ties) and
+	// seed come from its token, so a replacement lands where its
+	// predecessor was.
+	byToken := make([]int, s)
+	for i := range byToken {
+		byToken[i] = i
+	}
+	slices.SortFunc(byToken, func(a, b int) int { return strings.Compare(tokens[a], tokens[b]) })
 	r := &Ring{
 		part:    part,
 		hash:    hash,
 		n:       min(n, s),
-		members: sorted[:s:s],
+		members: make([]string, s),
+		byName:  sorted[:s:s],
+		tokens:  make([]string, s),
 		index:   make(map[string]int32, s),
 	}
 	seeds := make([]uint64, s)
-	for i, id := range sorted {
+	for i, k := range byToken {
+		id, tok := sorted[k], tokens[k]
+		if i > 0 && r.tokens[i-1] == tok {
+			return nil, fmt.Errorf("ring: token %q used twice: %w", tok, ErrBadMembers)
+		}
+		r.members[i], r.tokens[i] = id, tok
 		r.index[id] = int32(i)
 		if hash == nil {
-			seeds[i] = xxhash.Sum64String(id)
+			seeds[i] = xxhash.Sum64String(tok)
 		} else {
-			seeds[i] = hash([]byte(id))
+			seeds[i] = hash([]byte(tok))
 		}
 	}
 
@@ -98,7 +131,7 @@ func build(members []string, q, n int, hash func([]byte) uint64) (*Ring, error) 
 	r.overfull = pl.overfull
 	r.prefs = make([]string, len(pl.prefs))
 	for k, i := range pl.prefs {
-		r.prefs[k] = sorted[i]
+		r.prefs[k] = r.members[i]
 	}
 	load := make([]int, s)
 	for p := range q {
@@ -128,7 +161,17 @@ func build(members []string, q, n int, hash func([]byte) uint64) (*Ring, error) 
 }
 
 // Members returns the member IDs, sorted.
-func (r *Ring) Members() []string { return r.members }
+func (r *Ring) Members() []string { return r.byName }
+
+// Token returns the placement token of member id (its own ID unless it
+// replaced another node), or "" if id is not a member.
+func (r *Ring) Token(id string) string {
+	i, ok := r.index[id]
+	if !ok {
+		return ""
+	}
+	return r.tokens[i]
+}
 
 // Partitions returns Q.
 func (r *Ring) Partitions() int { return r.part.Partitions() }
@@ -194,7 +237,7 @@ func (r *Ring) Owned(node string) []uint32 {
 // than its bound.
 func (r *Ring) check() error {
 	s, q := len(r.members), r.Partitions()
-	if !slices.IsSorted(r.members) || len(r.prefs) != s*q || r.n < 1 || r.n > s {
+	if !slices.IsSorted(r.tokens) || !slices.IsSorted(r.byName) || len(r.prefs) != s*q || r.n < 1 || r.n > s {
 		return fmt.Errorf("ring: malformed: %d members, %d entries, N=%d", s, len(r.prefs), r.n)
 	}
 	seen := make([]uint32, s) // seen[i] == p+1: member i listed for p

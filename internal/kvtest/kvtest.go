@@ -309,7 +309,7 @@ func (c *Cluster) WaitAllAlive() {
 			if a.Running() == nil {
 				continue
 			}
-			if len(a.Running().Membership().Ring().Members()) != len(c.Nodes) {
+			if len(a.Running().Membership().View().Members()) != len(c.Nodes) {
 				return false
 			}
 			for j, b := range c.Nodes {
