@@ -140,7 +140,7 @@ func TestAdminFault(t *testing.T) {
 // joining is a cluster view of a node that has not joined its cluster.
 type joining struct{ r *ring.Ring }
 
-func (j joining) Ring() *ring.Ring  { return j.r }
+func (j joining) View() *ring.View  { return ring.Stable(j.r, 1) }
 func (joining) Dead(string) bool    { return false }
 func (joining) Ready() bool         { return false }
 func (joining) Suspect(string) bool { return false }
