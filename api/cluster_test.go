@@ -161,7 +161,7 @@ func TestJoiningNodeRefusesClientRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer coord.Close()
-	srv := httptest.NewServer(api.New(coord, api.Config{NodeID: "n2", Cluster: api.SingleNode("n2", "", r)}))
+	srv := httptest.NewServer(api.New(coord, api.Config{NodeID: "n2", Cluster: api.SingleNode("n2", "", ring.Stable(r, 1))}))
 	defer srv.Close()
 	var health map[string]string
 	if code := doJSON(t, http.MethodGet, srv.URL+"/healthz", "", &health); code != http.StatusServiceUnavailable || health["status"] != "joining" {

@@ -76,5 +76,5 @@ func (m *Membership) request(fn func() error) error {
 	}
 }
 
-func (m *Membership) leave() error             { return errors.New("not yet") }
+func (m *Membership) leave() error              { return errors.New("not yet") }
 func (m *Membership) remove(string, bool) error { return errors.New("not yet") }

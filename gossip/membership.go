@@ -248,9 +248,9 @@ type Membership struct {
 	leftCh  chan struct{}         // closed once this node has left
 	refused atomic.Pointer[error] // set when the cluster refuses this node
 	reqs    chan func()           // membership-change requests, run by run
-	view  atomic.Pointer[snapshot]
-	local atomic.Pointer[[]byte] // encoded ring state for LocalState
-	live  atomic.Int64           // memberlist members not dead, self included
+	view    atomic.Pointer[snapshot]
+	local   atomic.Pointer[[]byte] // encoded ring state for LocalState
+	live    atomic.Int64           // memberlist members not dead, self included
 	// ready turns true once this node knows the cluster's ring: it had no
 	// seeds, knew peers from its persisted state, or merged a peer's state.
 	// Before that its ring is just itself, and serving requests on it would
@@ -450,7 +450,6 @@ func (m *Membership) memberlistConfig(tr memberlist.Transport, ip net.IP, port i
 	c.RetransmitMult = m.tune.retransmitMult
 	return c
 }
-
 
 // Members returns every node in the ring state (removed ones included,
 // see Status), sorted by ID, with their liveness.
