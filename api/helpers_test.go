@@ -65,7 +65,7 @@ func (n *node) start() {
 	}
 	n.store = store
 	n.srv = httptest.NewServer(api.New(backend, api.Config{
-		NodeID: "n1", MaxValue: testMaxValue, Cluster: api.SingleNode("n1", "", backend.Ring()),
+		NodeID: "n1", MaxValue: testMaxValue, Cluster: api.SingleNode("n1", "", backend.View()),
 	}))
 }
 
