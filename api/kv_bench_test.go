@@ -152,7 +152,7 @@ func newBenchServer(b *testing.B, backend api.Backend) *api.Server {
 	if err != nil {
 		b.Fatal(err)
 	}
-	return api.New(backend, api.Config{NodeID: "solo", Cluster: api.SingleNode("solo", "", r)})
+	return api.New(backend, api.Config{NodeID: "solo", Cluster: api.SingleNode("solo", "", ring.Stable(r, 1))})
 }
 
 func newBenchLocal(b *testing.B) api.Backend {
