@@ -79,6 +79,19 @@ type Config struct {
 	// TombstoneGrace is how long a delete's tombstone is kept, at least,
 	// before it may be collected (default 1 h).
 	TombstoneGrace time.Duration
+	// NewCluster lets a node whose data directory is empty form a new
+	// cluster when none of its Join addresses answers; without it such a
+	// node waits for them. It has no effect once the directory holds data.
+	NewCluster bool
+	// Replace names a dead node whose partitions this (empty) node takes
+	// over when it joins.
+	Replace string
+	// TransferLimit is how many partitions this node transfers in, and out,
+	// at once (default 2; negative means 0: transfers paused).
+	TransferLimit int
+	// TransferRate bounds incoming transfer bytes per second (default
+	// 64 MiB/s; negative: unlimited).
+	TransferRate int64
 	// Network, if not nil, replaces the node's sockets (tests run whole
 	// clusters in memory on it); see Network. It implies clustering.
 	Network Network
@@ -390,6 +403,15 @@ func (v livenessView) Dead(id string) bool { return v.m.Liveness(id) == gossip.D
 func (v livenessView) Ready() bool         { return v.m.Ready() }
 func (v livenessView) Suspect(id string) bool {
 	return v.m.Liveness(id) == gossip.Suspect
+}
+
+// Left returns a channel closed once the node has left its cluster (a
+// graceful leave completed); nil on a single node.
+func (n *Node) Left() <-chan struct{} {
+	if n.membership == nil {
+		return nil
+	}
+	return n.membership.Left()
 }
 
 // HTTPAddr returns the client API's bound address.
