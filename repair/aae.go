@@ -195,6 +195,14 @@ func shared(r *ring.View, a, b string) []uint32 {
 // top-down, and syncs the keys of differing leaves in both directions
 // through versioning.Sync (never losing a sibling).
 func (e *Engine) Exchange(ctx context.Context, peer string) (Stats, error) {
+	return e.ExchangePartitions(ctx, peer, shared(e.cfg.View(), e.cfg.Self, peer))
+}
+
+// ExchangePartitions runs Exchange's comparison and sync on exactly the
+// given partitions, whoever owns them: a node that received a partition
+// confirms its copy against the source with it (one Merkle comparison
+// that also syncs any key written during the transfer).
+func (e *Engine) ExchangePartitions(ctx context.Context, peer string, parts []uint32) (Stats, error) {
 	x := &peerExchange{e: e, ctx: ctx, peer: peer}
 	e.m.exchanges.Inc()
 	defer func() {
@@ -203,7 +211,6 @@ func (e *Engine) Exchange(ctx context.Context, peer string) (Stats, error) {
 		e.m.compared.Add(float64(x.st.KeysCompared))
 		e.m.repaired.Add(float64(x.st.KeysRepaired))
 	}()
-	parts := shared(e.cfg.View(), e.cfg.Self, peer)
 	x.st.Partitions = len(parts)
 	level := make([]treePos, len(parts))
 	for i, p := range parts {

@@ -1,0 +1,72 @@
+package repair
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/dotkv/dotkv/ring"
+)
+
+// TestExchangePartitionsSyncsExactlyTheGivenPartitions: with one replica
+// per partition the two nodes share nothing, so Exchange compares
+// nothing; ExchangePartitions compares and syncs, in both directions,
+// the partitions it is given and no other.
+func TestExchangePartitionsSyncsExactlyTheGivenPartitions(t *testing.T) {
+	net := newAAENet()
+	r, err := ring.New([]string{"a", "b"}, 16, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newTestClock(time.Now())
+	a := newAAENode(t, net, "a", r, clk, time.Hour)
+	b := newAAENode(t, net, "b", r, clk, time.Hour)
+
+	onA, onB := map[uint32][]string{}, map[uint32][]string{}
+	for i := range 400 {
+		key := fmt.Sprintf("k%03d", i)
+		p := r.PartitionOf([]byte(key))
+		if i%2 == 0 {
+			a.merge(t, r, key, valueState("a.1", uint64(i+1), []byte(key), 1))
+			onA[p] = append(onA[p], key)
+		} else {
+			b.merge(t, r, key, valueState("b.1", uint64(i+1), []byte(key), 1))
+			onB[p] = append(onB[p], key)
+		}
+	}
+	before := diffRoots(r, a, b)
+	if st := exchange(t, a, "b"); st.Partitions != 0 || st.KeysRepaired != 0 {
+		t.Fatalf("Exchange of nodes sharing no partition: %+v", st)
+	}
+	if got := diffRoots(r, a, b); got != before {
+		t.Fatalf("Exchange changed %d partitions' roots", before-got)
+	}
+
+	parts := []uint32{3, 7}
+	want := len(onA[3]) + len(onB[3]) + len(onA[7]) + len(onB[7])
+	st, err := a.eng.ExchangePartitions(context.Background(), "b", parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Partitions != 2 || st.DifferingPartitions != 2 || st.KeysRepaired != want {
+		t.Fatalf("stats %+v: want 2 partitions, both differing, %d keys repaired", st, want)
+	}
+	for p := range uint32(16) {
+		keys := slices.Concat(onA[p], onB[p])
+		for _, key := range keys {
+			_, okA := a.raw(t, r, key)
+			_, okB := b.raw(t, r, key)
+			if synced := okA && okB; synced != slices.Contains(parts, p) {
+				t.Fatalf("partition %d key %s: on a %v, on b %v", p, key, okA, okB)
+			}
+		}
+	}
+	if got := diffRoots(r, a, b); got != before-2 {
+		t.Fatalf("%d partitions differ after the exchange, want %d", got, before-2)
+	}
+	if st, err := a.eng.ExchangePartitions(context.Background(), "b", parts); err != nil || st.DifferingPartitions != 0 {
+		t.Fatalf("second exchange: %+v, %v", st, err)
+	}
+}
