@@ -2,12 +2,14 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"strconv"
 
 	"github.com/dotkv/dotkv/gossip"
+	"github.com/dotkv/dotkv/handoff"
 	"github.com/dotkv/dotkv/ring"
 )
 
@@ -15,6 +17,17 @@ import (
 type ClusterView interface {
 	Members() []gossip.Member
 	View() *ring.View
+	// Leave starts this node's graceful decommission (POST /cluster/leave).
+	Leave() error
+	// Remove takes node id out of the ring (POST /cluster/remove/{id});
+	// without force a node seen alive is refused (gossip.ErrNodeAlive).
+	Remove(id string, force bool) error
+}
+
+// TransferLister reports this node's partition transfers
+// (*handoff.Manager) for /cluster/status.
+type TransferLister interface {
+	Transfers() []handoff.Transfer
 }
 
 // HintCounter reports pending hints per target node (*storage.Store).
@@ -35,13 +48,14 @@ type FaultFilter interface {
 }
 
 type memberJSON struct {
-	ID         string `json:"id"`
-	HTTP       string `json:"http"`
-	RPC        string `json:"rpc,omitempty"`
-	Gossip     string `json:"gossip,omitempty"`
-	Liveness   string `json:"liveness"`
-	Status     string `json:"status"`
-	Partitions int    `json:"partitions"`
+	ID          string `json:"id"`
+	HTTP        string `json:"http"`
+	RPC         string `json:"rpc,omitempty"`
+	Gossip      string `json:"gossip,omitempty"`
+	Liveness    string `json:"liveness"`
+	Status      string `json:"status"`
+	RingVersion uint64 `json:"ring_version"`
+	Partitions  int    `json:"partitions"`
 }
 
 type ringJSON struct {
@@ -52,10 +66,11 @@ type ringJSON struct {
 }
 
 type statusJSON struct {
-	Node         string         `json:"node"`
-	Members      []memberJSON   `json:"members"`
-	Ring         ringJSON       `json:"ring"`
-	HintsPending map[string]int `json:"hints_pending"`
+	Node         string             `json:"node"`
+	Members      []memberJSON       `json:"members"`
+	Ring         ringJSON           `json:"ring"`
+	HintsPending map[string]int     `json:"hints_pending"`
+	Transfers    []handoff.Transfer `json:"transfers"`
 }
 
 func (s *Server) clusterStatus(w http.ResponseWriter, _ *http.Request) {
@@ -65,6 +80,10 @@ func (s *Server) clusterStatus(w http.ResponseWriter, _ *http.Request) {
 		Members:      []memberJSON{},
 		Ring:         ringJSON{Partitions: r.Partitions(), N: r.N(), Members: r.Members(), Epoch: r.Epoch()},
 		HintsPending: map[string]int{},
+		Transfers:    []handoff.Transfer{},
+	}
+	if s.cfg.Transfers != nil {
+		out.Transfers = append(out.Transfers, s.cfg.Transfers.Transfers()...)
 	}
 	if s.cfg.Hints != nil {
 		for target, n := range s.cfg.Hints.HintCounts() {
@@ -72,6 +91,8 @@ func (s *Server) clusterStatus(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	for _, m := range s.cfg.Cluster.Members() {
+		// RingVersion stays 0 until gossip.Member reports the epoch each
+		// member applied.
 		out.Members = append(out.Members, memberJSON{
 			ID: m.ID, HTTP: m.HTTP, RPC: m.RPC, Gossip: m.Gossip,
 			Liveness: string(m.Liveness), Status: string(m.Status), Partitions: len(r.Owned(m.ID)),
@@ -166,6 +187,13 @@ func (s singleNode) View() *ring.View { return s.r }
 func (s singleNode) Members() []gossip.Member {
 	return []gossip.Member{{ID: s.id, HTTP: s.http, Status: gossip.StatusMember, Liveness: gossip.Alive}}
 }
+
+// ErrNotClustered is what a single node's Leave and Remove return: without
+// gossip there is no cluster whose membership could change.
+var ErrNotClustered = errors.New("this node runs without gossip (no --gossip): a single node cannot change its cluster's membership")
+
+func (singleNode) Leave() error              { return ErrNotClustered }
+func (singleNode) Remove(string, bool) error { return ErrNotClustered }
 
 type aaeJSON struct {
 	Node  string            `json:"node"`

@@ -17,6 +17,11 @@ const (
 	codeNotReady         = "not_ready"
 	codeTimeout          = "timeout"
 	codeInternal         = "internal"
+	codeUnknownNode      = "unknown_node"
+	codeNodeAlive        = "node_alive"
+	codeNotMember        = "not_member"
+	codeLastMember       = "last_member"
+	codeNotClustered     = "not_clustered"
 )
 
 // errorBody is the JSON shape of every error response.

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/dotkv/dotkv/gossip"
 	"github.com/dotkv/dotkv/replica"
 	"github.com/dotkv/dotkv/versioning"
 )
@@ -53,6 +54,9 @@ type Config struct {
 	Hints HintCounter
 	// AAE, if not nil, serves /admin/aae.
 	AAE AAEView
+	// Transfers, if not nil, lists this node's partition transfers in
+	// /cluster/status.
+	Transfers TransferLister
 }
 
 // Limits of the client API.
@@ -101,6 +105,7 @@ func New(backend Backend, cfg Config) *Server {
 		metrics: newHTTPMetrics(cfg.Registry),
 		mux:     http.NewServeMux(),
 	}
+	cfg.Registry.MustRegister(ringCollector{self: cfg.NodeID, cluster: cfg.Cluster})
 	s.mux.HandleFunc("GET /healthz", s.healthz)
 	s.mux.Handle("GET /metrics", promhttp.HandlerFor(s.reg, promhttp.HandlerOpts{Registry: s.reg}))
 	s.mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -140,6 +145,12 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 			s.clusterStatus(w, r)
 		}
 		return "cluster_status"
+	case path == "/cluster/leave":
+		s.clusterLeave(w, r)
+		return "cluster_leave"
+	case hasPrefix(path, "/cluster/remove/"):
+		s.clusterRemove(w, r, path[len("/cluster/remove/"):])
+		return "cluster_remove"
 	case path == "/admin/aae":
 		s.adminAAE(w, r)
 		return "admin_aae"
@@ -161,12 +172,35 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 
+// healthz answers 200 while this node serves everything it owns ("ok", or
+// "leaving" while it hands its partitions off), and 503 while it does not
+// ("joining": not ready, or still receiving its partitions) or no longer
+// belongs to the cluster ("left", "removed").
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
-	if !s.backend.Ready() {
-		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "joining", "node": s.cfg.NodeID})
-		return
+	status, code := "ok", http.StatusOK
+	switch st := s.selfStatus(); {
+	case st == gossip.StatusRemoved || st == statusLeft:
+		status, code = string(st), http.StatusServiceUnavailable
+	case !s.backend.Ready() || st == gossip.StatusJoining:
+		status, code = string(gossip.StatusJoining), http.StatusServiceUnavailable
+	case st == gossip.StatusLeaving:
+		status = string(st)
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok", "node": s.cfg.NodeID})
+	writeJSON(w, code, map[string]string{"status": status, "node": s.cfg.NodeID})
+}
+
+// statusLeft is the ring status of a node whose leave completed.
+const statusLeft gossip.Status = "left"
+
+// selfStatus returns this node's own ring status ("" if its cluster view
+// does not list it).
+func (s *Server) selfStatus() gossip.Status {
+	for _, m := range s.cfg.Cluster.Members() {
+		if m.ID == s.cfg.NodeID {
+			return m.Status
+		}
+	}
+	return ""
 }
 
 // NewHTTPServer returns an http.Server for h with timeouts set, so that a
