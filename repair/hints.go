@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/dotkv/dotkv/internal/wire"
+	"github.com/dotkv/dotkv/ring"
 	"github.com/dotkv/dotkv/storage"
 	"github.com/dotkv/dotkv/transport"
 	"github.com/dotkv/dotkv/versioning"
@@ -41,6 +43,16 @@ type DelivererConfig struct {
 	Peer  Peer
 	// Dead reports whether gossip sees a node as dead; hints for it wait.
 	Dead func(id string) bool
+	// View, if not nil, returns the current ownership view. Hints for a
+	// target that is no longer a member (removed, left or replaced) go to
+	// the current write owners of each hint's partition instead. Nil: every
+	// target gets its own hints.
+	View func() *ring.View
+	// Self is this node's ID, and Local its records: a re-targeted hint
+	// whose partition this node owns is merged into Local rather than
+	// sent. Without Local, it is sent to Self through Peer.
+	Self  string
+	Local RecordStore
 	// Interval between delivery rounds (default 200 ms).
 	Interval time.Duration
 	// Batch is the most hints per RPC (default 256).
@@ -94,10 +106,25 @@ func (d *Deliverer) Run(ctx context.Context) {
 	}
 }
 
-// round offers every target that gossip does not see dead its hints.
+// round offers every target that gossip does not see dead its hints, and
+// hands the hints of targets that are no longer members to the owners of
+// their partitions.
 func (d *Deliverer) round(ctx context.Context) {
+	var v *ring.View
+	if d.cfg.View != nil {
+		v = d.cfg.View()
+	}
 	for target, n := range d.cfg.Store.HintCounts() {
-		if n == 0 || d.cfg.Dead(target) {
+		if n == 0 {
+			continue
+		}
+		if v != nil && !isMember(v, target) {
+			if err := d.retarget(ctx, v, target); err != nil && ctx.Err() == nil {
+				d.cfg.Logger.Debug("re-targeted hint delivery paused", "target", target, "err", err)
+			}
+			continue
+		}
+		if d.cfg.Dead(target) {
 			continue
 		}
 		if err := d.DeliverTo(ctx, target); err != nil && ctx.Err() == nil {
@@ -142,6 +169,115 @@ func (d *Deliverer) DeliverTo(ctx context.Context, target string) error {
 		after = &hints[len(hints)-1]
 	}
 	return ctx.Err()
+}
+
+// isMember reports whether id is a member of v.
+func isMember(v *ring.View, id string) bool {
+	_, found := slices.BinarySearch(v.Members(), id)
+	return found
+}
+
+// retarget delivers the hints pending for target, which is not a member
+// of v, to the write owners of each hint's partition under v, and deletes
+// each hint once all its owners acknowledged it. A hint with a dead owner,
+// or an owner that failed a call in this pass, is kept for a later round;
+// the pass goes on with the rest.
+func (d *Deliverer) retarget(ctx context.Context, v *ring.View, target string) error {
+	failed := map[string]bool{} // owners that failed a call in this pass
+	var (
+		after    *storage.Hint
+		firstErr error
+	)
+	for ctx.Err() == nil {
+		hints, err := d.cfg.Store.ScanHints(target, after, d.cfg.Batch)
+		if err != nil {
+			return fmt.Errorf("scan hints for %s: %w", target, err)
+		}
+		if len(hints) == 0 {
+			return firstErr
+		}
+		hints = hints[:batchPrefix(hints)]
+		after = &hints[len(hints)-1]
+
+		// Each live owner's share of the batch, owners in first-seen order.
+		keep := make([]bool, len(hints))
+		var owners []string
+		share := map[string][]int{}
+		for i, h := range hints {
+			ps := v.Primaries(h.Partition)
+			keep[i] = len(ps) == 0
+			for _, o := range ps {
+				if failed[o] || d.cfg.Dead(o) {
+					keep[i] = true
+					continue
+				}
+				if _, ok := share[o]; !ok {
+					owners = append(owners, o)
+				}
+				share[o] = append(share[o], i)
+			}
+		}
+		var calls []mergeCall
+		for _, o := range owners {
+			sub := make([]storage.Hint, len(share[o]))
+			for j, i := range share[o] {
+				sub[j] = hints[i]
+			}
+			if o == d.cfg.Self && d.cfg.Local != nil {
+				if err := mergeLocal(d.cfg.Local, sub); err != nil {
+					keepFailed(share[o], keep, &firstErr, fmt.Errorf("merge %d hints for %s locally: %w", len(sub), target, err))
+				}
+				continue
+			}
+			msg, err := encodeBatch(sub)
+			if err != nil {
+				return err
+			}
+			calls = append(calls, mergeCall{node: o, req: msg})
+		}
+		for i, err := range callEach(ctx, d.cfg.Peer, d.cfg.CallTimeout, calls) {
+			if err != nil {
+				o := calls[i].node
+				failed[o] = true
+				d.failures.Add(1)
+				keepFailed(share[o], keep, &firstErr, fmt.Errorf("deliver %d hints for %s to owner %s: %w", len(share[o]), target, o, err))
+			}
+		}
+		for i, h := range hints {
+			if keep[i] {
+				continue
+			}
+			deleted, err := d.cfg.Store.DeleteHintIfUnchanged(h)
+			if err != nil {
+				return fmt.Errorf("delete delivered hint: %w", err)
+			}
+			if deleted {
+				d.delivered.Add(1)
+			}
+		}
+	}
+	return ctx.Err()
+}
+
+// keepFailed keeps the hints at indexes and records err if it is the
+// first.
+func keepFailed(indexes []int, keep []bool, first *error, err error) {
+	for _, i := range indexes {
+		keep[i] = true
+	}
+	if *first == nil {
+		*first = err
+	}
+}
+
+// mergeLocal merges hints into this node's records.
+func mergeLocal(store RecordStore, hints []storage.Hint) error {
+	for _, h := range hints {
+		if _, err := store.Merge(h.Partition, h.Key, h.State); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // batchPrefix returns how many of hints, from the first, one batch
@@ -209,11 +345,6 @@ func HandleMergeStates(store RecordStore) transport.Handler {
 		if err != nil {
 			return nil, err
 		}
-		for _, h := range hints {
-			if _, err := store.Merge(h.Partition, h.Key, h.State); err != nil {
-				return nil, err
-			}
-		}
-		return nil, nil
+		return nil, mergeLocal(store, hints)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/dotkv/dotkv/internal/memnet"
 	"github.com/dotkv/dotkv/internal/wire"
+	"github.com/dotkv/dotkv/ring"
 	"github.com/dotkv/dotkv/storage"
 	"github.com/dotkv/dotkv/versioning"
 )
@@ -170,7 +171,8 @@ func TestRoundSkipsDeadTargetsAndRunDrains(t *testing.T) {
 	var dead atomic.Bool
 	dead.Store(true)
 	net, peer := hintNet(t, target)
-	d := NewDeliverer(DelivererConfig{Store: holder, Peer: peer, Dead: func(string) bool { return dead.Load() }, Interval: time.Millisecond})
+	sig := hintSignal{holder, make(chan struct{}, 1)}
+	d := NewDeliverer(DelivererConfig{Store: sig, Peer: peer, Dead: func(string) bool { return dead.Load() }, Interval: time.Millisecond})
 	d.round(context.Background())
 	if net.Stats()[MethodMergeStates].Calls != 0 || holder.HintCounts()["n3"] != 1 {
 		t.Fatal("a round delivered to a dead target")
@@ -179,15 +181,26 @@ func TestRoundSkipsDeadTargetsAndRunDrains(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { d.Run(ctx); close(done) }()
-	deadline := time.Now().Add(time.Minute)
-	for len(holder.HintCounts()) != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("Run did not deliver to a live target after a minute")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	<-sig.deleted // Run delivered the hint
 	cancel()
 	<-done
+	if got, _, _ := target.Get(7, []byte("k")); got.IsZero() {
+		t.Fatal("the target lacks the delivered hint")
+	}
+}
+
+// hintSignal is a hint store that reports each hint it deletes.
+type hintSignal struct {
+	*storage.Store
+	deleted chan struct{}
+}
+
+func (s hintSignal) DeleteHintIfUnchanged(h storage.Hint) (bool, error) {
+	ok, err := s.Store.DeleteHintIfUnchanged(h)
+	if ok {
+		s.deleted <- struct{}{}
+	}
+	return ok, err
 }
 
 // batchStates makes states to batch: one value, two concurrent siblings,
@@ -318,5 +331,153 @@ func TestHandlerRefusesMalformedBatches(t *testing.T) {
 	}
 	if got, found, err := target.Get(1, []byte("k")); err != nil || !found || !got.Equal(st) {
 		t.Fatalf("good batch: got %+v, found %v, %v", got, found, err)
+	}
+}
+
+// retargetNet is a ring of n1 (the hint holder), n2 and n4 with N = 2;
+// n3, the hints' target, was removed. Every node serves
+// MethodMergeStates; n1 merges hints for its own partitions locally.
+type retargetNet struct {
+	net    *aaeNet
+	view   *ring.View
+	stores map[string]*storage.Store
+	d      *Deliverer
+}
+
+func newRetargetNet(t *testing.T) *retargetNet {
+	t.Helper()
+	r, err := ring.New([]string{"n1", "n2", "n4"}, 16, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := &retargetNet{net: newAAENet(), view: ring.Stable(r, 2), stores: map[string]*storage.Store{}}
+	var ep *memnet.Endpoint
+	for _, id := range []string{"n1", "n2", "n4"} {
+		s, e := serveNode(t, x.net, id)
+		x.stores[id] = s
+		if id == "n1" {
+			ep = e
+		}
+	}
+	x.d = NewDeliverer(DelivererConfig{Store: x.stores["n1"], Peer: ep, Dead: x.net.isDead, Batch: 5,
+		View: func() *ring.View { return x.view }, Self: "n1", Local: x.stores["n1"]})
+	return x
+}
+
+// putHints stores hints for target on n1 about n keys, partitioned by the
+// view.
+func (x *retargetNet) putHints(t *testing.T, target, prefix string, n int) []keyState {
+	t.Helper()
+	coord := open(t, "w")
+	var out []keyState
+	for i := range n {
+		k := fmt.Sprintf("%s%d", prefix, i)
+		p := x.view.PartitionOf([]byte(k))
+		st, _, err := coord.Write(p, []byte(k), nil, versioning.Sibling{Value: []byte("v-" + k)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := x.stores["n1"].PutHint(target, p, []byte(k), st); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, keyState{k, p, st})
+	}
+	return out
+}
+
+// TestHintsOfRemovedTargetGoToOwners: hints for a node that is no longer
+// a member reach every current owner of each hint's partition (this node
+// included, merged locally), are deleted, and nothing is sent to the
+// removed node; a member's hints still go to it.
+func TestHintsOfRemovedTargetGoToOwners(t *testing.T) {
+	x := newRetargetNet(t)
+	gone := x.putHints(t, "n3", "k", 40)
+	member := x.putHints(t, "n2", "m", 3)
+	x.d.round(context.Background())
+	if pending := x.stores["n1"].HintCounts(); len(pending) != 0 {
+		t.Fatalf("hints pending after a round: %v", pending)
+	}
+	if x.d.Delivered() != uint64(len(gone)+len(member)) {
+		t.Fatalf("Delivered = %d, want %d", x.d.Delivered(), len(gone)+len(member))
+	}
+	local := 0
+	for _, ks := range gone {
+		for _, o := range x.view.Primaries(ks.p) {
+			if o == "n1" {
+				local++
+			}
+			if !holds(t, x.stores[o], ks, ks.st) {
+				t.Errorf("owner %s of partition %d lacks %s", o, ks.p, ks.key)
+			}
+		}
+	}
+	if local == 0 {
+		t.Error("no hint's partition is owned by the holder: the local merge went untested")
+	}
+	for _, ks := range member {
+		if !holds(t, x.stores["n2"], ks, ks.st) {
+			t.Errorf("member n2 lacks its hint %s", ks.key)
+		}
+	}
+	x.net.mu.Lock()
+	defer x.net.mu.Unlock()
+	if x.net.callsTo["n3"] != 0 {
+		t.Errorf("%d calls to the removed node", x.net.callsTo["n3"])
+	}
+}
+
+// TestHintsOfRemovedTargetWaitForOwners: a re-targeted hint stays while
+// one of its owners is dead or fails the call, and goes once it is back;
+// hints whose owners are all up go at once.
+func TestHintsOfRemovedTargetWaitForOwners(t *testing.T) {
+	x := newRetargetNet(t)
+	hints := x.putHints(t, "n3", "k", 40)
+	withN4 := func() (n int) {
+		for _, ks := range hints {
+			if x.view.IsPrimary(ks.p, "n4") {
+				n++
+			}
+		}
+		return n
+	}()
+	if withN4 == 0 || withN4 == len(hints) {
+		t.Fatalf("%d of %d hints' partitions are owned by n4: want some", withN4, len(hints))
+	}
+	pending := func() int { return x.stores["n1"].HintCounts()["n3"] }
+
+	x.net.setDead("n4", true)
+	x.d.round(context.Background())
+	if pending() != withN4 {
+		t.Fatalf("with n4 dead: %d hints pending, want %d (those n4 owns)", pending(), withN4)
+	}
+	for _, ks := range hints {
+		kept, _, err := x.stores["n1"].GetHint("n3", ks.p, []byte(ks.key))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if x.view.IsPrimary(ks.p, "n4") == kept.IsZero() {
+			t.Fatalf("%s (n4 owns it: %v): kept %v", ks.key, x.view.IsPrimary(ks.p, "n4"), !kept.IsZero())
+		}
+	}
+
+	x.net.setDead("n4", false)
+	x.net.Isolate("n4")
+	failures := x.d.Failures()
+	x.d.round(context.Background())
+	if pending() != withN4 || x.d.Failures() == failures {
+		t.Fatalf("with n4 unreachable: %d hints pending (want %d), failures %d -> %d", pending(), withN4, failures, x.d.Failures())
+	}
+
+	x.net.Heal()
+	x.d.round(context.Background())
+	if pending() != 0 {
+		t.Fatalf("after healing: %d hints pending", pending())
+	}
+	for _, ks := range hints {
+		for _, o := range x.view.Primaries(ks.p) {
+			if !holds(t, x.stores[o], ks, ks.st) {
+				t.Errorf("owner %s of partition %d lacks %s", o, ks.p, ks.key)
+			}
+		}
 	}
 }
