@@ -2,6 +2,8 @@ package gossip
 
 import (
 	"errors"
+	"fmt"
+	"time"
 
 	"github.com/dotkv/dotkv/ring"
 )
@@ -76,5 +78,66 @@ func (m *Membership) request(fn func() error) error {
 	}
 }
 
-func (m *Membership) leave() error              { return errors.New("not yet") }
-func (m *Membership) remove(string, bool) error { return errors.New("not yet") }
+// leave marks this node leaving (on the owner goroutine).
+func (m *Membership) leave() error {
+	e, ok := m.own.state[m.id]
+	if !ok || m.own.fresh || e.Status != StatusMember {
+		return fmt.Errorf("%w: this node is %s, only a member can leave", ErrNotMember, statusOr(e.Status, "not in the ring"))
+	}
+	if err := m.othersRemain(m.id); err != nil {
+		return err
+	}
+	m.write(m.id, true, func(e *entry) { e.Status, e.Queued = StatusLeaving, time.Now().UnixNano() })
+	m.log.Info("gossip: leaving the cluster: handing every partition to its next owner")
+	m.stateChanged([]string{m.id})
+	return nil
+}
+
+// remove marks node id removed: gone for good (on the owner goroutine).
+func (m *Membership) remove(id string, force bool) error {
+	e, ok := m.own.state[id]
+	switch {
+	case !ok:
+		return fmt.Errorf("%w: %q", ErrUnknownNode, id)
+	case id == m.id:
+		return fmt.Errorf("%w: a node cannot remove itself; make it leave", ErrNotMember)
+	case e.Status == StatusLeft || e.Status == StatusRemoved || e.Gone:
+		return fmt.Errorf("%w: %s is already %s", ErrNotMember, id, statusOr(e.Status, "gone"))
+	case !force && m.Liveness(id) != Dead:
+		return fmt.Errorf("%w: %s is %s; make it leave instead, or remove it with force", ErrNodeAlive, id, m.Liveness(id))
+	}
+	if e.Status == StatusJoining && e.Replaces != id {
+		// It holds nothing the ring counts on: out at once.
+		m.write(id, true, func(e *entry) { e.Status = StatusRemoved })
+		m.log.Warn("gossip: removed a joining node", "node", id)
+		m.stateChanged([]string{id})
+		return nil
+	}
+	if err := m.othersRemain(id); err != nil {
+		return err
+	}
+	m.write(id, true, func(e *entry) {
+		e.Status, e.Gone, e.Queued = StatusLeaving, true, time.Now().UnixNano()
+	})
+	m.log.Warn("gossip: removing a node: its partitions' other owners re-create its copies", "node", id, "force", force)
+	m.stateChanged([]string{id})
+	return nil
+}
+
+// othersRemain returns ErrLastMember unless a current member other than
+// id would remain.
+func (m *Membership) othersRemain(id string) error {
+	for _, other := range m.own.state.current() {
+		if e := m.own.state[other]; other != id && !e.Gone && e.Status == StatusMember {
+			return nil
+		}
+	}
+	return fmt.Errorf("%w: %s is the last member; its data would have nowhere to go", ErrLastMember, id)
+}
+
+func statusOr(s Status, def string) string {
+	if s == "" {
+		return def
+	}
+	return string(s)
+}

@@ -89,6 +89,7 @@ func startNode(t *testing.T, id, ip string, join []string, store Store) *testNod
 		N:          3,
 		Store:      store,
 		Filter:     f,
+		NewCluster: len(join) == 0,
 		Fast:       true,
 		Logger:     testLogger(t),
 	})
@@ -96,8 +97,33 @@ func startNode(t *testing.T, id, ip string, join []string, store Store) *testNod
 		t.Fatalf("start %s: %v", id, err)
 	}
 	f.SetResolver(m.Hosts)
-	t.Cleanup(func() { _ = m.Close() })
+	stop := autoReceive(m, id)
+	t.Cleanup(func() { stop(); _ = m.Close() })
 	return &testNode{id: id, m: m, filter: f}
+}
+
+// autoReceive stands in for the partition transfer engine of a node with
+// no data: it reports every partition the node receives as received, so
+// that joins and leaves complete. stop ends it and waits.
+func autoReceive(m *Membership, id string) (stop func()) {
+	quit, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-quit:
+				return
+			case <-time.After(10 * time.Millisecond):
+			}
+			v := m.View()
+			for p := range uint32(v.Partitions()) {
+				if slices.Contains(v.Receiving(p), id) {
+					m.MarkReceived(v.Change(), p)
+				}
+			}
+		}
+	}()
+	return func() { close(quit); <-done }
 }
 
 // startCluster starts len(ips) nodes n1, n2, … all joining through n1.
@@ -381,7 +407,17 @@ func TestStartRejectsBadConfig(t *testing.T) {
 }
 
 func TestSingleNodeAloneIsItsOwnRing(t *testing.T) {
-	n := startNode(t, "solo", "127.0.0.31", []string{"127.0.0.32:1"}, nil) // seed is down
+	// With --new-cluster, a fresh node none of whose seeds answers forms
+	// a cluster of its own.
+	m, err := Start(Config{NodeID: "solo", GossipAddr: "127.0.0.31:0", Join: []string{"127.0.0.32:1"}, // seed is down
+		NewCluster: true, Partitions: 256, N: 3, Fast: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &testNode{id: "solo", m: m}
+	if !m.Ready() {
+		t.Fatal("not ready after forming a cluster")
+	}
 	if got := n.m.View().Members(); !slices.Equal(got, []string{"solo"}) {
 		t.Fatalf("ring = %v", got)
 	}
@@ -425,7 +461,7 @@ func TestNotReadyUntilTheSeedAnswers(t *testing.T) {
 	}
 	f := transport.NewFilter(nil)
 	seed, err := Start(Config{NodeID: "n1", GossipAddr: seedAddr, HTTPAddr: "127.0.0.41:8080", RPCAddr: "127.0.0.41:8081",
-		Partitions: 256, N: 3, Filter: f, Fast: true, Logger: testLogger(t)})
+		Partitions: 256, N: 3, Filter: f, Fast: true, Logger: testLogger(t), NewCluster: true})
 	if err != nil {
 		t.Fatal(err)
 	}

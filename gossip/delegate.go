@@ -164,12 +164,12 @@ func (in *inbox) setReachableLocked(name string, ok bool) {
 }
 
 // take empties the inbox.
-func (in *inbox) take() (state ringState, nodes map[string]nodeInfo, reachable map[string]bool) {
+func (in *inbox) take() (state ringState, nodes map[string]nodeInfo, reachable map[string]bool, received map[string][]uint32) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	state, nodes, reachable = in.mu.state, in.mu.nodes, in.mu.reachable
-	in.mu.state, in.mu.nodes, in.mu.reachable = nil, nil, nil
-	return state, nodes, reachable
+	state, nodes, reachable, received = in.mu.state, in.mu.nodes, in.mu.reachable, in.mu.received
+	in.mu.state, in.mu.nodes, in.mu.reachable, in.mu.received = nil, nil, nil, nil
+	return state, nodes, reachable, received
 }
 
 // Node metadata: the advertised client and RPC addresses.

@@ -85,6 +85,14 @@ type Config struct {
 	// gossip address, and GossipAddr is ignored. Start owns it: memberlist
 	// shuts it down, and Start does if it fails.
 	Transport memberlist.NodeAwareTransport
+	// NewCluster lets a node with no persisted ring state form a new
+	// cluster when none of its Join addresses answers (at once, if it has
+	// none). Without it, such a node waits for them. It has no effect once
+	// the node has ring state.
+	NewCluster bool
+	// Replace names a dead member whose partitions this node, started
+	// with no ring state, takes over when it joins.
+	Replace string
 	// Fast selects the test tuning (testTuning): a stopped or cut-off
 	// node is declared dead in about a second, yet a live node starved of
 	// CPU (race detector, a busy machine) has seconds to answer.
@@ -267,8 +275,12 @@ type Membership struct {
 
 	// own is touched only by run (and by Start before run starts).
 	own struct {
-		state       ringState
-		ringMembers []string
+		state ringState
+		// fresh: the node started with no ring state and has not yet
+		// claimed its entry (it does once it knows the cluster's state).
+		fresh       bool
+		change      *change // the change in progress, as of the last plan
+		refusedCh   chan struct{}
 		nodes       map[string]nodeInfo  // memberlist's view of each node
 		unreachable map[string]time.Time // when our latest probe of the node failed
 	}
@@ -330,6 +342,9 @@ func Start(cfg Config) (_ *Membership, err error) {
 	m.live.Store(1)
 	m.own.nodes = map[string]nodeInfo{}
 	m.own.unreachable = map[string]time.Time{}
+	m.leftCh = make(chan struct{})
+	m.own.refusedCh = make(chan struct{})
+	m.reqs = make(chan func())
 	if err := m.load(); err != nil {
 		return nil, err
 	}
@@ -353,26 +368,32 @@ func Start(cfg Config) (_ *Membership, err error) {
 	}
 	m.addr = net.JoinHostPort(ip.String(), strconv.Itoa(port))
 
-	// The state, ring and view exist before memberlist can call us.
-	selfChanged := m.claimSelf(StatusMember)
-	m.own.ringMembers = m.own.state.ringMembers()
-	r, err := ring.New(m.own.ringMembers, cfg.Partitions, cfg.N)
-	if err != nil {
-		_ = tr.Shutdown()
-		return nil, fmt.Errorf("gossip: build ring: %w", err)
-	}
-	if selfChanged {
-		if err := m.persist(); err != nil {
+	// The state and view exist before memberlist can call us.
+	if !m.own.fresh {
+		if e := m.own.state[m.id]; e.Status == StatusLeft || e.Status == StatusRemoved {
 			_ = tr.Shutdown()
-			return nil, err
+			return nil, fmt.Errorf("gossip: this node has %s the cluster and its data directory is stale: start it with an empty data directory or a new ID", e.Status)
 		}
-	}
-	m.rview.Store(ring.Stable(r, 1))
-	m.local.Store(new(encodeState(m.own.state)))
-	m.publish(map[string]bool{m.id: true})
-	if len(m.own.state) > 1 || !slices.ContainsFunc(cfg.Join, func(s string) bool { return s != m.addr }) {
+		if cfg.Replace != "" {
+			m.log.Info("gossip: --replace ignored: the data directory already holds ring state", "replace", cfg.Replace)
+		}
+		m.claimSelf("")
 		m.ready.Store(true)
 	}
+	others := slices.DeleteFunc(slices.Clone(cfg.Join), func(s string) bool { return s == m.addr })
+	if m.own.fresh && cfg.NewCluster && len(others) == 0 {
+		m.form()
+	}
+	if err := m.persist(); err != nil {
+		_ = tr.Shutdown()
+		return nil, err
+	}
+	if err := m.replan(); err != nil {
+		_ = tr.Shutdown()
+		return nil, err
+	}
+	m.local.Store(new(encodeState(m.own.state)))
+	m.publish(map[string]bool{m.id: true})
 
 	ml, err := memberlist.Create(m.memberlistConfig(tr, ip, port, mlLog))
 	if err != nil {
@@ -380,7 +401,30 @@ func Start(cfg Config) (_ *Membership, err error) {
 		return nil, fmt.Errorf("gossip: start memberlist: %w", err)
 	}
 	m.ml = ml
-	m.log.Info("gossip: started", "gossip", m.addr, "members", len(m.own.ringMembers), "ready", m.ready.Load())
+	if m.own.fresh && cfg.NewCluster && len(others) > 0 {
+		// Form a new cluster only if none of the others answers.
+		if n, _ := ml.Join(others); n == 0 {
+			m.log.Info("gossip: no --join address answered: forming a new cluster", "join", others)
+			m.form()
+			if err := m.persist(); err != nil {
+				_ = ml.Shutdown()
+				return nil, err
+			}
+			if err := m.replan(); err != nil {
+				_ = ml.Shutdown()
+				return nil, err
+			}
+			m.local.Store(new(encodeState(m.own.state)))
+		}
+	}
+	if m.own.fresh {
+		if len(others) == 0 {
+			m.log.Warn("gossip: empty data directory, no --join address and no --new-cluster: waiting to be joined (pass --new-cluster to form a new cluster)")
+		} else {
+			m.log.Info("gossip: joining the cluster", "join", others)
+		}
+	}
+	m.log.Info("gossip: started", "gossip", m.addr, "members", len(m.View().Members()), "ready", m.ready.Load())
 	// From here on m.own belongs to run.
 	m.wg.Go(m.run)
 	m.wg.Go(m.rejoinLoop)
@@ -523,6 +567,8 @@ func (m *Membership) run() {
 			return
 		case <-m.wake:
 		case <-t.C: // suspect→alive and missed events have no callback
+		case req := <-m.reqs:
+			req()
 		}
 		m.step()
 	}
@@ -530,17 +576,25 @@ func (m *Membership) run() {
 
 // step applies what the callbacks observed and republishes the view.
 func (m *Membership) step() {
-	remote, nodes, reachable := m.in.take()
+	remote, nodes, reachable, received := m.in.take()
 	changed := m.own.state.merge(remote)
-	if m.claimSelf("") && !slices.Contains(changed, m.id) {
-		changed = append(changed, m.id)
+	if m.own.fresh && len(m.own.state) > 0 {
+		changed = append(changed, m.decide()...) // we know the cluster now
+	}
+	if !m.own.fresh && m.Refused() == nil {
+		if e := m.own.state[m.id]; (e.Status == StatusRemoved || e.Status == StatusLeft) && !m.isLeft() {
+			m.refuse(fmt.Errorf("gossip: the cluster says this node was %s: it must not serve with its old data; start it with an empty data directory or a new ID", e.Status))
+		} else if m.claimSelf("") {
+			changed = append(changed, m.id)
+		}
+	}
+	if m.own.change != nil {
+		if parts := received[m.own.change.ID]; len(parts) > 0 && m.markReceived(m.own.change.ID, parts) {
+			changed = append(changed, m.id)
+		}
 	}
 	if len(changed) > 0 {
 		m.stateChanged(changed)
-	}
-	if !m.ready.Load() && len(m.own.state) > 1 {
-		m.ready.Store(true)
-		m.log.Info("gossip: joined the cluster", "members", m.own.ringMembers)
 	}
 	for name, info := range nodes {
 		m.own.nodes[name] = info
@@ -583,42 +637,222 @@ func (m *Membership) claimSelf(status Status) bool {
 			status = StatusMember
 		}
 	}
-	want := entry{Status: status, Version: cur.Version, HTTP: m.cfg.HTTPAddr, RPC: m.cfg.RPCAddr, Gossip: m.addr}
-	if ok && want == cur {
+	if ok && cur.Status == status && cur.HTTP == m.cfg.HTTPAddr && cur.RPC == m.cfg.RPCAddr && cur.Gossip == m.addr {
 		return false
 	}
-	want.Version++
-	m.own.state[m.id] = want
+	m.write(m.id, status != cur.Status, func(e *entry) {
+		e.Status, e.HTTP, e.RPC, e.Gossip = status, m.cfg.HTTPAddr, m.cfg.RPCAddr, m.addr
+	})
 	return true
 }
 
-// stateChanged persists the state, broadcasts the changed entries and
-// rebuilds the ring if the member set changed.
+// write changes id's entry with fn and bumps its version (and its Gen
+// when the change matters to ownership).
+func (m *Membership) write(id string, ownership bool, fn func(e *entry)) {
+	e := m.own.state[id]
+	fn(&e)
+	e.Version++
+	if ownership {
+		e.Gen++
+	}
+	m.own.state[id] = e
+}
+
+// form makes this node the first member of a new cluster.
+func (m *Membership) form() {
+	m.own.fresh = false
+	m.write(m.id, true, func(e *entry) {
+		*e = entry{Status: StatusMember, Version: e.Version, Gen: e.Gen,
+			HTTP: m.cfg.HTTPAddr, RPC: m.cfg.RPCAddr, Gossip: m.addr}
+	})
+	m.ready.Store(true)
+}
+
+// decide claims this fresh node's entry once it knows the cluster's
+// state: a join, as a new node, as the replacement of Config.Replace, or
+// (when the cluster knows this ID as a member: its data directory was
+// wiped) as its own replacement, which receives everything it owns
+// before it serves reads. It returns the IDs whose entry it wrote.
+func (m *Membership) decide() []string {
+	now := time.Now().UnixNano()
+	cur, had := m.own.state[m.id]
+	join := func(e *entry) {
+		*e = entry{Status: StatusJoining, Version: e.Version, Gen: e.Gen,
+			HTTP: m.cfg.HTTPAddr, RPC: m.cfg.RPCAddr, Gossip: m.addr, Queued: now}
+	}
+	if old := m.cfg.Replace; old != "" {
+		oe, ok := m.own.state[old]
+		switch {
+		case old == m.id:
+			m.refuse(fmt.Errorf("gossip: --replace %s names this node itself", old))
+			return nil
+		case !ok || (oe.Status != StatusMember && oe.Status != StatusLeaving):
+			m.refuse(fmt.Errorf("gossip: cannot replace %s: it is not a member (status %q)", old, oe.Status))
+			return nil
+		case m.ml != nil && slices.ContainsFunc(m.ml.Members(), func(n *memberlist.Node) bool { return n.Name == old }):
+			m.refuse(fmt.Errorf("gossip: cannot replace %s: it is alive (stop it, or make it leave)", old))
+			return nil
+		}
+		token := m.own.state.token(old)
+		m.own.fresh = false
+		m.write(m.id, true, func(e *entry) { join(e); e.Replaces, e.Token = old, token })
+		m.write(old, true, func(e *entry) { e.Status, e.Gone, e.Queued = StatusLeaving, true, now })
+		m.ready.Store(true)
+		m.log.Info("gossip: joining as the replacement of a dead node", "replaces", old)
+		return []string{m.id, old}
+	}
+	m.own.fresh = false
+	if had && (cur.Status == StatusMember || cur.Status == StatusLeaving) {
+		token := cur.Token
+		m.write(m.id, true, func(e *entry) { join(e); e.Replaces, e.Token = m.id, token })
+		m.log.Warn("gossip: the cluster knows this node as a member but its data directory is empty: rejoining, to receive its partitions again")
+	} else {
+		m.write(m.id, true, join)
+		m.log.Info("gossip: joining the cluster")
+	}
+	m.ready.Store(true)
+	return []string{m.id}
+}
+
+// refuse stops this node from serving: the cluster does not take it.
+func (m *Membership) refuse(err error) {
+	m.ready.Store(false)
+	m.refused.Store(&err)
+	close(m.own.refusedCh)
+	m.log.Error("gossip: refused by the cluster", "err", err)
+}
+
+// RefusedCh returns a channel closed when Refused becomes non-nil.
+func (m *Membership) RefusedCh() <-chan struct{} { return m.own.refusedCh }
+
+// isLeft reports whether this node completed its own leave.
+func (m *Membership) isLeft() bool {
+	select {
+	case <-m.leftCh:
+		return true
+	default:
+		return false
+	}
+}
+
+// markReceived sets received partitions in this node's entry for change;
+// it reports whether any was new.
+func (m *Membership) markReceived(change string, parts []uint32) bool {
+	e := m.own.state[m.id]
+	bits := slices.Clone(e.Received)
+	if e.Change != change {
+		bits = nil
+	}
+	if need := (m.cfg.Partitions + 7) / 8; len(bits) < need {
+		bits = append(bits, make([]byte, need-len(bits))...)
+	}
+	added := false
+	for _, p := range parts {
+		if int(p) < m.cfg.Partitions && bits[p/8]&(1<<(p%8)) == 0 {
+			bits[p/8] |= 1 << (p % 8)
+			added = true
+		}
+	}
+	if !added && e.Change == change {
+		return false
+	}
+	m.write(m.id, true, func(e *entry) { e.Change, e.Received = change, bits })
+	return true
+}
+
+// stateChanged persists the state, replans the view, makes the writes a
+// completed change calls for, and broadcasts the changed entries.
 func (m *Membership) stateChanged(changed []string) {
+	for range 3 { // a completion writes, which replans once more
+		if err := m.replan(); err != nil {
+			m.log.Error("gossip: plan the ring; keeping the previous one", "err", err)
+			break
+		}
+		more := m.afterPlan()
+		if len(more) == 0 {
+			break
+		}
+		changed = append(changed, more...)
+	}
 	if err := m.persist(); err != nil {
 		m.log.Error("gossip: persist ring state", "err", err)
 	}
 	m.local.Store(new(encodeState(m.own.state)))
-	for _, id := range changed {
+	slices.Sort(changed)
+	for _, id := range slices.Compact(changed) {
 		msg := append([]byte{msgRingState}, encodeState(m.own.state.subset([]string{id}))...)
 		m.queue.QueueBroadcast(&entryBroadcast{id: id, msg: msg})
 	}
-	members := m.own.state.ringMembers()
-	if slices.Equal(members, m.own.ringMembers) {
-		return
+	if m.isLeftNow() {
+		close(m.leftCh)
 	}
-	r, err := ring.New(members, m.cfg.Partitions, m.cfg.N)
+}
+
+// isLeftNow reports whether this node's entry says it left and leftCh is
+// still open.
+func (m *Membership) isLeftNow() bool {
+	return m.own.state[m.id].Status == StatusLeft && !m.isLeft() && !m.own.fresh
+}
+
+// replan computes and publishes the view of the owned state.
+func (m *Membership) replan() error {
+	v, c, err := m.own.state.plan(m.id, m.cfg.Partitions, m.cfg.N)
 	if err != nil {
-		m.log.Error("gossip: rebuild ring; keeping the previous one", "members", members, "err", err)
-		return
+		return err
 	}
-	m.own.ringMembers = members
-	m.rview.Store(ring.Stable(r, 1))
-	m.log.Info("gossip: ring changed", "members", members)
+	prev := m.rview.Load()
+	m.rview.Store(v)
+	m.own.change = c
+	if prev == nil || prev.Change() != v.Change() || !slices.Equal(prev.Members(), v.Members()) {
+		m.log.Info("gossip: ring changed", "version", v.Epoch(), "members", v.Members(), "change", v.Change())
+	}
+	return nil
+}
+
+// afterPlan makes the writes the current view calls for and returns the
+// IDs it wrote: a completed change's final statuses, and this node's
+// Applied report.
+func (m *Membership) afterPlan() []string {
+	if m.own.fresh || m.Refused() != nil {
+		return nil
+	}
+	v, c := m.rview.Load(), m.own.change
+	var wrote []string
+	if c != nil && complete(v) {
+		switch {
+		case c.Kind == kindJoin && c.Node == m.id:
+			m.write(m.id, true, func(e *entry) {
+				e.Status, e.Replaces, e.Change, e.Received = StatusMember, "", "", nil
+			})
+			wrote = append(wrote, m.id)
+			if c.Replaces != "" && c.Replaces != m.id {
+				m.write(c.Replaces, true, func(e *entry) { e.Status = StatusRemoved })
+				wrote = append(wrote, c.Replaces)
+			}
+			m.log.Info("gossip: joined: this node now serves all it owns", "partitions", len(v.Owned(m.id)))
+		case c.Kind == kindLeave && c.Node == m.id:
+			m.write(m.id, true, func(e *entry) { e.Status, e.Change, e.Received = StatusLeft, "", nil })
+			wrote = append(wrote, m.id)
+			m.log.Info("gossip: left the cluster: every partition is with its new owners")
+		case c.Kind == kindRemove && m.own.state[c.Node].Status == StatusLeaving:
+			m.write(c.Node, true, func(e *entry) { e.Status = StatusRemoved })
+			wrote = append(wrote, c.Node)
+			m.log.Info("gossip: removed a node: its partitions have their new owners", "removed", c.Node)
+		}
+		if len(wrote) > 0 {
+			return wrote
+		}
+	}
+	if e, ok := m.own.state[m.id]; ok && e.Applied != v.Epoch() {
+		m.write(m.id, false, func(e *entry) { e.Applied = v.Epoch() })
+		wrote = append(wrote, m.id)
+	}
+	return wrote
 }
 
 func (m *Membership) load() error {
 	m.own.state = ringState{}
+	m.own.fresh = true
 	if m.cfg.Store == nil {
 		return nil
 	}
@@ -634,6 +868,8 @@ func (m *Membership) load() error {
 		return fmt.Errorf("gossip: load ring state: %w", err)
 	}
 	m.own.state = s
+	_, m.own.fresh = s[m.id]
+	m.own.fresh = !m.own.fresh
 	return nil
 }
 

@@ -18,6 +18,7 @@ func TestMemnetPartitionAndHeal(t *testing.T) {
 		net := memnet.New(1)
 		net.SetFaults(memnet.Faults{MinDelay: 100 * time.Microsecond, MaxDelay: time.Millisecond})
 		var ms []*Membership
+		var stops []func()
 		for i := range 3 {
 			id := fmt.Sprintf("n%d", i+1)
 			cfg := Config{
@@ -28,17 +29,23 @@ func TestMemnetPartitionAndHeal(t *testing.T) {
 			}
 			if i > 0 {
 				cfg.Join = []string{"10.1.0.1:7946"}
+			} else {
+				cfg.NewCluster = true
 			}
 			m, err := Start(cfg)
 			if err != nil {
 				t.Fatal(err)
 			}
+			stops = append(stops, autoReceive(m, id))
 			if m.GossipAddr() != fmt.Sprintf("10.1.0.%d:7946", i+1) {
 				t.Errorf("gossip address %s; want the transport's", m.GossipAddr())
 			}
 			ms = append(ms, m)
 		}
 		defer func() {
+			for _, stop := range stops {
+				stop()
+			}
 			for _, m := range ms {
 				if err := m.Close(); err != nil {
 					t.Error(err)

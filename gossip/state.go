@@ -1,6 +1,7 @@
 package gossip
 
 import (
+	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
@@ -8,9 +9,10 @@ import (
 	"slices"
 )
 
-// Status is a node's ring status. Only joining, member and leaving nodes
-// own partitions; removed nodes are kept as tombstones so that an old
-// entry gossiped by a stale peer cannot bring them back.
+// Status is a node's ring status. Joining nodes receive partitions,
+// members own them, leaving nodes hand theirs over; left and removed
+// nodes own nothing and are kept as tombstones, so that an old entry
+// gossiped by a stale peer cannot bring them back.
 type Status string
 
 // Ring statuses, in lifecycle order.
@@ -18,6 +20,7 @@ const (
 	StatusJoining Status = "joining"
 	StatusMember  Status = "member"
 	StatusLeaving Status = "leaving"
+	StatusLeft    Status = "left"
 	StatusRemoved Status = "removed"
 )
 
@@ -30,26 +33,68 @@ func (s Status) rank() int {
 		return 2
 	case StatusLeaving:
 		return 3
-	case StatusRemoved:
+	case StatusLeft:
 		return 4
+	case StatusRemoved:
+		return 5
 	}
 	return 0
 }
 
-// InRing reports whether a node with this status owns partitions.
+// InRing reports whether a node with this status takes part in the
+// ring (owns partitions, or is about to).
 func (s Status) InRing() bool {
 	return s == StatusJoining || s == StatusMember || s == StatusLeaving
 }
 
-// entry is one node's ring-membership record. Only the node itself (and,
-// later, an operator acting on it) writes a new version; everyone else
-// just keeps the highest version it has seen.
+// epoch is the view number of a state: the sum of its entries' Gen. It
+// grows with every ownership change any node makes.
+func (s ringState) epoch() uint64 {
+	var e uint64
+	for _, x := range s {
+		e += x.Gen
+	}
+	return e
+}
+
+// entry is one node's ring-membership record. The node itself writes new
+// versions; an operator's remove, a replacement, and the completion of a
+// removal write the entry of a node that is gone. Everyone else keeps the
+// highest version it has seen.
 type entry struct {
 	Status  Status `json:"status"`
 	Version uint64 `json:"version"`
-	HTTP    string `json:"http,omitempty"`
-	RPC     string `json:"rpc,omitempty"`
-	Gossip  string `json:"gossip,omitempty"`
+	// Gen counts the changes of the entry that matter to ownership
+	// (status, token, replacement, received partitions); the sum over all
+	// entries is the view's epoch. Version also counts reports (Applied,
+	// addresses), which change no ownership.
+	Gen    uint64 `json:"gen,omitempty"`
+	HTTP   string `json:"http,omitempty"`
+	RPC    string `json:"rpc,omitempty"`
+	Gossip string `json:"gossip,omitempty"`
+	// Token is the placement token ("": the ID): a replacement takes the
+	// token of the node it replaces.
+	Token string `json:"token,omitempty"`
+	// Replaces names the node a joining node replaces (itself: a node
+	// whose data directory was wiped).
+	Replaces string `json:"replaces,omitempty"`
+	// Gone marks a leaving node that was removed or replaced: its data is
+	// not there to be handed over.
+	Gone bool `json:"gone,omitempty"`
+	// Queued orders membership changes (unix nanoseconds of the request):
+	// one runs at a time, the earliest first.
+	Queued int64 `json:"queued,omitempty"`
+	// Change and Received: the partitions this node has received in the
+	// change of that name (a bitmap by partition).
+	Change   string `json:"change,omitempty"`
+	Received []byte `json:"received,omitempty"`
+	// Applied is the epoch of the last view this node applied.
+	Applied uint64 `json:"applied,omitempty"`
+}
+
+// has reports whether the entry's bitmap holds partition p.
+func (e entry) has(change string, p uint32) bool {
+	return e.Change == change && int(p/8) < len(e.Received) && e.Received[p/8]&(1<<(p%8)) != 0
 }
 
 // compareEntries is a total order on entries: by version, then (for two
@@ -69,7 +114,13 @@ func compareEntries(a, b entry) int {
 	if c := cmp.Compare(a.RPC, b.RPC); c != 0 {
 		return c
 	}
-	return cmp.Compare(a.HTTP, b.HTTP)
+	if c := cmp.Compare(a.HTTP, b.HTTP); c != 0 {
+		return c
+	}
+	// Two different writes of one version: any total order will do.
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Compare(ja, jb)
 }
 
 // ringState is the replicated ring membership: node ID → entry. It is a
