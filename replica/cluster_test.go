@@ -31,6 +31,7 @@ type testCluster struct {
 	mu      sync.Mutex
 	dead    map[string]bool
 	suspect map[string]bool
+	views   map[string]*ring.View // per node; nil: a stable view of ring
 }
 
 type testNode struct {
@@ -44,10 +45,30 @@ type testNode struct {
 // view is one node's Cluster: the shared ring and failure detector.
 type view struct {
 	c     *testCluster
+	id    string
 	ready bool
 }
 
-func (v view) View() *ring.View { return ring.Stable(v.c.ring, 1) }
+func (v view) View() *ring.View {
+	v.c.mu.Lock()
+	defer v.c.mu.Unlock()
+	if rv := v.c.views[v.id]; rv != nil {
+		return rv
+	}
+	return ring.Stable(v.c.ring, 1)
+}
+
+// setView makes nodes route by rv.
+func (c *testCluster) setView(rv *ring.View, ids ...string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.views == nil {
+		c.views = map[string]*ring.View{}
+	}
+	for _, id := range ids {
+		c.views[id] = rv
+	}
+}
 func (v view) Ready() bool      { return v.ready }
 func (v view) Dead(id string) bool {
 	v.c.mu.Lock()
@@ -76,7 +97,7 @@ func newTestCluster(t *testing.T, size int, cfg Config) *testCluster {
 			t.Fatal(err)
 		}
 		nd.ep = c.net.Listen(id)
-		if nd.coord, err = NewCoordinator(id, nd.store, view{c: c, ready: true}, nd.ep, cfg); err != nil {
+		if nd.coord, err = NewCoordinator(id, nd.store, view{c: c, id: id, ready: true}, nd.ep, cfg); err != nil {
 			t.Fatal(err)
 		}
 		nd.coord.Register(nd.ep)

@@ -16,6 +16,10 @@ import (
 
 var (
 	errNotPrimary = errors.New("replica: not a primary of the key")
+	// errNotOwner answers a copy or a read sent by a node whose view is
+	// older than the receiver's, for a key the receiver does not own (or
+	// is still receiving): never an ack, never a not-found.
+	errNotOwner = errors.New("replica: not an owner of the key at this ring version")
 	// errTimeout wraps context.DeadlineExceeded so callers map it to 504.
 	errTimeout = fmt.Errorf("replica: %w", context.DeadlineExceeded)
 )
@@ -303,7 +307,7 @@ func (c *Coordinator) sendCopy(ctx context.Context, node, primary string, p uint
 		}
 		return err
 	}
-	method, msg := methodReplicate, wire.Writer(make([]byte, 0, 32+len(key)+len(enc)))
+	method, msg := methodReplicate, wire.Writer(make([]byte, 0, 40+len(key)+len(enc))).U64(c.cluster.View().Epoch())
 	if node != primary {
 		method, msg = methodHint, msg.String(primary)
 	}

@@ -2,6 +2,7 @@ package replica
 
 import (
 	"context"
+	"slices"
 
 	"github.com/dotkv/dotkv/internal/wire"
 )
@@ -16,7 +17,7 @@ func (c *Coordinator) handlePut(ctx context.Context, _ string, msg []byte) ([]by
 	}
 	r := c.cluster.View()
 	p := r.PartitionOf(req.key)
-	if !c.cluster.Ready() || !r.IsPrimary(p, c.self) {
+	if !c.cluster.Ready() || !r.IsReader(p, c.self) {
 		// Nothing was applied: the forwarder may safely try another primary.
 		return encodePutResult(nil, errNotPrimary), nil
 	}
@@ -27,9 +28,12 @@ func (c *Coordinator) handlePut(ctx context.Context, _ string, msg []byte) ([]by
 
 func (c *Coordinator) handleRead(_ context.Context, _ string, req []byte) ([]byte, error) {
 	r := wire.NewReader(req)
-	p, key, asFallback := r.U32(), r.Bytes(), r.Byte()
+	epoch, p, key, asFallback := r.U64(), r.U32(), r.Bytes(), r.Byte()
 	if err := r.Done(); err != nil {
 		return nil, err
+	}
+	if asFallback == 0 && !c.owns(p, epoch, true) {
+		return nil, errNotOwner
 	}
 	st, err := c.readLocal(asFallback == 0, p, key)
 	if err != nil {
@@ -40,10 +44,13 @@ func (c *Coordinator) handleRead(_ context.Context, _ string, req []byte) ([]byt
 
 func (c *Coordinator) handleReplicate(_ context.Context, _ string, req []byte) ([]byte, error) {
 	r := wire.NewReader(req)
-	p, key := r.U32(), r.Bytes()
+	epoch, p, key := r.U64(), r.U32(), r.Bytes()
 	st, err := readState(r)
 	if err != nil {
 		return nil, err
+	}
+	if !c.owns(p, epoch, false) {
+		return nil, errNotOwner
 	}
 	if _, err := c.store.Merge(p, key, st); err != nil {
 		return nil, err
@@ -54,8 +61,10 @@ func (c *Coordinator) handleReplicate(_ context.Context, _ string, req []byte) (
 // handleHint keeps a copy for a primary this node stands in for. It never
 // enters this node's records, so it is never served as primary data.
 func (c *Coordinator) handleHint(_ context.Context, _ string, req []byte) ([]byte, error) {
+	// The sender's epoch is not checked: a hint is kept for its target,
+	// and re-targeted to the partition's owners if the target leaves.
 	r := wire.NewReader(req)
-	target, p, key := r.String(), r.U32(), r.Bytes()
+	_, target, p, key := r.U64(), r.String(), r.U32(), r.Bytes()
 	st, err := readState(r)
 	if err != nil {
 		return nil, err
@@ -66,4 +75,22 @@ func (c *Coordinator) handleHint(_ context.Context, _ string, req []byte) ([]byt
 		_, err = c.store.PutHint(target, p, key, st)
 	}
 	return nil, err
+}
+
+// owns reports whether this node may take a copy of (or, for a read,
+// answer for) partition p from a node whose view has the given epoch: it
+// is an owner in its own view, or its view is older than the sender's (the
+// sender knows better). A node still receiving p never answers reads of
+// it: it may not hold the key yet.
+func (c *Coordinator) owns(p uint32, epoch uint64, read bool) bool {
+	v := c.cluster.View()
+	switch {
+	case int(p) >= v.Partitions():
+		return false
+	case read && slices.Contains(v.Receiving(p), c.self):
+		return false
+	case v.IsPrimary(p, c.self):
+		return true
+	}
+	return v.Epoch() < epoch
 }

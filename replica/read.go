@@ -29,7 +29,7 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, o ReadOptions) (versi
 	}
 	r := c.cluster.View()
 	p := r.PartitionOf(key)
-	prims := r.Primaries(p)
+	prims := r.Readers(p) // owners still receiving p have not all of it
 	need, needP := needs(len(prims), o.R, o.PR, c.cfg.R)
 	pl := c.planner().forRead(prims, r.Fallbacks(p))
 	if err := pl.unreachable("read", need, needP); err != nil {
@@ -323,7 +323,8 @@ func (c *Coordinator) readFrom(ctx context.Context, node, primary string, p uint
 	if node != primary {
 		asFallback = 1
 	}
-	resp, err := c.peer.Call(ctx, node, methodRead, wire.Writer(nil).U32(p).Bytes(key).Byte(asFallback))
+	msg := wire.Writer(make([]byte, 0, 16+len(key))).U64(c.cluster.View().Epoch()).U32(p).Bytes(key).Byte(asFallback)
+	resp, err := c.peer.Call(ctx, node, methodRead, msg)
 	if err != nil {
 		return versioning.State{}, err
 	}

@@ -94,7 +94,7 @@ func TestHintForSelfIsMerged(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := appendState(wire.Writer(nil).String("n1").U32(c.ring.PartitionOf(k)).Bytes(k), st)
+	msg, err := appendState(wire.Writer(nil).U64(1).String("n1").U32(c.ring.PartitionOf(k)).Bytes(k), st)
 	if err != nil {
 		t.Fatal(err)
 	}

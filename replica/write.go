@@ -27,10 +27,12 @@ func (c *Coordinator) Put(ctx context.Context, key []byte, vctx versioning.Versi
 	sib.Modified = c.cfg.Now().UnixMilli()
 	r := c.cluster.View()
 	w := write{p: r.PartitionOf(key), key: key, vctx: vctx, sib: sib, o: o}
-	if r.IsPrimary(w.p, c.self) {
+	if r.IsReader(w.p, c.self) {
 		return c.coordinateAsPrimary(ctx, r, w)
 	}
-	vc, err, delivered := c.forward(ctx, r.Primaries(w.p), putRequest{key: key, vctx: vctx, sib: sib, w: o.W, pw: o.PW})
+	// An owner still receiving the partition does not coordinate: its copy
+	// may lack what the client's context refers to.
+	vc, err, delivered := c.forward(ctx, r.Readers(w.p), putRequest{key: key, vctx: vctx, sib: sib, w: o.W, pw: o.PW})
 	if delivered || c.cfg.DisableHints {
 		return vc, err
 	}
@@ -131,7 +133,14 @@ func (c *Coordinator) coordinate(ctx context.Context, r *ring.View, w write,
 ) (versioning.VersionVector, error) {
 	prims := r.Primaries(w.p)
 	pl := makePlan(prims, r.Fallbacks(w.p))
-	need, needP := needs(len(prims), w.o.W, w.o.PW, c.cfg.W)
+	// While owners are added, the write needs as many more acks as there
+	// are new owners, so that it counts only once they hold it too.
+	extra := r.Extra(w.p)
+	need, needP := needs(len(prims)-extra, w.o.W, w.o.PW, c.cfg.W)
+	need += extra
+	if needP > 0 {
+		needP += extra
+	}
 	if err := pl.unreachable("write", need, needP); err != nil {
 		return nil, err
 	}
