@@ -69,7 +69,7 @@ func (c *testCluster) setView(rv *ring.View, ids ...string) {
 		c.views[id] = rv
 	}
 }
-func (v view) Ready() bool      { return v.ready }
+func (v view) Ready() bool { return v.ready }
 func (v view) Dead(id string) bool {
 	v.c.mu.Lock()
 	defer v.c.mu.Unlock()
