@@ -293,7 +293,7 @@ func TestClusterStatusMembershipFields(t *testing.T) {
 	for _, m := range []struct {
 		id     string
 		status gossip.Status
-	}{{"n1", gossip.StatusMember}, {"n2", gossip.StatusLeaving}, {"n3", gossip.StatusMember}, {"n4", gossip.StatusJoining}, {"n5", gossip.StatusRemoved}, {"n6", "left"}} {
+	}{{"n1", gossip.StatusMember}, {"n2", gossip.StatusLeaving}, {"n3", gossip.StatusMember}, {"n4", gossip.StatusJoining}, {"n5", gossip.StatusRemoved}, {"n6", gossip.StatusLeft}} {
 		f.members = append(f.members, gossip.Member{ID: m.id, HTTP: m.id + ":8080", Status: m.status, Liveness: gossip.Alive})
 	}
 	transfers := fakeTransfers{
@@ -351,7 +351,7 @@ func TestHealthzFollowsRingStatus(t *testing.T) {
 		{gossip.StatusMember, http.StatusOK, "ok"},
 		{gossip.StatusJoining, http.StatusServiceUnavailable, "joining"},
 		{gossip.StatusLeaving, http.StatusOK, "leaving"},
-		{"left", http.StatusServiceUnavailable, "left"},
+		{gossip.StatusLeft, http.StatusServiceUnavailable, "left"},
 		{gossip.StatusRemoved, http.StatusServiceUnavailable, "removed"},
 	} {
 		f := newFakeCluster(t)

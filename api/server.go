@@ -179,7 +179,7 @@ func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	status, code := "ok", http.StatusOK
 	switch st := s.selfStatus(); {
-	case st == gossip.StatusRemoved || st == statusLeft:
+	case st == gossip.StatusRemoved || st == gossip.StatusLeft:
 		status, code = string(st), http.StatusServiceUnavailable
 	case !s.backend.Ready() || st == gossip.StatusJoining:
 		status, code = string(gossip.StatusJoining), http.StatusServiceUnavailable
@@ -188,9 +188,6 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	}
 	writeJSON(w, code, map[string]string{"status": status, "node": s.cfg.NodeID})
 }
-
-// statusLeft is the ring status of a node whose leave completed.
-const statusLeft gossip.Status = "left"
 
 // selfStatus returns this node's own ring status ("" if its cluster view
 // does not list it).
