@@ -110,7 +110,7 @@ func Spawn(ctx context.Context, n int, o SpawnOptions) (*Cluster, error) {
 		if seed != "" {
 			nd.args = append(nd.args, "--join", seed)
 		} else {
-			seed = gossip
+			nd.args, seed = append(nd.args, "--new-cluster"), gossip
 		}
 		nd.args = append([]string{o.Binary}, nd.args...)
 		c.Nodes = append(c.Nodes, nd)

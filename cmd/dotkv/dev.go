@@ -105,7 +105,12 @@ func runDev(ctx context.Context, out io.Writer, bin string, nodes []devNode, fsy
 	defer func() { stopAll(procs) }()
 	for _, nd := range nodes {
 		args := []string{"server", "--id", nd.id, "--data", nd.data, "--http", nd.http,
-			"--gossip", nd.gossip, "--join", nodes[0].gossip, "--fsync", fsync, "--log-level", "warn"}
+			"--gossip", nd.gossip, "--fsync", fsync, "--log-level", "warn"}
+		if nd.id == nodes[0].id {
+			args = append(args, "--new-cluster") // the others join it
+		} else {
+			args = append(args, "--join", nodes[0].gossip)
+		}
 		if faults {
 			args = append(args, "--fault-injection")
 		}

@@ -935,6 +935,13 @@ func TestServerFlagErrors(t *testing.T) {
 		{"join without gossip", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--join", "127.0.0.1:7946"}, "--gossip", true},
 		{"bad level", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--w", "banana"}, "--w", true},
 		{"bad n", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--n", "0"}, "--n", true},
+		{"negative transfer-limit", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--transfer-limit", "-1"}, "--transfer-limit", true},
+		{"bad transfer-rate", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--transfer-rate", "fast"}, "--transfer-rate", true},
+		{"replace without gossip", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--replace", "n2"}, "--gossip", true},
+		{"replace itself", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--gossip", "127.0.0.1:0", "--join", "127.0.0.1:7946", "--replace", "n1"}, "--replace", true},
+		{"replace a bad id", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--gossip", "127.0.0.1:0", "--join", "127.0.0.1:7946", "--replace", "n 2"}, "--replace", true},
+		{"replace and new-cluster", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--gossip", "127.0.0.1:0", "--join", "127.0.0.1:7946", "--replace", "n2", "--new-cluster"}, "--new-cluster", true},
+		{"replace without join", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--gossip", "127.0.0.1:0", "--replace", "n2"}, "--join", true},
 	}
 	for i, c := range cases {
 		data := filepath.Join(tmp, strconv.Itoa(i))

@@ -1,5 +1,6 @@
 // Command dotkv is the dotkv key-value store: the server, a one-command
-// local cluster (dev), and a client (put, get, delete).
+// local cluster (dev), a client (put, get, delete, status) and the
+// membership changes (leave, remove).
 //
 // Client exit codes: 0 ok, 1 not found, 2 any other error.
 package main
@@ -61,6 +62,8 @@ func newApp() *cli.App {
 			getCommand(),
 			deleteCommand(),
 			statusCommand(),
+			leaveCommand(),
+			removeCommand(),
 			loadCommand(),
 			benchCommand(),
 		},

@@ -62,7 +62,7 @@ func TestPausedNodeIsRoutedAround(t *testing.T) {
 		if seed != "" {
 			args = append(args, "--join", seed)
 		} else {
-			seed = gossip
+			args, seed = append(args, "--new-cluster"), gossip
 		}
 		servers = append(servers, startServer(t, fmt.Sprintf("n%d", i+1), filepath.Join(data, fmt.Sprint(i)), args...))
 	}

@@ -29,6 +29,10 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "gossip", Usage: "gossip listen address HOST:PORT (enables clustering; without it the node is a one-member cluster)"},
 			&cli.StringFlag{Name: "rpc", Usage: "internode RPC address HOST:PORT (default: the gossip host, gossip port + 1)"},
 			&cli.StringFlag{Name: "join", Usage: "seed gossip addresses HOST:PORT[,HOST:PORT...]"},
+			&cli.BoolFlag{Name: "new-cluster", Usage: "form a new cluster if the data directory is empty and no --join address answers (ignored once the directory holds data)"},
+			&cli.StringFlag{Name: "replace", Usage: "join taking over the partitions of the dead node `OLD_ID` (this node's data directory must be empty)"},
+			&cli.IntFlag{Name: "transfer-limit", Usage: "partitions transferred in, and out, at once (0 pauses transfers)", Value: 2},
+			&cli.StringFlag{Name: "transfer-rate", Usage: "most bytes per second of incoming partition transfers, e.g. 64MiB (0 = unlimited)", Value: "64MiB"},
 			&cli.IntFlag{Name: "n", Usage: "replication factor N", Value: 3},
 			&cli.StringFlag{Name: "r", Usage: "default read level: one, quorum, all or a number", Value: "quorum"},
 			&cli.StringFlag{Name: "w", Usage: "default write level: one, quorum, all or a number", Value: "quorum"},
@@ -106,8 +110,25 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 			join = append(join, j)
 		}
 	}
-	if c.String("gossip") == "" && (len(join) > 0 || c.String("rpc") != "") {
-		return node.Config{}, fmt.Errorf("--join and --rpc need --gossip")
+	if c.String("gossip") == "" && (len(join) > 0 || c.String("rpc") != "" || c.String("replace") != "") {
+		return node.Config{}, fmt.Errorf("--join, --rpc and --replace need --gossip")
+	}
+	replace := c.String("replace")
+	if replace != "" {
+		switch {
+		case !storage.ValidNodeID(replace):
+			return node.Config{}, fmt.Errorf("--replace %q: want a node ID (1..64 of A-Z a-z 0-9 _ -)", replace)
+		case replace == c.String("id"):
+			return node.Config{}, fmt.Errorf("--replace %q: a node cannot replace itself (restart it under its ID with an empty data directory instead)", replace)
+		case c.Bool("new-cluster"):
+			return node.Config{}, fmt.Errorf("--replace and --new-cluster exclude each other: a replacement joins an existing cluster")
+		case len(join) == 0:
+			return node.Config{}, fmt.Errorf("--replace needs --join (a replacement joins an existing cluster)")
+		}
+	}
+	transferLimit, transferRate, err := transferFlags(c)
+	if err != nil {
+		return node.Config{}, err
 	}
 	return node.Config{
 		ID:             c.String("id"),
@@ -116,6 +137,10 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 		GossipAddr:     c.String("gossip"),
 		RPCAddr:        c.String("rpc"),
 		Join:           join,
+		NewCluster:     c.Bool("new-cluster"),
+		Replace:        replace,
+		TransferLimit:  transferLimit,
+		TransferRate:   transferRate,
 		N:              n,
 		R:              r,
 		W:              w,
@@ -133,6 +158,27 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 		TombstoneGrace: c.Duration("tombstone-grace"),
 		Logger:         slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}, nil
+}
+
+// transferFlags parses --transfer-limit and --transfer-rate into
+// node.Config's TransferLimit and TransferRate, where 0 selects the
+// default: a flag's 0 (paused, unlimited) is -1 there.
+func transferFlags(c *cli.Context) (limit int, rate int64, err error) {
+	limit = c.Int("transfer-limit")
+	if limit < 0 {
+		return 0, 0, fmt.Errorf("--transfer-limit %d: want 0 (paused) or more", limit)
+	}
+	if limit == 0 {
+		limit = -1
+	}
+	rate, err = storage.ParseSize(c.String("transfer-rate"))
+	if err != nil {
+		return 0, 0, fmt.Errorf("--transfer-rate: %w", err)
+	}
+	if rate == 0 {
+		rate = -1
+	}
+	return limit, rate, nil
 }
 
 // sizeFlags parses --cache-size and --memtable-size and checks them as
@@ -165,9 +211,13 @@ func sizeFlag(c *cli.Context, name string, set func(*storage.Options, int64)) (i
 	return v, nil
 }
 
-// runNode serves one node until ctx is done, then shuts it down cleanly.
-// ready, if not nil, is called once the node serves.
+// runNode serves one node until ctx is done or the node has left its
+// cluster (a leave completed), then shuts it down cleanly. ready, if not
+// nil, is called once the node serves.
 func runNode(ctx context.Context, cfg node.Config, ready func(n *node.Node)) error {
+	if cfg.NewCluster && holdsData(cfg.DataDir) {
+		cfg.Logger.Info("--new-cluster ignored: the data directory holds data", "node", cfg.ID, "data", cfg.DataDir)
+	}
 	n, err := node.Start(cfg)
 	if err != nil {
 		return err
@@ -175,10 +225,31 @@ func runNode(ctx context.Context, cfg node.Config, ready func(n *node.Node)) err
 	if ready != nil {
 		ready(n)
 	}
-	werr := n.Wait(ctx)
-	cfg.Logger.Info("shutting down", "node", cfg.ID)
+	left := n.Left() // nil on a single node: never ready
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-left:
+			cancel()
+		case <-wctx.Done():
+		}
+	}()
+	werr := n.Wait(wctx)
+	select {
+	case <-left:
+		cfg.Logger.Info("left the cluster", "node", cfg.ID)
+	default:
+		cfg.Logger.Info("shutting down", "node", cfg.ID)
+	}
 	if err := n.Close(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return werr
+}
+
+// holdsData reports whether dir exists and has entries.
+func holdsData(dir string) bool {
+	entries, err := os.ReadDir(dir)
+	return err == nil && len(entries) > 0
 }

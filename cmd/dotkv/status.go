@@ -21,33 +21,52 @@ func statusCommand() *cli.Command {
 			&cli.StringFlag{Name: "key", Usage: "also print this key's partition and preference list"},
 		},
 		Action: func(c *cli.Context) error {
-			base := c.String("addr")
-			if !strings.Contains(base, "://") {
-				base = "http://" + base
-			}
-			base = strings.TrimRight(base, "/")
+			base := baseURL(c.String("addr"))
 			var st struct {
 				Node    string `json:"node"`
 				Members []struct {
-					ID, HTTP, Liveness, Status string
-					Partitions                 int
+					ID          string `json:"id"`
+					HTTP        string `json:"http"`
+					Liveness    string `json:"liveness"`
+					Status      string `json:"status"`
+					RingVersion uint64 `json:"ring_version"`
+					Partitions  int    `json:"partitions"`
 				} `json:"members"`
 				Ring struct {
-					Partitions, N int
+					Partitions int    `json:"partitions"`
+					N          int    `json:"n"`
+					Version    uint64 `json:"version"`
 				} `json:"ring"`
 				HintsPending map[string]int `json:"hints_pending"`
+				Transfers    []struct {
+					Partition uint32 `json:"partition"`
+					From      string `json:"from"`
+					To        string `json:"to"`
+					State     string `json:"state"`
+					Keys      int64  `json:"keys"`
+					Bytes     int64  `json:"bytes"`
+				} `json:"transfers"`
 			}
 			if err := getJSON(base+"/cluster/status", &st); err != nil {
 				return err
 			}
 			w := c.App.Writer
-			fmt.Fprintf(w, "asked %s: ring of %d partitions, N=%d\n\n", st.Node, st.Ring.Partitions, st.Ring.N)
+			fmt.Fprintf(w, "asked %s: ring version %d, %d partitions, N=%d\n\n", st.Node, st.Ring.Version, st.Ring.Partitions, st.Ring.N)
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NODE\tHTTP\tLIVENESS\tSTATUS\tPARTITIONS\tHINTS")
+			fmt.Fprintln(tw, "ID\tSTATUS\tLIVENESS\tRING VERSION\tPARTITIONS\tHTTP\tHINTS")
 			for _, m := range st.Members {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\n", m.ID, m.HTTP, m.Liveness, m.Status, m.Partitions, st.HintsPending[m.ID])
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%d\n", m.ID, m.Status, m.Liveness, m.RingVersion, m.Partitions, m.HTTP, st.HintsPending[m.ID])
 			}
 			_ = tw.Flush()
+			if len(st.Transfers) > 0 {
+				fmt.Fprintln(w)
+				tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "PARTITION\tFROM\tTO\tSTATE\tKEYS\tBYTES")
+				for _, x := range st.Transfers {
+					fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%d\n", x.Partition, x.From, x.To, x.State, x.Keys, x.Bytes)
+				}
+				_ = tw.Flush()
+			}
 			if key := c.String("key"); key != "" {
 				var pl struct {
 					Partition uint32   `json:"partition"`
