@@ -192,11 +192,12 @@ func TestBusySourceRefusesThenServes(t *testing.T) {
 			if err != nil || method != MethodScan {
 				return resp, err
 			}
-			if _, derr := decodeScan(resp); errors.Is(derr, ErrBusy) {
+			bt, derr := decodeScan(resp)
+			if errors.Is(derr, ErrBusy) {
 				if busy.Add(1) == 1 {
 					close(sawBusy)
 				}
-			} else if holding.CompareAndSwap(false, true) {
+			} else if derr == nil && !bt.done && slices.Contains(parts, partitionOf(req)) && holding.CompareAndSwap(false, true) {
 				// The first batch served: hold this transfer (and its
 				// slot at a) until the other one was refused.
 				select {
