@@ -13,6 +13,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"syscall"
 	"time"
@@ -140,14 +141,25 @@ func runDev(ctx context.Context, out io.Writer, bin string, nodes []devNode, fsy
 	fmt.Fprintf(out, "      curl -i http://%s/kv/greeting\n", nodes[len(nodes)-1].http)
 	fmt.Fprintf(out, "      go run ./cmd/dotkv status --addr %s\n", nodes[0].http)
 	fmt.Fprintln(out, "Stop with Ctrl-C (data stays in "+filepath.Dir(nodes[0].data)+").")
-	select {
-	case <-ctx.Done():
-		stopAll(procs)
-		procs = nil
-		fmt.Fprintln(out, "dotkv dev: stopped cleanly")
-		return nil
-	case id := <-exited:
-		return cli.Exit(fmt.Sprintf("node %s exited unexpectedly; stopping the others", id), exitError)
+	for running := len(procs); ; {
+		select {
+		case <-ctx.Done():
+			stopAll(procs)
+			procs = nil
+			fmt.Fprintln(out, "dotkv dev: stopped cleanly")
+			return nil
+		case id := <-exited:
+			i := slices.IndexFunc(procs, func(p *devProc) bool { return p.id == id })
+			if !procs[i].cmd.ProcessState.Success() {
+				return cli.Exit(fmt.Sprintf("node %s exited unexpectedly (%v); stopping the others", id, procs[i].cmd.ProcessState), exitError)
+			}
+			// A node exits 0 once it has left the cluster (dotkv leave).
+			if running--; running == 0 {
+				fmt.Fprintf(out, "dotkv dev: node %s exited cleanly; no node is left\n", id)
+				return nil
+			}
+			fmt.Fprintf(out, "dotkv dev: node %s exited cleanly (it left the cluster, or was stopped); the others keep running\n", id)
+		}
 	}
 }
 

@@ -69,7 +69,7 @@ func TestPausedNodeIsRoutedAround(t *testing.T) {
 	waitUntil(t, waitLimit, "every node to see three alive members", func() bool {
 		for _, s := range servers {
 			for _, id := range []string{"n1", "n2", "n3"} {
-				if livenessOf(t, s, id) != "alive" {
+				if livenessOf(t, s, id) != "alive" || memberStatus(t, s, id) != "member" {
 					return false
 				}
 			}
