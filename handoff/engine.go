@@ -42,7 +42,11 @@ type Engine struct {
 	change  string // the change tasks belong to
 	tasks   map[uint32]*task
 	serving map[session]time.Time // transfers served out: last batch
-	running bool                  // Run is running
+	// checked: the partitions of change checkedFor a source was asked
+	// about with MethodEmpty (see skipEmpty).
+	checkedFor string
+	checked    map[uint32]bool
+	running    bool // Run is running
 }
 
 // task is one incoming partition transfer of the current change.
@@ -88,6 +92,7 @@ func (e *Engine) Register(srv interface {
 	Handle(method string, fn transport.Handler)
 }) {
 	srv.Handle(MethodScan, e.handleScan)
+	srv.Handle(MethodEmpty, e.handleEmpty)
 }
 
 // SetLimit changes how many partitions are transferred in and served out
@@ -151,6 +156,7 @@ func (e *Engine) Run(ctx context.Context) {
 	tick := time.NewTicker(e.cfg.Interval)
 	defer tick.Stop()
 	for {
+		e.skipEmpty(ctx)
 		e.plan(ctx, &wg)
 		select {
 		case <-ctx.Done():
@@ -293,7 +299,7 @@ func (e *Engine) finish(ctx context.Context, change string, t *task, err error) 
 	switch {
 	case err == nil:
 		t.state, t.fails = StateDone, 0
-		e.log.Info("partition received", "change", change, "partition", t.p, "from", t.from, "keys", t.keys, "bytes", t.bytes)
+		e.log.Debug("partition received", "change", change, "partition", t.p, "from", t.from, "keys", t.keys, "bytes", t.bytes)
 	case ctx.Err() != nil:
 		// Stopped (limit lowered, change moved on, shutdown): not a failure.
 		t.state = StateQueued

@@ -23,6 +23,7 @@ import (
 
 	"github.com/dotkv/dotkv/api"
 	"github.com/dotkv/dotkv/gossip"
+	"github.com/dotkv/dotkv/handoff"
 	"github.com/dotkv/dotkv/repair"
 	"github.com/dotkv/dotkv/replica"
 	"github.com/dotkv/dotkv/ring"
@@ -92,6 +93,9 @@ type Config struct {
 	// TransferRate bounds incoming transfer bytes per second (default
 	// 64 MiB/s; negative: unlimited).
 	TransferRate int64
+	// CleanupInterval is how often records of partitions this node does
+	// not own are handed to their owners (default 5 s).
+	CleanupInterval time.Duration
 	// Network, if not nil, replaces the node's sockets (tests run whole
 	// clusters in memory on it); see Network. It implies clustering.
 	Network Network
@@ -165,6 +169,8 @@ type Node struct {
 	membership *gossip.Membership
 	coord      *replica.Coordinator
 	deliverer  *repair.Deliverer
+	handoff    *handoff.Engine
+	cleaner    *repair.Cleaner
 	trees      *repair.Trees
 	tombs      *repair.Tombstones
 	aae        *repair.Engine
@@ -254,6 +260,9 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	apiCfg := api.Config{NodeID: cfg.ID, MaxValue: cfg.MaxValue, Logger: log, Cluster: view, Registry: n.reg,
 		Hints: n.store, AAE: n.trees}
+	if n.handoff != nil {
+		apiCfg.Transfers = n.handoff
+	}
 	if cfg.FaultInjection && n.filter != nil {
 		apiCfg.Faults = n.filter
 	}
@@ -274,6 +283,8 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 		Partitions: ring.DefaultPartitions,
 		N:          cfg.N,
 		Store:      n.store,
+		NewCluster: cfg.NewCluster,
+		Replace:    cfg.Replace,
 		Fast:       cfg.FastGossip,
 		Logger:     n.log,
 	}
@@ -328,18 +339,64 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 	n.coord.Register(n.rpc)
 	n.rpc.Handle(repair.MethodMergeStates, repair.HandleMergeStates(n.store))
 
+	dead := func(id string) bool { return n.membership.Liveness(id) == gossip.Dead }
 	n.deliverer = repair.NewDeliverer(repair.DelivererConfig{
 		Store:    n.store,
 		Peer:     n.client,
-		Dead:     func(id string) bool { return n.membership.Liveness(id) == gossip.Dead },
+		Dead:     dead,
+		View:     n.membership.View,
+		Self:     cfg.ID,
+		Local:    n.store,
 		Interval: cfg.HintInterval,
 		Logger:   n.log,
 	})
 	n.reg.MustRegister(hintCollector{n.store, n.deliverer})
-	n.aae = n.newEngine(n.client, n.membership.View, func(id string) bool { return n.membership.Liveness(id) == gossip.Dead })
+	n.aae = n.newEngine(n.client, n.membership.View, dead)
 	n.aae.Register(n.rpc)
+
+	// Membership changes: partitions move in by transfer, and records of
+	// partitions this node no longer owns go to their owners.
+	hcfg := handoff.DefaultConfig()
+	hcfg.Self, hcfg.Store, hcfg.Peer = cfg.ID, n.store, n.client
+	hcfg.View, hcfg.Live = n.membership.View, func(id string) bool { return !dead(id) }
+	hcfg.MarkReceived = n.membership.MarkReceived
+	hcfg.Confirm = func(ctx context.Context, peer string, parts []uint32) error {
+		_, err := n.aae.ExchangePartitions(ctx, peer, parts)
+		return err
+	}
+	switch {
+	case cfg.TransferLimit < 0:
+		hcfg.Limit = 0
+	case cfg.TransferLimit > 0:
+		hcfg.Limit = cfg.TransferLimit
+	}
+	switch {
+	case cfg.TransferRate < 0:
+		hcfg.Rate = 0
+	case cfg.TransferRate > 0:
+		hcfg.Rate = cfg.TransferRate
+	}
+	hcfg.Logger, hcfg.Registerer = n.log, n.reg
+	if n.handoff, err = handoff.NewEngine(hcfg); err != nil {
+		return fmt.Errorf("partition transfers: %w", err)
+	}
+	n.handoff.Register(n.rpc)
+	ccfg := repair.DefaultCleanerConfig()
+	ccfg.Self, ccfg.Store, ccfg.Peer, ccfg.View, ccfg.Dead, ccfg.Logger = cfg.ID, n.store, n.client, n.membership.View, dead, n.log
+	if cfg.CleanupInterval > 0 {
+		ccfg.Interval = cfg.CleanupInterval
+	}
+	if n.cleaner, err = repair.NewCleaner(ccfg); err != nil {
+		return fmt.Errorf("stranded-record cleanup: %w", err)
+	}
+	n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "dotkv_records_handed_off_total",
+		Help: "Records of partitions this node does not own, handed to their owners and dropped here.",
+	}, func() float64 { return float64(n.cleaner.Moved()) }))
 	n.rpc.Serve()
 	n.goFunc(n.deliverer.Run)
+	n.goFunc(n.handoff.Run)
+	n.goFunc(n.cleaner.Run)
 	return nil
 }
 
@@ -443,12 +500,19 @@ func (n *Node) Filter() *transport.Filter { return n.filter }
 // Membership returns the node's gossip membership (nil on a single node).
 func (n *Node) Membership() *gossip.Membership { return n.membership }
 
-// Wait blocks until the HTTP server fails or ctx is done.
+// Wait blocks until the HTTP server fails, the cluster refuses this node
+// (it was removed and came back with its old data), or ctx is done.
 func (n *Node) Wait(ctx context.Context) error {
+	var refused <-chan struct{}
+	if n.membership != nil {
+		refused = n.membership.RefusedCh()
+	}
 	select {
 	case err := <-n.httpDone:
 		n.httpDone <- err
 		return fmt.Errorf("http server: %w", err)
+	case <-refused:
+		return n.membership.Refused()
 	case <-ctx.Done():
 		return nil
 	}
@@ -497,4 +561,12 @@ func (n *Node) closeParts() error {
 		errs = append(errs, n.store.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// Transfers lists this node's partition transfers (nil on a single node).
+func (n *Node) Transfers() []handoff.Transfer {
+	if n.handoff == nil {
+		return nil
+	}
+	return n.handoff.Transfers()
 }

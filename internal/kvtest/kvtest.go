@@ -58,6 +58,8 @@ type Options struct {
 	// LANLatency (set other faults with Cluster.Net.SetFaults).
 	MemNet bool
 	Seed   uint64
+	// TransferLimit is every node's --transfer-limit (0: the default).
+	TransferLimit int
 }
 
 // LANLatency is the memnet clusters' initial one-way message delay: so
@@ -67,6 +69,7 @@ var LANLatency = memnet.Faults{MinDelay: 100 * time.Microsecond, MaxDelay: 500 *
 
 // Cluster is a running test cluster.
 type Cluster struct {
+	seq   int // the third octet of the nodes' loopback IPs
 	t     testing.TB
 	opts  Options
 	Nodes []*Node
@@ -108,26 +111,14 @@ func NewCluster(t testing.TB, size int, opts Options) *Cluster {
 		seq = 0 // the network is the cluster's own: no clash with others
 	}
 	t.Cleanup(c.Close)
+	c.seq = int(seq)
 	var seed string
 	for i := range size {
-		nd := &Node{ID: "n" + strconv.Itoa(i+1), IP: fmt.Sprintf("127.0.%d.%d", seq, 11+i), fs: vfs.NewMem()}
-		nd.cfg = node.Config{
-			ID: nd.ID, DataDir: "data", FS: nd.fs,
-			HTTPAddr:   net.JoinHostPort(nd.IP, "0"),
-			GossipAddr: net.JoinHostPort(nd.IP, "0"),
-			RPCAddr:    net.JoinHostPort(nd.IP, "0"),
-			N:          opts.N, R: opts.R, W: opts.W,
-			Fsync: opts.Fsync, FaultInjection: true, FastGossip: true,
-			DisableHints: opts.DisableHints, MaxHints: opts.MaxHints, HintInterval: 50 * time.Millisecond,
-			DisableAAE: opts.DisableAAE, AAEInterval: cmp.Or(opts.AAEInterval, 200*time.Millisecond),
-			TombstoneGrace: opts.TombstoneGrace,
-		}
+		nd := c.newNode(i)
 		if seed != "" {
 			nd.cfg.Join = []string{seed}
-		}
-		if c.Net != nil {
-			nd.cfg.Network = memNetwork{c.Net, nd.IP}
-			nd.cfg.FaultInjection = false
+		} else {
+			nd.cfg.NewCluster = true
 		}
 		c.Nodes = append(c.Nodes, nd)
 		c.start(nd)
@@ -137,6 +128,68 @@ func NewCluster(t testing.TB, size int, opts Options) *Cluster {
 	}
 	c.WaitAllAlive()
 	return c
+}
+
+// newNode returns the i-th node (0-based: "n<i+1>"), not started.
+func (c *Cluster) newNode(i int) *Node {
+	opts := c.opts
+	nd := &Node{ID: "n" + strconv.Itoa(i+1), IP: fmt.Sprintf("127.0.%d.%d", c.seq, 11+i), fs: vfs.NewMem()}
+	{
+		nd.cfg = node.Config{
+			ID: nd.ID, DataDir: "data", FS: nd.fs,
+			HTTPAddr:   net.JoinHostPort(nd.IP, "0"),
+			GossipAddr: net.JoinHostPort(nd.IP, "0"),
+			RPCAddr:    net.JoinHostPort(nd.IP, "0"),
+			N:          opts.N, R: opts.R, W: opts.W,
+			Fsync: opts.Fsync, FaultInjection: true, FastGossip: true,
+			DisableHints: opts.DisableHints, MaxHints: opts.MaxHints, HintInterval: 50 * time.Millisecond,
+			DisableAAE: opts.DisableAAE, AAEInterval: cmp.Or(opts.AAEInterval, 200*time.Millisecond),
+			TombstoneGrace: opts.TombstoneGrace, TransferLimit: opts.TransferLimit,
+			CleanupInterval: 200 * time.Millisecond,
+		}
+		if c.Net != nil {
+			nd.cfg.Network = memNetwork{c.Net, nd.IP}
+			nd.cfg.FaultInjection = false
+		}
+	}
+	return nd
+}
+
+// AddNode starts a new, empty node that joins through the first running
+// node (replacing the dead node replace, if not ""), and returns its
+// index. It does not wait for the join to complete.
+func (c *Cluster) AddNode(replace string) int {
+	c.t.Helper()
+	nd := c.newNode(len(c.Nodes))
+	for _, o := range c.Nodes {
+		if o.Running() != nil {
+			nd.cfg.Join = append(nd.cfg.Join, o.Running().GossipAddr())
+			break
+		}
+	}
+	nd.cfg.Replace = replace
+	c.Nodes = append(c.Nodes, nd)
+	c.start(nd)
+	return len(c.Nodes) - 1
+}
+
+// WaitStatus waits until every running node sees node id with status st
+// and no membership change in progress.
+func (c *Cluster) WaitStatus(id string, st gossip.Status) {
+	c.t.Helper()
+	c.WaitFor(fmt.Sprintf("every node to see %s %s", id, st), 2*time.Minute, func() bool {
+		for _, a := range c.Nodes {
+			n := a.Running()
+			if n == nil {
+				continue
+			}
+			m, ok := n.Membership().Member(id)
+			if !ok || m.Status != st || n.Membership().View().Change() != "" {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 func (c *Cluster) start(nd *Node) {
@@ -301,16 +354,22 @@ func (c *Cluster) WaitLiveness(observer, target int, l gossip.Liveness, timeout 
 }
 
 // WaitAllAlive waits until every running node sees every running node
-// alive and every node in its ring.
+// alive and every node a member of its ring (every join completed).
 func (c *Cluster) WaitAllAlive() {
 	c.t.Helper()
-	c.WaitFor("every running node to see every running node alive", time.Minute, func() bool {
+	c.WaitFor("every running node to see every running node alive and a member", time.Minute, func() bool {
 		for i, a := range c.Nodes {
 			if a.Running() == nil {
 				continue
 			}
-			if len(a.Running().Membership().View().Members()) != len(c.Nodes) {
+			m := a.Running().Membership()
+			if v := m.View(); len(v.Members()) != len(c.Nodes) || v.Change() != "" {
 				return false
+			}
+			for _, b := range c.Nodes {
+				if mb, ok := m.Member(b.ID); !ok || mb.Status != gossip.StatusMember {
+					return false
+				}
 			}
 			for j, b := range c.Nodes {
 				if b.Running() != nil && c.Liveness(i, j) != gossip.Alive {
