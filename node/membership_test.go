@@ -172,3 +172,60 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestWipedMemberRejoinsAsItsOwnReplacement: a member whose data
+// directory is lost comes back with the flags it always had; it rejoins,
+// receives every partition it owns before it answers reads of them, and
+// no acknowledged write is lost or reads 404 meanwhile.
+func TestWipedMemberRejoinsAsItsOwnReplacement(t *testing.T) {
+	c := kvtest.NewCluster(t, 3, kvtest.Options{TransferLimit: 8})
+	want := map[string]string{}
+	for i := range 100 {
+		k, v := fmt.Sprintf("k%03d", i), fmt.Sprintf("v%d", i)
+		if r := c.Put(i%3, k, v, "", "w=all"); r.Status != http.StatusNoContent && r.Status != http.StatusOK {
+			t.Fatalf("put %s: %d %s", k, r.Status, r.Body)
+		}
+		want[k] = v
+	}
+	c.Stop(1)
+	c.RestartWiped(1)
+	c.WaitStatus("n2", gossip.StatusMember)
+	checkReads(t, c, "after n2 rejoined wiped", want)
+	for k := range want {
+		if rd := c.Replica(1, k); rd.Status != http.StatusOK {
+			t.Fatalf("wiped n2 did not get %q back: %d", k, rd.Status)
+		}
+	}
+	if a, b := c.Nodes[1].Running().Store().Incarnation(), uint64(0); a == b {
+		t.Fatal("no incarnation")
+	}
+}
+
+// TestRemovedNodeWithOldDataIsRefused: a node removed while it was down
+// comes back with its old data directory: the cluster refuses it, it
+// serves nothing, and its stale records do not come back.
+func TestRemovedNodeWithOldDataIsRefused(t *testing.T) {
+	c := kvtest.NewCluster(t, 3, kvtest.Options{TransferLimit: 8})
+	if r := c.Put(0, "gone", "old", "", "w=all"); r.Status != http.StatusNoContent && r.Status != http.StatusOK {
+		t.Fatalf("put: %d", r.Status)
+	}
+	c.Stop(2)
+	c.WaitLiveness(0, 2, gossip.Dead, time.Minute)
+	if r := c.Do(0, http.MethodPost, "/cluster/remove/n3", nil, nil); r.Status != http.StatusAccepted {
+		t.Fatalf("remove n3: %d %s", r.Status, r.Body)
+	}
+	c.WaitStatus("n3", gossip.StatusRemoved)
+	// Deleted while n3 is out; its old copy must not bring it back.
+	rd := c.Get(0, "gone", "r=all")
+	if r := c.Delete(0, "gone", rd.Context, "w=all"); r.Status != http.StatusNoContent && r.Status != http.StatusOK {
+		t.Fatalf("delete: %d %s", r.Status, r.Body)
+	}
+	c.Restart(2)
+	c.WaitFor("n3 to be refused", time.Minute, func() bool { return c.Nodes[2].Running().Membership().Refused() != nil })
+	if r := c.Get(2, "gone", "r=one"); r.Status != http.StatusServiceUnavailable {
+		t.Fatalf("a refused node answered a read: %d", r.Status)
+	}
+	if r := c.Get(0, "gone", "r=all"); r.Status != http.StatusNotFound {
+		t.Fatalf("deleted key after the removed node came back: %d %v", r.Status, r.Values())
+	}
+}

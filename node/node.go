@@ -256,7 +256,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		view = n.membership
 	}
 	if !cfg.DisableAAE {
-		n.goFunc(n.aae.Run)
+		n.goEngine(n.aae.Run)
 	}
 	apiCfg := api.Config{NodeID: cfg.ID, MaxValue: cfg.MaxValue, Logger: log, Cluster: view, Registry: n.reg,
 		Hints: n.store, AAE: n.trees}
@@ -394,9 +394,9 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 		Help: "Records of partitions this node does not own, handed to their owners and dropped here.",
 	}, func() float64 { return float64(n.cleaner.Moved()) }))
 	n.rpc.Serve()
-	n.goFunc(n.deliverer.Run)
-	n.goFunc(n.handoff.Run)
-	n.goFunc(n.cleaner.Run)
+	n.goEngine(n.deliverer.Run)
+	n.goEngine(n.handoff.Run)
+	n.goEngine(n.cleaner.Run)
 	return nil
 }
 
@@ -421,6 +421,32 @@ func (n *Node) goFunc(f func(ctx context.Context)) {
 		n.ctx, n.stop = context.WithCancel(context.Background())
 	}
 	n.wg.Go(func() { f(n.ctx) })
+}
+
+// goEngine runs a background engine that moves data between nodes (hint
+// delivery, anti-entropy, transfers, cleanup) like goFunc, and stops it
+// if the cluster refuses this node: a removed node's old data must not
+// flow back into the cluster.
+func (n *Node) goEngine(f func(ctx context.Context)) {
+	if n.membership == nil {
+		n.goFunc(f)
+		return
+	}
+	refused := n.membership.RefusedCh()
+	n.goFunc(func(ctx context.Context) {
+		ctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() {
+			select {
+			case <-refused:
+				cancel()
+			case <-ctx.Done():
+			}
+		})
+		f(ctx)
+		cancel()
+		wg.Wait()
+	})
 }
 
 // AAE returns the node's anti-entropy engine.

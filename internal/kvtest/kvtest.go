@@ -262,6 +262,24 @@ func (c *Cluster) Restart(i int) {
 	c.start(nd)
 }
 
+// RestartWiped starts a stopped node again on its old addresses with an
+// empty data directory and the flags it always had: joining through the
+// running nodes.
+func (c *Cluster) RestartWiped(i int) {
+	c.t.Helper()
+	nd := c.Nodes[i]
+	nd.fs = vfs.NewMem()
+	nd.cfg.FS = nd.fs
+	nd.cfg.NewCluster = false
+	nd.cfg.Join = nil
+	for _, o := range c.Nodes {
+		if o.Running() != nil {
+			nd.cfg.Join = append(nd.cfg.Join, o.Running().GossipAddr())
+		}
+	}
+	c.start(nd)
+}
+
 // Partition splits the cluster into groups of node indexes: every node
 // blocks every node outside its own group. Nodes in no group are left
 // alone. With sockets, blocks add up until Heal; on memnet, a partition
