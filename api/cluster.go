@@ -91,10 +91,8 @@ func (s *Server) clusterStatus(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	for _, m := range s.cfg.Cluster.Members() {
-		// RingVersion stays 0 until gossip.Member reports the epoch each
-		// member applied.
 		out.Members = append(out.Members, memberJSON{
-			ID: m.ID, HTTP: m.HTTP, RPC: m.RPC, Gossip: m.Gossip,
+			ID: m.ID, HTTP: m.HTTP, RPC: m.RPC, Gossip: m.Gossip, RingVersion: m.Applied,
 			Liveness: string(m.Liveness), Status: string(m.Status), Partitions: len(r.Owned(m.ID)),
 		})
 	}
@@ -185,7 +183,7 @@ type singleNode struct {
 func (s singleNode) View() *ring.View { return s.r }
 
 func (s singleNode) Members() []gossip.Member {
-	return []gossip.Member{{ID: s.id, HTTP: s.http, Status: gossip.StatusMember, Liveness: gossip.Alive}}
+	return []gossip.Member{{ID: s.id, HTTP: s.http, Status: gossip.StatusMember, Liveness: gossip.Alive, Applied: s.r.Epoch()}}
 }
 
 // ErrNotClustered is what a single node's Leave and Remove return: without

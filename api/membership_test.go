@@ -294,7 +294,7 @@ func TestClusterStatusMembershipFields(t *testing.T) {
 		id     string
 		status gossip.Status
 	}{{"n1", gossip.StatusMember}, {"n2", gossip.StatusLeaving}, {"n3", gossip.StatusMember}, {"n4", gossip.StatusJoining}, {"n5", gossip.StatusRemoved}, {"n6", gossip.StatusLeft}} {
-		f.members = append(f.members, gossip.Member{ID: m.id, HTTP: m.id + ":8080", Status: m.status, Liveness: gossip.Alive})
+		f.members = append(f.members, gossip.Member{ID: m.id, HTTP: m.id + ":8080", Status: m.status, Liveness: gossip.Alive, Applied: 7})
 	}
 	transfers := fakeTransfers{
 		{Partition: 3, From: "n2", To: "n4", State: handoff.StateRunning, Keys: 10, Bytes: 2048},
@@ -318,7 +318,7 @@ func TestClusterStatusMembershipFields(t *testing.T) {
 	for i, m := range st.Members {
 		want := f.members[i]
 		if m.ID != want.ID || m.Status != string(want.Status) || m.Liveness != "alive" || m.HTTP != want.HTTP ||
-			m.Partitions != len(v.Owned(want.ID)) || m.RingVersion != 0 {
+			m.Partitions != len(v.Owned(want.ID)) || m.RingVersion != 7 {
 			t.Errorf("member %d = %+v, want %+v with %d partitions", i, m, want, len(v.Owned(want.ID)))
 		}
 	}
@@ -328,7 +328,7 @@ func TestClusterStatusMembershipFields(t *testing.T) {
 	if !slices.Equal(st.Transfers, []handoff.Transfer(transfers)) {
 		t.Errorf("transfers = %+v, want %+v", st.Transfers, transfers)
 	}
-	for _, field := range []string{`"partition":3`, `"from":"n2"`, `"to":"n4"`, `"state":"running"`, `"keys":10`, `"bytes":2048`, `"ring_version":0`} {
+	for _, field := range []string{`"partition":3`, `"from":"n2"`, `"to":"n4"`, `"state":"running"`, `"keys":10`, `"bytes":2048`, `"ring_version":7`} {
 		if !bytes.Contains(r.body, []byte(field)) {
 			t.Errorf("status JSON lacks %s: %s", field, r.body)
 		}

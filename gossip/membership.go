@@ -45,6 +45,8 @@ type Member struct {
 	Gossip   string // memberlist address, host:port
 	Status   Status
 	Liveness Liveness
+	// Applied is the ring version (view epoch) the node last applied.
+	Applied uint64
 }
 
 // Store persists the ring membership state. *storage.Store satisfies it.
@@ -900,7 +902,7 @@ func (m *Membership) publish(live map[string]bool) {
 		e := m.own.state[id]
 		l := m.liveness(id, live)
 		v.index[id] = len(v.members)
-		v.members = append(v.members, Member{ID: id, HTTP: e.HTTP, RPC: e.RPC, Gossip: e.Gossip, Status: e.Status, Liveness: l})
+		v.members = append(v.members, Member{ID: id, HTTP: e.HTTP, RPC: e.RPC, Gossip: e.Gossip, Status: e.Status, Liveness: l, Applied: e.Applied})
 		v.liveness[id] = l
 		n := m.own.nodes[id]
 		v.hosts[id] = hostsOf(e.Gossip, e.RPC, e.HTTP, n.Gossip, n.RPC, n.HTTP)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -70,7 +71,8 @@ type Engine struct {
 	limiter *rate.Limiter
 	m       aaeMetrics
 	mu      sync.Mutex
-	next    int // round-robin position over peers
+	next    int          // round-robin position over peers
+	looks   atomic.Int64 // Run's looks for peers that came back (tests wait on it)
 }
 
 type aaeMetrics struct {
@@ -127,29 +129,75 @@ func (e *Engine) Register(srv interface {
 }
 
 // Run exchanges with the next live peer and collects tombstones every
-// interval until ctx is done.
+// interval until ctx is done. A peer that comes back (gossip saw it dead,
+// and now does not) is exchanged with at once, without waiting for the
+// interval: after a partition heals, replicas converge in one exchange
+// rather than in a round of intervals.
 func (e *Engine) Run(ctx context.Context) {
 	t := time.NewTicker(e.cfg.Interval)
 	defer t.Stop()
+	watch := time.NewTicker(min(e.cfg.Interval, 250*time.Millisecond))
+	defer watch.Stop()
+	dead := map[string]bool{}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-watch.C:
+			for _, peer := range e.returned(dead) {
+				e.exchange(ctx, peer)
+			}
+			continue
 		case <-t.C:
 		}
 		if peer := e.nextPeer(); peer != "" {
-			st, err := e.Exchange(ctx, peer)
-			if err != nil && ctx.Err() == nil {
-				e.cfg.Logger.Debug("anti-entropy exchange failed", "peer", peer, "err", err)
-			} else if st.KeysRepaired > 0 {
-				e.cfg.Logger.Info("anti-entropy repaired keys", "peer", peer, "keys", st.KeysRepaired, "bytes", st.BytesSent+st.BytesReceived)
-			}
+			e.exchange(ctx, peer)
 		}
 		if n, err := e.CollectTombstones(ctx, 10_000); err != nil && ctx.Err() == nil {
 			e.cfg.Logger.Debug("tombstone collection stopped", "err", err)
 		} else if n > 0 {
 			e.cfg.Logger.Info("collected tombstones", "records", n)
 		}
+	}
+}
+
+// returned updates dead (the members gossip saw dead at the last look)
+// and returns those that are no longer dead.
+func (e *Engine) returned(dead map[string]bool) []string {
+	defer e.looks.Add(1)
+	var back []string
+	seen := map[string]bool{}
+	for _, m := range e.cfg.View().Members() {
+		if m == e.cfg.Self {
+			continue
+		}
+		seen[m] = true
+		switch d := e.cfg.Dead(m); {
+		case d:
+			dead[m] = true
+		case dead[m]:
+			delete(dead, m)
+			back = append(back, m)
+		}
+	}
+	for m := range dead {
+		if !seen[m] {
+			delete(dead, m)
+		}
+	}
+	return back
+}
+
+// returnedChecks is how many times Run looked for peers coming back.
+func (e *Engine) returnedChecks() int64 { return e.looks.Load() }
+
+// exchange runs one exchange with peer and logs what it repaired.
+func (e *Engine) exchange(ctx context.Context, peer string) {
+	st, err := e.Exchange(ctx, peer)
+	if err != nil && ctx.Err() == nil {
+		e.cfg.Logger.Debug("anti-entropy exchange failed", "peer", peer, "err", err)
+	} else if st.KeysRepaired > 0 {
+		e.cfg.Logger.Info("anti-entropy repaired keys", "peer", peer, "keys", st.KeysRepaired, "bytes", st.BytesSent+st.BytesReceived)
 	}
 }
 

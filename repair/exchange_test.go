@@ -70,3 +70,40 @@ func TestExchangePartitionsSyncsExactlyTheGivenPartitions(t *testing.T) {
 		t.Fatalf("second exchange: %+v, %v", st, err)
 	}
 }
+
+// TestExchangeWhenAPeerComesBack: with an interval far longer than the
+// test, an engine exchanges with a peer as soon as gossip stops seeing it
+// dead, so a write the peer missed while cut off reaches it.
+func TestExchangeWhenAPeerComesBack(t *testing.T) {
+	net := newAAENet()
+	r, err := ring.New([]string{"a", "b"}, 8, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clk := newTestClock(time.Now())
+	a := newAAENode(t, net, "a", r, clk, time.Hour)
+	b := newAAENode(t, net, "b", r, clk, time.Hour)
+	a.eng.cfg.Interval = time.Hour
+	net.setDead("b", true)
+	a.merge(t, r, "missed", valueState("a.1", 1, []byte("v"), 1))
+
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); a.eng.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	// Let the engine see b dead before it comes back.
+	deadline := time.Now().Add(time.Minute)
+	for a.eng.returnedChecks() < 2 {
+		if time.Now().After(deadline) {
+			t.Fatal("the engine never looked at its peers")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	net.setDead("b", false)
+	for len(b.get(t, r, "missed").Siblings) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("b never got the write it missed")
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
