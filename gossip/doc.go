@@ -17,15 +17,27 @@
 // restarted node knows the ring, and its peers' addresses, before it has
 // talked to anyone.
 //
-// A node writes only its own entry: at Start it enters as a member (there
-// is no handoff yet) and bumps its version when its addresses changed; if
-// gossip ever brings back an entry for it with other addresses, it
-// re-asserts its own with a higher version.
+// A node writes its own entry (addresses, status, the partitions it has
+// received in the change in progress, the ring version it applied); an
+// operator's remove, a replacement, and the completion of a removal
+// write the entry of a node that is gone.
 //
-// The ring (package ring) is built from the members whose status is
-// joining, member or leaving; it is rebuilt only when that set changes.
-// A node that is down stays in the ring: liveness never moves ownership;
-// coordinators route around dead replicas with fallbacks and hints.
+// # Membership changes
+//
+// Joining, leaving, removed (leaving and gone) and replaced nodes are
+// pending changes; one runs at a time, the earliest requested first
+// (plan.go). Its view (ring.View) has the current ring (members and
+// leaving nodes) and the target ring; a partition whose owners change
+// switches to the target's once every new owner reported it received,
+// and the change completes when all have: the joiner becomes a member,
+// the leaver left, the removed node removed. Gen counts the ownership
+// changes of an entry, and the sum of Gens is the view's epoch, which
+// requests carry. A node started with no ring state waits to learn the
+// cluster's before it claims its entry (joining; as its own replacement
+// if the cluster knew it as a member; as Config.Replace's replacement),
+// or forms a new cluster only with Config.NewCluster when no Join
+// address answers. Liveness never moves ownership: a dead node keeps its
+// partitions until it is removed.
 //
 // # Liveness
 //

@@ -698,7 +698,7 @@ func (m *Membership) decide() []string {
 		token := m.own.state.token(old)
 		m.own.fresh = false
 		m.write(m.id, true, func(e *entry) { join(e); e.Replaces, e.Token = old, token })
-		m.write(old, true, func(e *entry) { e.Status, e.Gone, e.Queued = StatusLeaving, true, now })
+		m.write(old, true, func(e *entry) { e.Status, e.Gone, e.ReplacedBy, e.Queued = StatusLeaving, true, m.id, now })
 		m.ready.Store(true)
 		m.log.Info("gossip: joining as the replacement of a dead node", "replaces", old)
 		return []string{m.id, old}

@@ -43,7 +43,7 @@ func (s ringState) changes() []change {
 		switch {
 		case e.Status == StatusJoining:
 			c = change{Kind: kindJoin, Node: id, Replaces: e.Replaces}
-		case e.Status == StatusLeaving && replaced[id]:
+		case e.Status == StatusLeaving && (replaced[id] || e.ReplacedBy != ""):
 			continue // part of its replacement's join
 		case e.Status == StatusLeaving && e.Gone:
 			c = change{Kind: kindRemove, Node: id}

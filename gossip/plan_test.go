@@ -45,6 +45,9 @@ func TestPlanChanges(t *testing.T) {
 			"c": {Status: StatusLeaving, Gone: true, Gen: 2, Queued: 4},
 			"z": {Status: StatusJoining, Replaces: "c", Token: "c", Gen: 1, Queued: 4}}),
 			change: "join/z/4", cur: []string{"a", "b", "c"}, target: []string{"a", "b", "z"}, gone: []string{"c"}, receiversIncludeNew: "z"},
+		{name: "replaced node seen before its replacement: no removal", s: with(map[string]entry{
+			"c": {Status: StatusLeaving, Gone: true, ReplacedBy: "z", Gen: 2, Queued: 4}}),
+			cur: []string{"a", "b", "c"}, target: []string{"a", "b", "c"}},
 		{name: "wiped member rejoins as itself", s: with(map[string]entry{"b": {Status: StatusJoining, Replaces: "b", Gen: 3, Queued: 6}}),
 			change: "join/b/6", cur: []string{"a", "b", "c"}, target: []string{"a", "b", "c"}, receiversIncludeNew: "b"},
 		{name: "left and removed own nothing", s: with(map[string]entry{"x": {Status: StatusLeft, Gen: 4}, "y": {Status: StatusRemoved, Gen: 4}}),

@@ -81,6 +81,10 @@ type entry struct {
 	// Gone marks a leaving node that was removed or replaced: its data is
 	// not there to be handed over.
 	Gone bool `json:"gone,omitempty"`
+	// ReplacedBy names the node that replaces this one: its leaving is
+	// part of that node's join, never a removal of its own (the two
+	// entries may reach a node in either order).
+	ReplacedBy string `json:"replaced_by,omitempty"`
 	// Queued orders membership changes (unix nanoseconds of the request):
 	// one runs at a time, the earliest first.
 	Queued int64 `json:"queued,omitempty"`
