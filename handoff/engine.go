@@ -192,7 +192,11 @@ func (e *Engine) plan(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}
 		if len(e.tasks) > 0 {
-			e.log.Info("membership change moved on: dropping transfers", "old", e.change, "new", change)
+			if change == "" { // the change completed
+				e.log.Debug("membership change completed", "change", e.change)
+			} else {
+				e.log.Info("membership change moved on: dropping its transfers", "old", e.change, "new", change)
+			}
 		}
 		e.tasks = map[uint32]*task{}
 		e.change = change
