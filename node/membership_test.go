@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -83,8 +84,23 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 	}
 
 	// A writer through every running node, throughout: fresh keys at
-	// quorum; what it acknowledged must survive every step.
+	// quorum; what it acknowledged must survive every step. It reaches the
+	// nodes by URL (the test changes c.Nodes meanwhile).
 	live := &acked{m: map[string]string{}}
+	var targets struct {
+		sync.Mutex
+		urls []string
+	}
+	setTargets := func() {
+		targets.Lock()
+		defer targets.Unlock()
+		targets.urls = nil
+		for _, i := range running(c) {
+			targets.urls = append(targets.urls, c.Nodes[i].URL())
+		}
+	}
+	setTargets()
+	client := &http.Client{Timeout: 10 * time.Second}
 	stop := make(chan struct{})
 	var writes atomic.Int64
 	var wg sync.WaitGroup
@@ -95,23 +111,36 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 				return
 			default:
 			}
-			nodes := running(c)
-			if len(nodes) == 0 {
-				continue
-			}
-			i := nodes[n%len(nodes)]
+			targets.Lock()
+			urls := targets.urls
+			targets.Unlock()
 			k := fmt.Sprintf("w%05d", n)
-			if r := c.Put(i, k, "x", "", "w=quorum&timeout=2000"); r.Status == http.StatusNoContent || r.Status == http.StatusOK {
-				live.set(k, "x")
-				writes.Add(1)
+			req, err := http.NewRequest(http.MethodPut, urls[n%len(urls)]+"/kv/"+k+"?w=quorum&timeout=2000", strings.NewReader("x"))
+			if err != nil {
+				panic(err)
+			}
+			if resp, err := client.Do(req); err == nil {
+				_ = resp.Body.Close()
+				if resp.StatusCode == http.StatusNoContent || resp.StatusCode == http.StatusOK {
+					live.set(k, "x")
+					writes.Add(1)
+				}
 			}
 			time.Sleep(2 * time.Millisecond) // pace, not a wait on anything
 		}
 	})
-	defer func() { close(stop); wg.Wait() }()
+	defer func() {
+		select {
+		case <-stop:
+		default:
+			close(stop)
+		}
+		wg.Wait()
+	}()
 
 	// Join.
 	n4 := c.AddNode("")
+	setTargets()
 	c.WaitStatus(c.Nodes[n4].ID, gossip.StatusMember)
 	checkReads(t, c, "after n4 joined", base)
 
@@ -129,10 +158,12 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 	})
 	c.WaitStatus("n1", gossip.StatusLeft)
 	c.Stop(0)
+	setTargets()
 	checkReads(t, c, "after n1 left", base)
 
 	// Remove: n2 is killed, then removed; its copies are re-created.
 	c.Stop(1)
+	setTargets()
 	c.WaitLiveness(2, 1, gossip.Dead, time.Minute)
 	if r := c.Do(2, http.MethodPost, "/cluster/remove/n2", nil, nil); r.Status != http.StatusAccepted {
 		t.Fatalf("remove n2: %d %s", r.Status, r.Body)
@@ -142,15 +173,16 @@ func TestMembershipChangesUnderLoad(t *testing.T) {
 
 	// Replace: n3 is stopped and a new node takes over its partitions.
 	c.Stop(2)
+	setTargets()
 	c.WaitLiveness(n4, 2, gossip.Dead, time.Minute)
 	n5 := c.AddNode("n3")
+	setTargets()
 	c.WaitStatus(c.Nodes[n5].ID, gossip.StatusMember)
 	c.WaitStatus("n3", gossip.StatusRemoved)
 	checkReads(t, c, "after n3 was replaced", base)
 
 	close(stop)
 	wg.Wait()
-	stop = make(chan struct{})
 	t.Logf("%d writes acknowledged during the changes", writes.Load())
 	all := live.snapshot()
 	for k, v := range base {
