@@ -20,6 +20,9 @@ type Store interface {
 	// in stored order, in a batch bounded by maxKeys and maxBytes; it
 	// returns the cursor of the last record and whether p holds no more.
 	ScanPartition(p uint32, after []byte, maxKeys, maxBytes int, fn func(key, raw []byte) error) (next []byte, done bool, err error)
+	// Partitions returns the partitions holding at least one record,
+	// ascending (a source answers MethodEmpty with it).
+	Partitions() ([]uint32, error)
 	// Merge syncs a state received from another replica into the local one.
 	Merge(p uint32, key []byte, st versioning.State) (versioning.State, error)
 	// GetMeta and SetMeta read and durably write a metadata value.

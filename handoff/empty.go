@@ -19,12 +19,6 @@ const MethodEmpty = "handoff_empty"
 // emptyBatch is the most partitions one MethodEmpty call asks about.
 const emptyBatch = 4096
 
-// Partitioner is the part of the store MethodEmpty needs
-// (*storage.Store): the partitions that hold at least one record.
-type Partitioner interface {
-	Partitions() ([]uint32, error)
-}
-
 // handleEmpty serves MethodEmpty.
 func (e *Engine) handleEmpty(_ context.Context, _ string, req []byte) ([]byte, error) {
 	r := wire.NewReader(req)
@@ -36,11 +30,7 @@ func (e *Engine) handleEmpty(_ context.Context, _ string, req []byte) ([]byte, e
 	if err := r.Done(); err != nil {
 		return nil, err
 	}
-	ps, ok := e.cfg.Store.(Partitioner)
-	if !ok {
-		return wire.Writer(nil).Uvarint(0), nil
-	}
-	held, err := ps.Partitions()
+	held, err := e.cfg.Store.Partitions()
 	if err != nil {
 		return nil, err
 	}

@@ -219,6 +219,7 @@ func TestWipedMemberRejoinsAsItsOwnReplacement(t *testing.T) {
 		}
 		want[k] = v
 	}
+	oldInc := c.Nodes[1].Running().Store().Incarnation()
 	c.Stop(1)
 	c.RestartWiped(1)
 	c.WaitStatus("n2", gossip.StatusMember)
@@ -228,8 +229,8 @@ func TestWipedMemberRejoinsAsItsOwnReplacement(t *testing.T) {
 			t.Fatalf("wiped n2 did not get %q back: %d", k, rd.Status)
 		}
 	}
-	if a, b := c.Nodes[1].Running().Store().Incarnation(), uint64(0); a == b {
-		t.Fatal("no incarnation")
+	if inc := c.Nodes[1].Running().Store().Incarnation(); inc == oldInc {
+		t.Fatalf("wiped n2 kept incarnation %d", inc)
 	}
 }
 
