@@ -14,7 +14,7 @@ const (
 	testQ       = 1024
 	testN       = 3
 	maxLoadRate = 1.10 // max/mean replica load, S = 3..32
-	maxMoveRate = 1.5  // replicas moved by one join or leave / N·Q/(S+1)
+	maxMoveRate = 1.3  // replicas moved by one join or leave / N·Q/(S+1)
 )
 
 // idSet is a list of member IDs; a cluster of S members is its first S.
