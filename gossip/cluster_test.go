@@ -474,3 +474,78 @@ func TestNotReadyUntilTheSeedAnswers(t *testing.T) {
 		t.Fatalf("n2's ring once ready = %v", got)
 	}
 }
+
+// TestRestartedNodeServesOnlyAfterHearingFromThePeers: a node restarted
+// with its data directory is not ready until a peer's state says it is
+// still a member. Removed while it was down, it is refused without ever
+// having been ready; when none of its recorded peers answers, it serves
+// on its recorded ring.
+func TestRestartedNodeServesOnlyAfterHearingFromThePeers(t *testing.T) {
+	t.Parallel()
+	fs := vfs.NewMem()
+	openStore := func() *storage.Store {
+		st, err := storage.Open("n3", storage.Options{NodeID: "n3", FS: fs, CacheSize: 1 << 20, MemTableSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := openStore()
+	n1 := startNode(t, "n1", "127.0.0.43", nil, nil)
+	n2 := startNode(t, "n2", "127.0.0.44", []string{n1.m.GossipAddr()}, nil)
+	n3 := startNode(t, "n3", "127.0.0.45", []string{n1.m.GossipAddr()}, st)
+	nodes := []*testNode{n1, n2, n3}
+	waitFor(t, waitLimit, "3 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
+	n3.m.crash()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	// Unreachable peers: serve on the recorded ring.
+	n1.filter.Block("n3")
+	n2.filter.Block("n3")
+	st = openStore()
+	f := transport.NewFilter(nil)
+	m, err := Start(Config{NodeID: "n3", GossipAddr: "127.0.0.45:0", HTTPAddr: "127.0.0.45:8080", RPCAddr: "127.0.0.45:8081",
+		Partitions: 256, N: 3, Store: st, Filter: f, Fast: true, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.SetResolver(m.Hosts)
+	waitFor(t, waitLimit, "n3 alone to serve on its recorded ring", m.Ready)
+	if got := m.View().Members(); !slices.Equal(got, []string{"n1", "n2", "n3"}) {
+		t.Fatalf("n3's ring = %v, want the recorded members", got)
+	}
+	m.crash()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	n1.filter.Heal()
+	n2.filter.Heal()
+
+	// Removed while down: refused, never ready.
+	waitFor(t, waitLimit, "n3 dead on n1", func() bool { return n1.m.Liveness("n3") == Dead })
+	if err := n1.m.Remove("n3", false); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, waitLimit, "n3 removed on n1 and n2", func() bool {
+		a, _ := n1.m.Member("n3")
+		b, _ := n2.m.Member("n3")
+		return a.Status == StatusRemoved && b.Status == StatusRemoved
+	})
+	st = openStore()
+	t.Cleanup(func() { _ = st.Close() })
+	n3 = startNode(t, "n3", "127.0.0.45", nil, st)
+	if n3.m.Ready() {
+		t.Fatal("restarted n3 is ready before it heard from a peer")
+	}
+	waitFor(t, waitLimit, "n3 to be refused", func() bool { return n3.m.Refused() != nil })
+	select {
+	case <-n3.m.ReadyCh():
+		t.Fatal("removed n3 was ready before it was refused")
+	default:
+	}
+	if n3.m.Ready() {
+		t.Fatal("refused n3 is ready")
+	}
+}

@@ -261,11 +261,19 @@ type Membership struct {
 	view    atomic.Pointer[snapshot]
 	local   atomic.Pointer[[]byte] // encoded ring state for LocalState
 	live    atomic.Int64           // memberlist members not dead, self included
-	// ready turns true once this node knows the cluster's ring: it had no
-	// seeds, knew peers from its persisted state, or merged a peer's state.
-	// Before that its ring is just itself, and serving requests on it would
-	// strand acknowledged writes on a node the others do not know.
-	ready atomic.Bool
+	// ready turns true once this node knows the cluster's ring: it formed
+	// the cluster, claimed its entry after merging a peer's state, or (with
+	// a data directory) merged a peer's state or found none of its
+	// recorded peers answering. Before that its ring is just itself or
+	// what it recorded, and serving on it would strand acknowledged writes
+	// on a node the others do not know, or serve a removed node's old
+	// data. It turns false again only when the cluster refuses the node.
+	ready     atomic.Bool
+	readyCh   chan struct{} // closed the first time ready turns true
+	readyOnce sync.Once
+	// awaitPeers: the node started with ring state naming other members,
+	// and is not ready until it hears from one (or none answers).
+	awaitPeers atomic.Bool
 
 	in   inbox
 	wake chan struct{} // 1-buffered: "the inbox may hold something"
@@ -346,6 +354,7 @@ func Start(cfg Config) (_ *Membership, err error) {
 	m.own.unreachable = map[string]time.Time{}
 	m.leftCh = make(chan struct{})
 	m.own.refusedCh = make(chan struct{})
+	m.readyCh = make(chan struct{})
 	m.reqs = make(chan func())
 	if err := m.load(); err != nil {
 		return nil, err
@@ -380,7 +389,13 @@ func Start(cfg Config) (_ *Membership, err error) {
 			m.log.Info("gossip: --replace ignored: the data directory already holds ring state", "replace", cfg.Replace)
 		}
 		m.claimSelf("")
-		m.ready.Store(true)
+		if m.own.state.alone(m.id) {
+			m.setReady()
+		} else {
+			// Serve only once a peer's state says this node is still
+			// a member (or none of the recorded peers answers).
+			m.awaitPeers.Store(true)
+		}
 	}
 	others := slices.DeleteFunc(slices.Clone(cfg.Join), func(s string) bool { return s == m.addr })
 	if m.own.fresh && cfg.NewCluster && len(others) == 0 {
@@ -533,6 +548,18 @@ func (m *Membership) Hosts(id string) []string { return m.view.Load().hosts[id] 
 // ready field): a node that is not ready must not serve client requests.
 func (m *Membership) Ready() bool { return m.ready.Load() }
 
+// ReadyCh returns a channel closed the first time the node becomes ready.
+func (m *Membership) ReadyCh() <-chan struct{} { return m.readyCh }
+
+// setReady marks the node ready, unless the cluster refused it.
+func (m *Membership) setReady() {
+	if m.Refused() != nil {
+		return
+	}
+	m.ready.Store(true)
+	m.readyOnce.Do(func() { close(m.readyCh) })
+}
+
 // GossipAddr returns the bound gossip address, host:port.
 func (m *Membership) GossipAddr() string { return m.addr }
 
@@ -586,8 +613,13 @@ func (m *Membership) step() {
 	if !m.own.fresh && m.Refused() == nil {
 		if e := m.own.state[m.id]; (e.Status == StatusRemoved || e.Status == StatusLeft) && !m.isLeft() {
 			m.refuse(fmt.Errorf("gossip: the cluster says this node was %s: it must not serve with its old data; start it with an empty data directory or a new ID", e.Status))
-		} else if m.claimSelf("") {
-			changed = append(changed, m.id)
+		} else {
+			if m.claimSelf("") {
+				changed = append(changed, m.id)
+			}
+			if len(remote) > 0 && !m.ready.Load() {
+				m.setReady() // a peer's state still has this node
+			}
 		}
 	}
 	if m.own.change != nil {
@@ -667,7 +699,7 @@ func (m *Membership) form() {
 		*e = entry{Status: StatusMember, Version: e.Version, Gen: e.Gen,
 			HTTP: m.cfg.HTTPAddr, RPC: m.cfg.RPCAddr, Gossip: m.addr}
 	})
-	m.ready.Store(true)
+	m.setReady()
 }
 
 // decide claims this fresh node's entry once it knows the cluster's
@@ -699,7 +731,7 @@ func (m *Membership) decide() []string {
 		m.own.fresh = false
 		m.write(m.id, true, func(e *entry) { join(e); e.Replaces, e.Token = old, token })
 		m.write(old, true, func(e *entry) { e.Status, e.Gone, e.ReplacedBy, e.Queued = StatusLeaving, true, m.id, now })
-		m.ready.Store(true)
+		m.setReady()
 		m.log.Info("gossip: joining as the replacement of a dead node", "replaces", old)
 		return []string{m.id, old}
 	}
@@ -712,7 +744,7 @@ func (m *Membership) decide() []string {
 		m.write(m.id, true, join)
 		m.log.Info("gossip: joining the cluster")
 	}
-	m.ready.Store(true)
+	m.setReady()
 	return []string{m.id}
 }
 
@@ -959,6 +991,10 @@ func (m *Membership) rejoinLoop() {
 		case <-t.C:
 		}
 		m.rejoin()
+		if m.awaitPeers.Load() && !m.ready.Load() && m.ml.NumMembers() <= 1 {
+			m.log.Warn("gossip: none of the recorded members answered: serving on the recorded ring")
+			m.setReady()
+		}
 		if m.ready.Load() {
 			t.Reset(m.tune.rejoin)
 		} else {

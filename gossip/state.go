@@ -159,6 +159,17 @@ func (s ringState) ringMembers() []string {
 	return ids
 }
 
+// alone reports whether no node but self is, or is becoming, a member:
+// with nobody to ask, self's recorded state is all there is.
+func (s ringState) alone(self string) bool {
+	for id, e := range s {
+		if id != self && e.Status.InRing() {
+			return false
+		}
+	}
+	return true
+}
+
 // subset returns a state holding only the given IDs.
 func (s ringState) subset(ids []string) ringState {
 	out := make(ringState, len(ids))

@@ -424,16 +424,23 @@ func (n *Node) goFunc(f func(ctx context.Context)) {
 }
 
 // goEngine runs a background engine that moves data between nodes (hint
-// delivery, anti-entropy, transfers, cleanup) like goFunc, and stops it
-// if the cluster refuses this node: a removed node's old data must not
-// flow back into the cluster.
+// delivery, anti-entropy, transfers, cleanup) like goFunc, once the node
+// is ready, and stops it if the cluster refuses this node: a removed
+// node's old data must not flow back into the cluster.
 func (n *Node) goEngine(f func(ctx context.Context)) {
 	if n.membership == nil {
 		n.goFunc(f)
 		return
 	}
-	refused := n.membership.RefusedCh()
+	refused, ready := n.membership.RefusedCh(), n.membership.ReadyCh()
 	n.goFunc(func(ctx context.Context) {
+		select {
+		case <-ready:
+		case <-refused:
+			return
+		case <-ctx.Done():
+			return
+		}
 		ctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Go(func() {
