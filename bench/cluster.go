@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -21,27 +22,42 @@ import (
 
 // Node is one dotkv server of a bench cluster.
 type Node struct {
-	ID   string
-	IP   string // its own loopback address (Linux), for partitions
-	URL  string // http://ip:port
-	args []string
+	ID     string
+	IP     string   // its own loopback address (Linux), for partitions
+	URL    string   // http://ip:port
+	Gossip string   // its gossip address, a seed for nodes that join later
+	base   []string // binary and flags, without --join/--new-cluster/--replace
+	first  []string // flags of its first start only (--new-cluster, --replace OLD)
+	tail   *tailWriter
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	done   chan struct{}
-	paused bool
+	mu       sync.Mutex
+	cmd      *exec.Cmd
+	done     chan struct{} // closed once the process has exited and been waited for
+	exitErr  error         // what Wait returned, once done is closed
+	started  bool          // started at least once
+	expected bool          // an exit of the running process is expected (killed, left, stopped)
+	paused   bool
 }
 
 // Cluster is the set of nodes a bench run drives: spawned processes of
 // the dotkv binary, or a running cluster given by URL (then process
-// faults are unavailable).
+// faults and membership changes are unavailable).
+//
+// Its members change under the membership nemesis: Nodes, URLs and the
+// workload's targets follow them. It is safe for concurrent use.
 type Cluster struct {
-	Nodes   []*Node
 	spawned bool
+	binary  string
+	args    []string // extra server flags of every node
 	dir     string
 	keep    bool
 	logs    io.Writer
 	client  *http.Client
+
+	mu      sync.Mutex
+	members []*Node // current members, in start order
+	all     []*Node // every node this run started or attached
+	stopped bool
 }
 
 // SpawnOptions configure Spawn.
@@ -60,7 +76,10 @@ type SpawnOptions struct {
 
 // Spawn starts n `dotkv server` processes that form one cluster, each on
 // its own loopback address 127.0.0.(31+i) on Linux, with fault injection
-// on, and waits until every node's ring holds every node.
+// on, and waits until every node's ring holds every node. The first node
+// forms the cluster (--new-cluster); each other one joins through the
+// nodes before it once they serve. (Started together, fresh nodes can
+// find each other before they find the cluster, and then wait forever.)
 func Spawn(ctx context.Context, n int, o SpawnOptions) (*Cluster, error) {
 	if o.Binary == "" {
 		self, err := os.Executable()
@@ -72,7 +91,8 @@ func Spawn(ctx context.Context, n int, o SpawnOptions) (*Cluster, error) {
 	if o.Logs == nil {
 		o.Logs = io.Discard
 	}
-	c := &Cluster{spawned: true, keep: o.Keep, logs: o.Logs, client: &http.Client{Timeout: 5 * time.Second}}
+	c := &Cluster{spawned: true, binary: o.Binary, args: o.Args, keep: o.Keep, logs: o.Logs,
+		client: &http.Client{Timeout: 5 * time.Second}}
 	if o.Dir == "" {
 		dir, err := os.MkdirTemp("", "dotkv-bench-")
 		if err != nil {
@@ -82,48 +102,96 @@ func Spawn(ctx context.Context, n int, o SpawnOptions) (*Cluster, error) {
 	} else {
 		c.dir, c.keep = o.Dir, true
 	}
-	var seed string
+	deadline := time.Now().Add(time.Duration(n) * 60 * time.Second)
 	for i := range n {
-		ip := "127.0.0.1"
-		if runtime.GOOS == "linux" {
-			ip = "127.0.0." + strconv.Itoa(31+i)
-		}
-		httpAddr, err := freePort(ip)
+		nd, err := c.NewNode()
 		if err != nil {
 			c.Stop()
 			return nil, err
 		}
-		gossip, err := freePort(ip)
-		if err != nil {
-			c.Stop()
-			return nil, err
+		if i == 0 {
+			nd.first = []string{"--new-cluster"}
 		}
-		rpc, err := freePort(ip)
-		if err != nil {
-			c.Stop()
-			return nil, err
-		}
-		id := "n" + strconv.Itoa(i+1)
-		nd := &Node{ID: id, IP: ip, URL: "http://" + httpAddr}
-		nd.args = append([]string{"server", "--id", id, "--data", filepath.Join(c.dir, id),
-			"--http", httpAddr, "--gossip", gossip, "--rpc", rpc, "--fault-injection", "--log-level", "warn"}, o.Args...)
-		if seed != "" {
-			nd.args = append(nd.args, "--join", seed)
-		} else {
-			nd.args, seed = append(nd.args, "--new-cluster"), gossip
-		}
-		nd.args = append([]string{o.Binary}, nd.args...)
-		c.Nodes = append(c.Nodes, nd)
 		if err := c.start(nd); err != nil {
 			c.Stop()
 			return nil, err
 		}
+		if err := c.waitServing(ctx, nd, time.Until(deadline)); err != nil {
+			c.Stop()
+			return nil, err
+		}
+		c.Admit(nd)
 	}
-	if err := c.WaitFormed(ctx, 60*time.Second); err != nil {
+	if err := c.WaitFormed(ctx, time.Until(deadline)); err != nil {
 		c.Stop()
 		return nil, err
 	}
 	return c, nil
+}
+
+// NewNode prepares the next node of a spawned cluster: ID n<k> for the
+// k-th node the run starts, its own loopback address 127.0.0.(30+k) on
+// Linux, free ports and a data directory of its own. It is not started.
+func (c *Cluster) NewNode() (*Node, error) {
+	if !c.spawned {
+		return nil, errors.New("new node: the cluster was not spawned by this run")
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return nil, errors.New("new node: the cluster is stopped")
+	}
+	k := len(c.all) + 1
+	ip := "127.0.0.1"
+	if runtime.GOOS == "linux" {
+		if 30+k > 254 {
+			return nil, fmt.Errorf("new node: out of loopback addresses (node %d would need 127.0.0.%d)", k, 30+k)
+		}
+		ip = "127.0.0." + strconv.Itoa(30+k)
+	}
+	var addrs [3]string
+	for j := range addrs {
+		a, err := freePort(ip)
+		if err != nil {
+			return nil, err
+		}
+		addrs[j] = a
+	}
+	id := "n" + strconv.Itoa(k)
+	nd := &Node{ID: id, IP: ip, URL: "http://" + addrs[0], Gossip: addrs[1], tail: &tailWriter{max: 4 << 10}}
+	nd.base = append([]string{c.binary, "server", "--id", id, "--data", filepath.Join(c.dir, id),
+		"--http", addrs[0], "--gossip", addrs[1], "--rpc", addrs[2], "--fault-injection", "--log-level", "warn"}, c.args...)
+	c.all = append(c.all, nd) // reserves the ID and the address; Stop sees it
+	return nd, nil
+}
+
+// StartJoin starts a node made by NewNode that joins the cluster through
+// the current members, replacing the dead member replace if it is not
+// empty. It does not make it a member: Admit does, once it is one.
+func (c *Cluster) StartJoin(nd *Node, replace string) error {
+	if replace != "" {
+		nd.first = []string{"--replace", replace}
+	}
+	return c.start(nd)
+}
+
+// Admit makes nd a current member: the workload sends to it, and final
+// reads and convergence include it.
+func (c *Cluster) Admit(nd *Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !slices.Contains(c.members, nd) {
+		c.members = append(c.members, nd)
+	}
+}
+
+// Retire takes nd out of the current members (it is leaving, or about to
+// be killed and removed or replaced): the workload stops sending to it.
+// Its process, if any, is still stopped by Stop.
+func (c *Cluster) Retire(nd *Node) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.members = slices.DeleteFunc(c.members, func(x *Node) bool { return x == nd })
 }
 
 // Attach uses a running cluster: targets are node base URLs; node IDs
@@ -143,7 +211,9 @@ func Attach(ctx context.Context, targets []string) (*Cluster, error) {
 		}
 		host := strings.TrimPrefix(t, "http://")
 		ip, _, _ := net.SplitHostPort(host)
-		c.Nodes = append(c.Nodes, &Node{ID: st.Node, IP: ip, URL: t})
+		nd := &Node{ID: st.Node, IP: ip, URL: t}
+		c.all = append(c.all, nd)
+		c.members = append(c.members, nd)
 	}
 	return c, nil
 }
@@ -157,37 +227,158 @@ func freePort(ip string) (string, error) {
 	return ln.Addr().String(), nil
 }
 
+// seeds returns the gossip addresses of the current members other than
+// nd, comma-separated.
+func (c *Cluster) seeds(nd *Node) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for _, m := range c.members {
+		if m != nd && m.Gossip != "" {
+			out = append(out, m.Gossip)
+		}
+	}
+	return strings.Join(out, ",")
+}
+
+// start starts nd's process: on its first start with its first-start
+// flags, and with --join naming the current members (a restarted node
+// finds the cluster through whoever is a member now).
 func (c *Cluster) start(nd *Node) error {
-	cmd := exec.Command(nd.args[0], nd.args[1:]...)
-	cmd.Stdout, cmd.Stderr = c.logs, c.logs
+	args := slices.Clone(nd.base)
+	if seeds := c.seeds(nd); seeds != "" {
+		args = append(args, "--join", seeds)
+	}
+	nd.mu.Lock()
+	if !nd.started {
+		args = append(args, nd.first...)
+	}
+	nd.mu.Unlock()
+	cmd := exec.Command(args[0], args[1:]...)
+	logs := io.MultiWriter(c.logs, nd.tail)
+	cmd.Stdout, cmd.Stderr = logs, logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a Ctrl-C reaches bench, which stops the nodes itself
+
+	c.mu.Lock() // against Stop: a process started here is one Stop waits for
+	defer c.mu.Unlock()
+	if c.stopped {
+		return fmt.Errorf("start %s: the cluster is stopped", nd.ID)
+	}
+	if !slices.Contains(c.all, nd) {
+		c.all = append(c.all, nd)
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start %s: %w", nd.ID, err)
 	}
 	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
 	nd.mu.Lock()
-	nd.cmd, nd.done, nd.paused = cmd, done, false
+	nd.cmd, nd.done, nd.started, nd.expected, nd.paused, nd.exitErr = cmd, done, true, false, false, nil
 	nd.mu.Unlock()
+	go func() {
+		err := cmd.Wait()
+		nd.mu.Lock()
+		if nd.done == done {
+			nd.exitErr = err
+		}
+		nd.mu.Unlock()
+		close(done)
+	}()
 	return nil
+}
+
+// Exited reports whether nd's process has exited, and with what.
+func (nd *Node) Exited() (bool, error) {
+	nd.mu.Lock()
+	done, err := nd.done, nd.exitErr
+	nd.mu.Unlock()
+	if done == nil {
+		return false, nil
+	}
+	select {
+	case <-done:
+		return true, err
+	default:
+		return false, nil
+	}
+}
+
+// Done returns a channel closed when nd's current process has exited (nil
+// if it was never started).
+func (nd *Node) Done() <-chan struct{} {
+	nd.mu.Lock()
+	defer nd.mu.Unlock()
+	return nd.done
+}
+
+// ExpectExit records that nd's process is about to exit on purpose (it was
+// asked to leave), so that its exit is not taken for a crash.
+func (nd *Node) ExpectExit() {
+	nd.mu.Lock()
+	nd.expected = true
+	nd.mu.Unlock()
+}
+
+// LogTail returns the last lines the node's process wrote.
+func (nd *Node) LogTail() string {
+	if nd.tail == nil {
+		return ""
+	}
+	return nd.tail.String()
+}
+
+// CheckRunning returns an error naming each current member whose process
+// exited without being killed, stopped or asked to leave: a crash.
+func (c *Cluster) CheckRunning() error {
+	var errs []error
+	for _, nd := range c.Nodes() {
+		nd.mu.Lock()
+		expected := nd.expected
+		nd.mu.Unlock()
+		if exited, err := nd.Exited(); exited && !expected {
+			errs = append(errs, fmt.Errorf("node %s exited unexpectedly (%v); its last output:\n%s", nd.ID, exitText(err), nd.LogTail()))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func exitText(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 // Spawned reports whether the cluster's processes belong to this run.
 func (c *Cluster) Spawned() bool { return c.spawned }
 
-// URLs returns the nodes' base URLs.
+// Nodes returns the current members, in start order.
+func (c *Cluster) Nodes() []*Node {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.members)
+}
+
+// URLs returns the current members' base URLs. The workload asks it
+// before every operation, so that it sends to members only.
 func (c *Cluster) URLs() []string {
-	out := make([]string, len(c.Nodes))
-	for i, nd := range c.Nodes {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]string, len(c.members))
+	for i, nd := range c.members {
 		out[i] = nd.URL
 	}
 	return out
 }
 
-// NodeIDs maps base URLs to node IDs.
+// NodeIDs maps base URLs to node IDs, for every node the run had: a
+// node that has since left still names the side of a partition its
+// operations were sent to. Every node has an address of its own, so no
+// URL names two nodes.
 func (c *Cluster) NodeIDs() map[string]string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	out := map[string]string{}
-	for _, nd := range c.Nodes {
+	for _, nd := range c.all {
 		out[nd.URL] = nd.ID
 	}
 	return out
@@ -209,59 +400,128 @@ func (c *Cluster) getJSON(ctx context.Context, url string, v any) error {
 	return json.NewDecoder(resp.Body).Decode(v)
 }
 
-type clusterStatus struct {
-	Members []struct {
-		ID       string `json:"id"`
-		Liveness string `json:"liveness"`
-	} `json:"members"`
-	Ring struct {
-		Members []string `json:"members"`
-	} `json:"ring"`
-	HintsPending map[string]int `json:"hints_pending"`
+// healthy reports whether base answers /healthz with 200.
+func (c *Cluster) healthy(ctx context.Context, base string) bool {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return false
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
 }
 
-// WaitFormed waits until every node serves and sees every node alive.
+// clusterStatus is the part of GET /cluster/status the harness reads.
+type clusterStatus struct {
+	Node    string         `json:"node"`
+	Members []memberStatus `json:"members"`
+	Ring    struct {
+		Members []string `json:"members"`
+		Version uint64   `json:"version"`
+	} `json:"ring"`
+	HintsPending map[string]int `json:"hints_pending"`
+	Transfers    []struct {
+		Partition uint32 `json:"partition"`
+		From      string `json:"from"`
+		To        string `json:"to"`
+		State     string `json:"state"`
+	} `json:"transfers"`
+}
+
+// memberStatus is one member entry of /cluster/status.
+type memberStatus struct {
+	ID          string `json:"id"`
+	Liveness    string `json:"liveness"` // alive | suspect | dead
+	Status      string `json:"status"`   // joining | member | leaving | left | removed
+	RingVersion uint64 `json:"ring_version"`
+}
+
+// member returns the entry of id, if st lists it.
+func (st *clusterStatus) member(id string) (memberStatus, bool) {
+	for _, m := range st.Members {
+		if m.ID == id {
+			return m, true
+		}
+	}
+	return memberStatus{}, false
+}
+
+// waitServing waits until nd answers /healthz with 200, failing early if
+// its process exits.
+func (c *Cluster) waitServing(ctx context.Context, nd *Node, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for !c.healthy(ctx, nd.URL) {
+		if exited, err := nd.Exited(); exited {
+			return fmt.Errorf("%s exited (%s) before it served; its last output:\n%s", nd.ID, exitText(err), nd.LogTail())
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%s does not serve (/healthz) after %v", nd.ID, timeout)
+		}
+		if !sleepCtx(ctx, 50*time.Millisecond) {
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+// WaitFormed waits until every current member serves (/healthz 200), and
+// sees exactly the current members in its ring, each a member and alive.
 func (c *Cluster) WaitFormed(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		ok := true
-		for _, nd := range c.Nodes {
+		nodes := c.Nodes()
+		ids := make([]string, len(nodes))
+		for i, nd := range nodes {
+			ids[i] = nd.ID
+		}
+		slices.Sort(ids)
+		why := ""
+		for _, nd := range nodes {
 			var st clusterStatus
-			if err := c.getJSON(ctx, nd.URL+"/cluster/status", &st); err != nil || len(st.Ring.Members) != len(c.Nodes) {
-				ok = false
+			if err := c.getJSON(ctx, nd.URL+"/cluster/status", &st); err != nil {
+				why = fmt.Sprintf("%s: %v", nd.ID, err)
 				break
 			}
-			for _, m := range st.Members {
-				if m.Liveness != "alive" {
-					ok = false
+			ring := slices.Sorted(slices.Values(st.Ring.Members))
+			if !slices.Equal(ring, ids) {
+				why = fmt.Sprintf("%s's ring holds %v, want %v", nd.ID, ring, ids)
+				break
+			}
+			for _, id := range ids {
+				if m, ok := st.member(id); !ok || m.Liveness != "alive" || m.Status != "member" {
+					why = fmt.Sprintf("%s sees %s %s and %s", nd.ID, id, m.Status, m.Liveness)
+					break
 				}
 			}
-			if resp, err := c.client.Get(nd.URL + "/healthz"); err != nil {
-				ok = false
-			} else {
-				resp.Body.Close()
-				ok = ok && resp.StatusCode == http.StatusOK
+			if why != "" {
+				break
+			}
+			if !c.healthy(ctx, nd.URL) {
+				why = nd.ID + " is not healthy yet"
+				break
 			}
 		}
-		if ok {
+		if why == "" {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("cluster of %d did not form within %v", len(c.Nodes), timeout)
+			return fmt.Errorf("cluster of %d did not form within %v: %s", len(nodes), timeout, why)
 		}
-		select {
-		case <-ctx.Done():
+		if !sleepCtx(ctx, 100*time.Millisecond) {
 			return ctx.Err()
-		case <-time.After(100 * time.Millisecond):
 		}
 	}
 }
 
-// Kill sends SIGKILL to node i and waits for it to exit.
-func (c *Cluster) Kill(i int) error {
-	nd := c.Nodes[i]
+// Kill sends SIGKILL to nd and waits for it to exit.
+func (c *Cluster) Kill(nd *Node) error {
 	nd.mu.Lock()
 	cmd, done := nd.cmd, nd.done
+	nd.expected = true
 	nd.mu.Unlock()
 	if cmd == nil {
 		return errors.New("kill: not a spawned node")
@@ -272,16 +532,15 @@ func (c *Cluster) Kill(i int) error {
 }
 
 // Restart starts a killed node again on its data.
-func (c *Cluster) Restart(i int) error { return c.start(c.Nodes[i]) }
+func (c *Cluster) Restart(nd *Node) error { return c.start(nd) }
 
-// Pause sends SIGSTOP to node i; Resume sends SIGCONT.
-func (c *Cluster) Pause(i int) error { return c.signal(i, syscall.SIGSTOP, true) }
+// Pause sends SIGSTOP to nd.
+func (c *Cluster) Pause(nd *Node) error { return c.signal(nd, syscall.SIGSTOP, true) }
 
-// Resume continues a paused node.
-func (c *Cluster) Resume(i int) error { return c.signal(i, syscall.SIGCONT, false) }
+// Resume sends SIGCONT to a paused node.
+func (c *Cluster) Resume(nd *Node) error { return c.signal(nd, syscall.SIGCONT, false) }
 
-func (c *Cluster) signal(i int, sig syscall.Signal, paused bool) error {
-	nd := c.Nodes[i]
+func (c *Cluster) signal(nd *Node, sig syscall.Signal, paused bool) error {
 	nd.mu.Lock()
 	defer nd.mu.Unlock()
 	if nd.cmd == nil {
@@ -291,22 +550,29 @@ func (c *Cluster) signal(i int, sig syscall.Signal, paused bool) error {
 	return nd.cmd.Process.Signal(sig)
 }
 
-// Stop ends every spawned process (SIGCONT, SIGTERM, then SIGKILL after
-// 15 s) and removes the data unless kept. Safe to call more than once.
+// Stop ends every process the run started — members, nodes that left,
+// were removed or replaced — (SIGCONT, SIGTERM, then SIGKILL after 15 s),
+// waits for each, and removes the data unless kept. No node can be
+// started after it. Safe to call more than once.
 func (c *Cluster) Stop() {
 	if !c.spawned {
 		return
 	}
-	for _, nd := range c.Nodes {
+	c.mu.Lock()
+	c.stopped = true
+	nodes := slices.Clone(c.all)
+	c.mu.Unlock()
+	for _, nd := range nodes {
 		nd.mu.Lock()
 		if nd.cmd != nil {
+			nd.expected = true
 			_ = nd.cmd.Process.Signal(syscall.SIGCONT)
 			_ = nd.cmd.Process.Signal(syscall.SIGTERM)
 		}
 		nd.mu.Unlock()
 	}
 	timeout := time.After(15 * time.Second)
-	for _, nd := range c.Nodes {
+	for _, nd := range nodes {
 		nd.mu.Lock()
 		cmd, done := nd.cmd, nd.done
 		nd.mu.Unlock()
@@ -324,4 +590,27 @@ func (c *Cluster) Stop() {
 		_ = os.RemoveAll(c.dir)
 		c.dir = ""
 	}
+}
+
+// tailWriter keeps the last max bytes written to it.
+type tailWriter struct {
+	mu  sync.Mutex
+	max int
+	buf []byte
+}
+
+func (t *tailWriter) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf = append(t.buf, p...)
+	if over := len(t.buf) - t.max; over > 0 {
+		t.buf = append(t.buf[:0], t.buf[over:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailWriter) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return string(t.buf)
 }

@@ -5,12 +5,15 @@
 //   - the cluster a run drives (Cluster): `dotkv server` processes it
 //     spawns, each on its own loopback address with fault injection on
 //     (Spawn), or a running cluster given by URL (Attach); spawned nodes
-//     can be killed, restarted, paused and resumed;
+//     can be killed, restarted, paused and resumed, and new ones started
+//     to join or replace one; its current members change as they do;
 //   - the nemesis (Nemesis), which alternates faults — partitions, through
-//     the nodes' fault filter or iptables, kills and pauses — with healed
+//     the nodes' fault filter or iptables, kills and pauses — or
+//     membership changes (join, leave, remove, replace) with healed
 //     stretches, recording each as a phase;
 //   - the workload (Workload): concurrent clients that read, write with
-//     the context they read, and delete, recording every operation;
+//     the context they read, and delete, sending to the current members
+//     and recording every operation;
 //   - Run, a whole `dotkv bench` run: cluster, workload and nemesis
 //     together, the final heal, the wait for convergence, a read of every
 //     touched key at r=all, the check, and the report files;

@@ -19,12 +19,37 @@ import (
 )
 
 // Fault names accepted by --nemesis.
-var FaultNames = []string{"partition-halves", "isolate-one", "majority-ring", "bridge", "kill", "pause"}
+var FaultNames = []string{"partition-halves", "isolate-one", "majority-ring", "bridge", "kill", "pause", "membership"}
 
 // Nemesis injects faults into a cluster: each fault on for an interval,
 // then healed for an interval, cycling through the configured faults.
 // Partitions go through the nodes' fault filter (mode "filter") or
 // iptables DROP rules between the nodes' own addresses (mode "iptables").
+//
+// The membership nemesis (needs --spawn, at least 3 nodes) cycles through
+// membership changes under the workload instead of faults: join a new
+// node, leave one, join, kill one and remove it, kill one and replace it
+// with a new node, and again. From k nodes that is k+1, k, k+1, k, k: the
+// cluster never has fewer than max(k-1, 3) members (N=3). Each change is
+// a phase ("join n4", "leave n2", "remove n3", "replace n1 by n6") that
+// lasts until every live member sees it complete (bounded by
+// MembershipStepTimeout), then a healed phase of the interval. New nodes
+// get the next ID and loopback address and the same server flags.
+//
+// Join and leave phases are not faults (Fault false): every node is up,
+// a write counts its level over a partition's current owners (plus one
+// ack per owner still receiving it), and reads ask the current owners
+// only, so under strict quorums (--pr, --pw) a read still intersects
+// every write acknowledged before it began, and the checker's stale-read
+// check holds dotkv to that. The one window dotkv documents — a transfer
+// copies from one current owner, and a write that owner had missed
+// reaches the new owner only by repair, so right after the switch a read
+// of new-owner copies can miss it — shows there as stale reads, which is
+// what the check is for. (A request sent to the leaving node once its
+// server has exited fails: availability, not staleness.) Remove and
+// replace phases are faults (Fault true): they start by killing a node,
+// and until the change completes the cluster runs with a member dead, as
+// during the kill fault.
 type Nemesis struct {
 	c        *Cluster
 	faults   []string
@@ -34,6 +59,18 @@ type Nemesis struct {
 	hist     *history.History
 	t0       time.Time
 	ipt      *iptables
+
+	// Membership changes: the number of members the run started with,
+	// the changes made so far, the bound on each, and the context that
+	// Abort ends (a change outlives the run's context, not an abort).
+	startMembers int
+	changes      int
+	stepTimeout  time.Duration
+	hard         context.Context
+	abort        context.CancelFunc
+
+	limit    int           // faults to inject (0: until ctx ends)
+	finished chan struct{} // closed once limit faults were injected and healed
 
 	mu     sync.Mutex
 	phase  history.Phase
@@ -49,8 +86,17 @@ func NewNemesis(c *Cluster, faults []string, interval time.Duration, mode string
 		if (f == "kill" || f == "pause") && !c.Spawned() {
 			return nil, fmt.Errorf("nemesis %s needs --spawn (it signals processes)", f)
 		}
+		if f == "membership" && !c.Spawned() {
+			return nil, errors.New("nemesis membership needs --spawn (it starts and kills servers)")
+		}
+		if f == "membership" && len(c.Nodes()) < minMembers {
+			return nil, fmt.Errorf("nemesis membership needs --spawn %d or more (N=3; it keeps at least %d members)", minMembers, minMembers)
+		}
 	}
-	n := &Nemesis{c: c, faults: faults, interval: interval, mode: mode, rng: rand.New(rand.NewPCG(seed, 1)), hist: hist, t0: t0}
+	n := &Nemesis{c: c, faults: faults, interval: interval, mode: mode, rng: rand.New(rand.NewPCG(seed, 1)), hist: hist, t0: t0,
+		startMembers: len(c.Nodes()), stepTimeout: MembershipStepTimeout}
+	n.hard, n.abort = context.WithCancel(context.Background())
+	n.finished = make(chan struct{})
 	if mode == "iptables" {
 		n.ipt = &iptables{}
 		if err := n.ipt.setup(); err != nil {
@@ -107,7 +153,19 @@ func (n *Nemesis) Run(ctx context.Context) error {
 		if !sleepCtx(ctx, n.interval) {
 			return nil
 		}
+		if n.limit > 0 && i == n.limit {
+			close(n.finished) // the last fault has had its healed interval
+			<-ctx.Done()
+			return nil
+		}
 		f := n.faults[i%len(n.faults)]
+		if f == "membership" {
+			if err := n.membershipStep(); err != nil {
+				return fmt.Errorf("nemesis membership: %w", err)
+			}
+			n.enter(history.Phase{Name: "healed"})
+			continue
+		}
 		p, heal, err := n.start(ctx, f)
 		if err != nil {
 			return fmt.Errorf("nemesis %s: %w", f, err)
@@ -140,9 +198,32 @@ func (n *Nemesis) healActive() error {
 	return heal(ctx)
 }
 
+// SetLimit makes Run inject k faults (membership changes count as faults),
+// each followed by its healed interval, and then close Finished; k ≤ 0
+// means no limit. Call it before Run.
+func (n *Nemesis) SetLimit(k int) { n.limit = max(k, 0) }
+
+// Finished returns a channel closed once the nemesis has injected and
+// healed as many faults as SetLimit asked for (never without a limit or
+// without faults).
+func (n *Nemesis) Finished() <-chan struct{} { return n.finished }
+
+// SetMembershipTimeout bounds each membership change (default
+// MembershipStepTimeout); a change not complete by then fails the run.
+func (n *Nemesis) SetMembershipTimeout(d time.Duration) {
+	if d > 0 {
+		n.stepTimeout = d
+	}
+}
+
+// Abort cuts short a membership change in progress (Ctrl-C): Run
+// returns at once instead of waiting for it to complete.
+func (n *Nemesis) Abort() { n.abort() }
+
 // Close heals any active fault, records the last phase and removes the
 // iptables chain. Safe to call more than once.
 func (n *Nemesis) Close() error {
+	n.abort()
 	err := n.healActive()
 	n.mu.Lock()
 	if n.phase.End == 0 {
@@ -171,35 +252,36 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 
 // start begins fault f and returns its phase and how to heal it.
 func (n *Nemesis) start(ctx context.Context, f string) (history.Phase, func(context.Context) error, error) {
-	ids := make([]string, len(n.c.Nodes))
-	for i, nd := range n.c.Nodes {
+	nodes := n.c.Nodes()
+	ids := make([]string, len(nodes))
+	for i, nd := range nodes {
 		ids[i] = nd.ID
 	}
 	k := len(ids)
 	switch f {
 	case "kill", "pause":
-		i := n.rng.IntN(k)
-		name := f + " " + ids[i]
+		nd := nodes[n.rng.IntN(k)]
+		name := f + " " + nd.ID
 		if f == "kill" {
-			if err := n.c.Kill(i); err != nil {
+			if err := n.c.Kill(nd); err != nil {
 				return history.Phase{}, nil, err
 			}
-			return history.Phase{Name: name, Fault: true}, func(context.Context) error { return n.c.Restart(i) }, nil
+			return history.Phase{Name: name, Fault: true}, func(context.Context) error { return n.c.Restart(nd) }, nil
 		}
-		if err := n.c.Pause(i); err != nil {
+		if err := n.c.Pause(nd); err != nil {
 			return history.Phase{}, nil, err
 		}
-		return history.Phase{Name: name, Fault: true}, func(context.Context) error { return n.c.Resume(i) }, nil
+		return history.Phase{Name: name, Fault: true}, func(context.Context) error { return n.c.Resume(nd) }, nil
 	}
 	blocks, sides := partitionShape(f, n.rng.Perm(k))
-	if err := n.partition(ctx, ids, blocks); err != nil {
+	if err := n.partition(ctx, nodes, blocks); err != nil {
 		return history.Phase{}, nil, err
 	}
 	var sideNames [][]string
 	for _, side := range sides {
 		sideNames = append(sideNames, names(ids, side))
 	}
-	return history.Phase{Name: f, Fault: true, Sides: sideNames}, func(ctx context.Context) error { return n.healPartition(ctx) }, nil
+	return history.Phase{Name: f, Fault: true, Sides: sideNames}, func(ctx context.Context) error { return n.healPartition(ctx, nodes) }, nil
 }
 
 // partitionShape computes partition f over the nodes in perm's order:
@@ -250,11 +332,16 @@ func names(ids []string, idx []int) []string {
 	return out
 }
 
-func (n *Nemesis) partition(ctx context.Context, ids []string, blocks [][]int) error {
+// partition applies blocks over nodes (blocks index into nodes).
+func (n *Nemesis) partition(ctx context.Context, nodes []*Node, blocks [][]int) error {
+	ids := make([]string, len(nodes))
+	for i, nd := range nodes {
+		ids[i] = nd.ID
+	}
 	if n.mode == "iptables" {
 		for i, bs := range blocks {
 			for _, j := range bs {
-				if err := n.ipt.drop(n.c.Nodes[i].IP, n.c.Nodes[j].IP); err != nil {
+				if err := n.ipt.drop(nodes[i].IP, nodes[j].IP); err != nil {
 					return err
 				}
 			}
@@ -266,19 +353,20 @@ func (n *Nemesis) partition(ctx context.Context, ids []string, blocks [][]int) e
 			continue
 		}
 		body, _ := json.Marshal(map[string][]string{"block": names(ids, bs)})
-		if err := n.fault(ctx, http.MethodPost, n.c.Nodes[i].URL, body); err != nil {
+		if err := n.fault(ctx, http.MethodPost, nodes[i].URL, body); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (n *Nemesis) healPartition(ctx context.Context) error {
+// healPartition heals a partition of nodes.
+func (n *Nemesis) healPartition(ctx context.Context, nodes []*Node) error {
 	if n.mode == "iptables" {
 		return n.ipt.flush()
 	}
 	var errs []error
-	for _, nd := range n.c.Nodes {
+	for _, nd := range nodes {
 		errs = append(errs, n.fault(ctx, http.MethodDelete, nd.URL, nil))
 	}
 	return errors.Join(errs...)

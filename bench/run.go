@@ -3,9 +3,11 @@ package bench
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -27,6 +29,13 @@ type Config struct {
 	Nemesis         []string
 	NemesisInterval time.Duration
 	NemesisMode     string // filter | iptables
+	// NemesisCount, if > 0, ends the run (before Workload.Duration or
+	// Ops if need be) once the nemesis has injected this many faults,
+	// each followed by its healed interval.
+	NemesisCount int
+	// MembershipTimeout bounds each change of the membership nemesis
+	// (0: MembershipStepTimeout).
+	MembershipTimeout time.Duration
 
 	// ConvergenceTimeout bounds the wait after the final heal;
 	// MaxConvergence fails the run above it (0 = no limit).
@@ -65,8 +74,16 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 		return check.Report{}, err
 	}
 	defer nem.Close() // heals and removes iptables rules on every path
+	nem.SetMembershipTimeout(cfg.MembershipTimeout)
+	nem.SetLimit(cfg.NemesisCount)
+	// Ctrl-C cuts a membership change short; the end of the workload lets
+	// it complete.
+	stopAbort := context.AfterFunc(ctx, nem.Abort)
+	defer stopAbort()
 	wcfg := cfg.Workload
 	wcfg.Targets = c.URLs()
+	wcfg.LiveTargets = c.URLs // the members change under the membership nemesis
+	started := len(wcfg.Targets)
 	wl, err := NewWorkload(wcfg, hist, t0, nem.Phase)
 	if err != nil {
 		return check.Report{}, err
@@ -75,7 +92,18 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	runCtx, stopRun := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	var nemErr error
-	wg.Go(func() { nemErr = nem.Run(runCtx) })
+	wg.Go(func() {
+		if nemErr = nem.Run(runCtx); nemErr != nil {
+			stopRun() // the run has failed: do not wait for its duration
+		}
+	})
+	wg.Go(func() {
+		select {
+		case <-nem.Finished():
+			stopRun()
+		case <-runCtx.Done():
+		}
+	})
 	progressDone := make(chan struct{})
 	if cfg.Progress != nil {
 		wg.Go(func() { progress(cfg.Progress, wl, nem, t0, progressDone) })
@@ -99,6 +127,9 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 		fmt.Fprintln(cfg.Progress, "healed; waiting for convergence …")
 	}
 	healed := time.Now()
+	if err := c.CheckRunning(); err != nil && cfg.Progress != nil {
+		fmt.Fprintf(cfg.Progress, "warning: %v\n", err)
+	}
 	if c.Spawned() {
 		_ = c.WaitFormed(ctx, cfg.ConvergenceTimeout)
 	}
@@ -118,7 +149,7 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 		NodeIDs:               c.NodeIDs(),
 		ConvergenceSeconds:    conv,
 		MaxConvergenceSeconds: cfg.MaxConvergence.Seconds(),
-		Config:                describe(cfg, c),
+		Config:                describe(cfg, c, started),
 	})
 	if cfg.Out != "" {
 		if err := render.WriteFiles(cfg.Out, rep, hist); err != nil {
@@ -128,16 +159,26 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	return rep, nil
 }
 
-func describe(cfg Config, c *Cluster) map[string]any {
+// describe is the run's configuration for the report; started is the
+// number of nodes the run began with (the members at the end may differ).
+func describe(cfg Config, c *Cluster, started int) map[string]any {
 	w := cfg.Workload
+	var members []string
+	for _, nd := range c.Nodes() {
+		members = append(members, nd.ID)
+	}
 	m := map[string]any{
-		"nodes": len(c.Nodes), "spawned": c.Spawned(), "targets": c.URLs(),
+		"nodes": started, "spawned": c.Spawned(), "targets": c.URLs(),
 		"duration_s": w.Duration.Seconds(), "ops_limit": w.Ops, "concurrency": w.Concurrency, "keys": w.Keys,
 		"dist": w.Dist, "value_size": w.ValueSize, "mix": fmt.Sprintf("r:%d,w:%d,d:%d", w.Mix.Read, w.Mix.Write, w.Mix.Delete),
 		"r": w.R, "w": w.W, "pr": w.PR, "pw": w.PW, "timeout_ms": w.Timeout.Milliseconds(), "seed": w.Seed,
-		"nemesis": strings.Join(cfg.Nemesis, ","), "nemesis_interval_s": cfg.NemesisInterval.Seconds(),
+		"nemesis": strings.Join(cfg.Nemesis, ","), "nemesis_interval_s": cfg.NemesisInterval.Seconds(), "nemesis_count": cfg.NemesisCount,
 		"nemesis_mode": cfg.NemesisMode, "server_args": strings.Join(cfg.Spawner.Args, " "),
 	}
+	if !slices.Contains(cfg.Nemesis, "membership") {
+		return m
+	}
+	m["members_at_end"] = strings.Join(members, ",")
 	return m
 }
 
@@ -160,8 +201,8 @@ func progress(w io.Writer, wl *Workload, nem *Nemesis, t0 time.Time, done <-chan
 	}
 }
 
-// WaitConverged waits until every node's Merkle roots agree for every
-// partition two or more nodes replicate, and no node holds hints.
+// WaitConverged waits until every current member's Merkle roots agree for
+// every partition two or more of them replicate, and none holds hints.
 func (c *Cluster) WaitConverged(ctx context.Context, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	var last string
@@ -182,7 +223,7 @@ func (c *Cluster) WaitConverged(ctx context.Context, timeout time.Duration) erro
 
 func (c *Cluster) converged(ctx context.Context) (bool, string) {
 	roots := map[string]string{}
-	for _, nd := range c.Nodes {
+	for _, nd := range c.Nodes() {
 		var st clusterStatus
 		if err := c.getJSON(ctx, nd.URL+"/cluster/status", &st); err != nil {
 			return false, fmt.Sprintf("%s: %v", nd.ID, err)
@@ -208,18 +249,23 @@ func (c *Cluster) converged(ctx context.Context) (bool, string) {
 	return true, ""
 }
 
-// FinalReads reads every key at r=all (JSON), retrying failures.
+// FinalReads reads every key at r=all (JSON) through the current members,
+// retrying failures.
 func (c *Cluster) FinalReads(ctx context.Context, keys []string) (map[string]check.FinalState, error) {
 	out := make(map[string]check.FinalState, len(keys))
 	client := &http.Client{Timeout: 10 * time.Second}
 	defer client.CloseIdleConnections()
+	nodes := c.Nodes()
+	if len(nodes) == 0 {
+		return nil, errors.New("final reads: the cluster has no members")
+	}
 	for i, key := range keys {
 		var last error
 		for attempt := 0; ; attempt++ {
 			if attempt == 20 {
 				return nil, fmt.Errorf("final read of %s: %w", key, last)
 			}
-			node := c.Nodes[(i+attempt)%len(c.Nodes)]
+			node := nodes[(i+attempt)%len(nodes)]
 			fs, err := finalRead(ctx, client, node.URL, key)
 			if err == nil {
 				out[key] = fs

@@ -49,7 +49,13 @@ func ParseMix(s string) (Mix, error) {
 
 // WorkloadConfig describes the clients.
 type WorkloadConfig struct {
+	// Targets are the node base URLs the clients send to. If LiveTargets
+	// is set, the clients ask it before every operation instead and send
+	// to one of the URLs it returns (the membership nemesis changes the
+	// members during a run); it must be safe for concurrent use, and its
+	// result is not modified.
 	Targets     []string
+	LiveTargets func() []string
 	Concurrency int
 	// Duration and Ops bound the run (either may be 0, not both).
 	Duration time.Duration
@@ -84,7 +90,11 @@ type Workload struct {
 
 // NewWorkload prepares a workload; phase names the current nemesis phase.
 func NewWorkload(cfg WorkloadConfig, hist *history.History, t0 time.Time, phase func() string) (*Workload, error) {
-	if len(cfg.Targets) == 0 || cfg.Concurrency < 1 || cfg.Keys < 1 {
+	if cfg.LiveTargets == nil {
+		targets := cfg.Targets
+		cfg.LiveTargets = func() []string { return targets }
+	}
+	if len(cfg.LiveTargets()) == 0 || cfg.Concurrency < 1 || cfg.Keys < 1 {
 		return nil, fmt.Errorf("workload: need targets, concurrency ≥ 1 and keys ≥ 1")
 	}
 	if cfg.Duration <= 0 && cfg.Ops <= 0 {
@@ -151,7 +161,12 @@ func (w *Workload) client1(ctx context.Context, c int) {
 			rank = int(zipf.Uint64())
 		}
 		key := fmt.Sprintf("k%06d", w.perm[rank])
-		node := w.cfg.Targets[rng.IntN(len(w.cfg.Targets))]
+		targets := w.cfg.LiveTargets()
+		if len(targets) == 0 { // cannot happen with a bench cluster; do not spin
+			sleepCtx(ctx, 10*time.Millisecond)
+			continue
+		}
+		node := targets[rng.IntN(len(targets))]
 		switch x := rng.IntN(total); {
 		case x < w.cfg.Mix.Read:
 			w.read(ctx, c, node, key)

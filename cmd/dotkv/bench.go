@@ -26,6 +26,7 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "data", Usage: "data directory of the spawned nodes (default: a temp dir, removed unless --keep)"},
 			&cli.StringFlag{Name: "fsync", Usage: "spawned nodes' --fsync", Value: "always"},
 			&cli.DurationFlag{Name: "aae-interval", Usage: "spawned nodes' --aae-interval", Value: time.Second},
+			&cli.StringFlag{Name: "server-logs", Usage: "append the spawned nodes' logs (at info level) to this `FILE` (default: discarded)"},
 			&cli.DurationFlag{Name: "duration", Usage: "length of the workload", Value: 60 * time.Second},
 			&cli.Int64Flag{Name: "ops", Usage: "or: number of operations"},
 			&cli.IntFlag{Name: "concurrency", Usage: "concurrent clients", Value: 16},
@@ -38,8 +39,11 @@ func benchCommand() *cli.Command {
 			&cli.StringFlag{Name: "pr", Usage: "primary read level"},
 			&cli.StringFlag{Name: "pw", Usage: "primary write level"},
 			&cli.DurationFlag{Name: "timeout", Usage: "each request's timeout", Value: time.Second},
-			&cli.StringFlag{Name: "nemesis", Usage: "none or a comma-separated mix of " + strings.Join(bench.FaultNames, ", "), Value: "none"},
-			&cli.DurationFlag{Name: "nemesis-interval", Usage: "fault on for this long, then healed for this long, repeatedly", Value: 10 * time.Second},
+			&cli.StringFlag{Name: "nemesis", Usage: "none or a comma-separated mix of " + strings.Join(bench.FaultNames, ", ") +
+				" (membership, with --spawn 3 or more: join a new node, leave, join, kill and remove, kill and replace, each until complete, in a cycle)", Value: "none"},
+			&cli.DurationFlag{Name: "nemesis-interval", Usage: "fault on for this long, then healed for this long, repeatedly (a membership change lasts until it completes)", Value: 10 * time.Second},
+			&cli.IntFlag{Name: "nemesis-count", Usage: "end the run once the nemesis has injected this many faults, each then healed for --nemesis-interval (before --duration if need be; 0: no limit)"},
+			&cli.DurationFlag{Name: "membership-timeout", Usage: "fail the run if a change of the membership nemesis takes longer", Value: bench.MembershipStepTimeout},
 			&cli.StringFlag{Name: "nemesis-mode", Usage: "auto, filter (the nodes' fault filter) or iptables (root, Linux)", Value: "auto"},
 			&cli.DurationFlag{Name: "convergence-timeout", Usage: "how long to wait for convergence after the final heal", Value: 2 * time.Minute},
 			&cli.DurationFlag{Name: "max-convergence", Usage: "fail the run if convergence takes longer (0 = no limit)", Value: 30 * time.Second},
@@ -58,6 +62,15 @@ func benchCommand() *cli.Command {
 				nemesis = strings.Join(cfg.Nemesis, ",")
 			}
 			fmt.Fprintf(c.App.ErrWriter, "dotkv bench: seed %d, nemesis %s (%s mode)\n", cfg.Workload.Seed, nemesis, cfg.NemesisMode)
+			if path := c.String("server-logs"); path != "" {
+				f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+				if err != nil {
+					return cli.Exit(fmt.Sprintf("--server-logs: %v", err), exitError)
+				}
+				defer f.Close()
+				cfg.Spawner.Logs = f
+				cfg.Spawner.Args = append(cfg.Spawner.Args, "--log-level", "info")
+			}
 			rep, err := bench.Run(ctx, cfg)
 			if err != nil {
 				if errors.Is(err, ctx.Err()) && ctx.Err() != nil {
@@ -126,6 +139,11 @@ func benchConfigFrom(c *cli.Context) (bench.Config, error) {
 		seed = uint64(time.Now().UnixNano())
 	}
 	cfg.NemesisInterval = c.Duration("nemesis-interval")
+	cfg.MembershipTimeout = c.Duration("membership-timeout")
+	cfg.NemesisCount = c.Int("nemesis-count")
+	if cfg.NemesisCount < 0 {
+		return cfg, errors.New("--nemesis-count must be ≥ 0")
+	}
 	cfg.ConvergenceTimeout = c.Duration("convergence-timeout")
 	cfg.MaxConvergence = c.Duration("max-convergence")
 	cfg.Out = c.String("out")

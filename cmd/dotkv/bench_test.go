@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -129,5 +130,78 @@ func TestBenchInterruptedStopsEverything(t *testing.T) {
 	}
 	if !strings.Contains(p.stderr.String(), "interrupted") {
 		t.Errorf("stderr does not say it was interrupted: %s", p.stderr)
+	}
+}
+
+// TestBenchMembershipNemesis runs a bench whose nemesis changes the
+// membership of three spawned servers under the workload: a node joins,
+// then one leaves (--nemesis-count 2 ends the run after both, however
+// long they take). The run must pass its checks, record a join and a
+// leave phase, end with three members, and leave no server process
+// behind, neither the members' nor the one that left.
+func TestBenchMembershipNemesis(t *testing.T) {
+	dotkvBin(t)
+	t.Parallel()
+	out := t.TempDir()
+	data := filepath.Join(t.TempDir(), "cluster")
+	p := startProc(t, "dotkv bench", "bench", "--spawn", "3", "--duration", "6m", "--nemesis-count", "2",
+		"--nemesis", "membership", "--nemesis-interval", "1s", "--membership-timeout", "3m", "--nemesis-mode", "filter",
+		"--concurrency", "4", "--keys", "100", "--out", out, "--data", data, "--seed", "5")
+	select {
+	case <-p.done:
+	case <-time.After(8 * time.Minute):
+		_ = p.cmd.Process.Signal(syscall.SIGINT) // bench stops its servers on SIGINT
+		select {
+		case <-p.done:
+		case <-time.After(time.Minute):
+		}
+		t.Fatal("bench did not end within 8 minutes")
+	}
+	if p.waitErr != nil || !strings.Contains(p.stdout.String(), "PASS") {
+		t.Fatalf("bench: %v\nstdout:\n%s", p.waitErr, p.stdout)
+	}
+	var rep struct {
+		Lost   int `json:"lost_acknowledged_writes"`
+		Ops    int `json:"ops"`
+		Phases []struct {
+			Name  string `json:"name"`
+			Fault bool   `json:"fault"`
+		} `json:"phases"`
+		Config map[string]any `json:"config"`
+	}
+	raw, err := os.ReadFile(filepath.Join(out, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Lost != 0 || rep.Ops == 0 {
+		t.Errorf("report: lost %d of %d ops", rep.Lost, rep.Ops)
+	}
+	var names []string
+	leaver := ""
+	for _, ph := range rep.Phases {
+		names = append(names, ph.Name)
+		if id, ok := strings.CutPrefix(ph.Name, "leave "); ok {
+			leaver = id
+		}
+		if (strings.HasPrefix(ph.Name, "join ") || strings.HasPrefix(ph.Name, "leave ")) && ph.Fault {
+			t.Errorf("phase %q is marked a fault", ph.Name)
+		}
+	}
+	if j := strings.Join(names, ","); !strings.Contains(j, "join n4") || leaver == "" {
+		t.Fatalf("phases %s lack the join of n4 and a leave", j)
+	}
+	members, _ := rep.Config["members_at_end"].(string)
+	if ids := strings.Split(members, ","); len(ids) != 3 || slices.Contains(ids, leaver) || leaver != "n4" && !slices.Contains(ids, "n4") {
+		t.Errorf("members at the end: %q, want three, n4 among them unless it left, and not %s", members, leaver)
+	}
+	// The joiner got a data directory of its own under --data, kept.
+	if _, err := os.Stat(filepath.Join(data, "n4")); err != nil {
+		t.Errorf("n4's data directory: %v", err)
+	}
+	if left := serversOf(t, data); len(left) > 0 {
+		t.Errorf("server processes left behind: %v", left)
 	}
 }
