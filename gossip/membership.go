@@ -288,7 +288,9 @@ type Membership struct {
 		state ringState
 		// fresh: the node started with no ring state and has not yet
 		// claimed its entry (it does once it knows the cluster's state).
-		fresh       bool
+		fresh bool
+		// heard: a peer's ring state has been merged since start.
+		heard       bool
 		change      *change // the change in progress, as of the last plan
 		refusedCh   chan struct{}
 		nodes       map[string]nodeInfo  // memberlist's view of each node
@@ -388,12 +390,15 @@ func Start(cfg Config) (_ *Membership, err error) {
 		if cfg.Replace != "" {
 			m.log.Info("gossip: --replace ignored: the data directory already holds ring state", "replace", cfg.Replace)
 		}
-		m.claimSelf("")
 		if m.own.state.alone(m.id) {
+			m.claimSelf("")
 			m.setReady()
 		} else {
 			// Serve only once a peer's state says this node is still
-			// a member (or none of the recorded peers answers).
+			// a member (or none of the recorded peers answers), and
+			// claim the entry (a version bump) only after hearing from
+			// a peer: a claim made in isolation could outrank the
+			// cluster's removal of this node.
 			m.awaitPeers.Store(true)
 		}
 	}
@@ -607,19 +612,17 @@ func (m *Membership) run() {
 func (m *Membership) step() {
 	remote, nodes, reachable, received := m.in.take()
 	changed := m.own.state.merge(remote)
+	if len(remote) > 0 {
+		m.own.heard = true
+	}
 	if m.own.fresh && len(m.own.state) > 0 {
 		changed = append(changed, m.decide()...) // we know the cluster now
 	}
 	if !m.own.fresh && m.Refused() == nil {
 		if e := m.own.state[m.id]; (e.Status == StatusRemoved || e.Status == StatusLeft) && !m.isLeft() {
 			m.refuse(fmt.Errorf("gossip: the cluster says this node was %s: it must not serve with its old data; start it with an empty data directory or a new ID", e.Status))
-		} else {
-			if m.claimSelf("") {
-				changed = append(changed, m.id)
-			}
-			if len(remote) > 0 && !m.ready.Load() {
-				m.setReady() // a peer's state still has this node
-			}
+		} else if (m.own.heard || !m.awaitPeers.Load()) && m.claimSelf("") {
+			changed = append(changed, m.id)
 		}
 	}
 	if m.own.change != nil {
@@ -658,6 +661,11 @@ func (m *Membership) step() {
 		}
 	}
 	m.publish(live)
+	// Having heard from a peer, a node that claimed its entry (or still
+	// has it) serves, on the view just published.
+	if len(remote) > 0 && !m.own.fresh && !m.ready.Load() {
+		m.setReady()
+	}
 }
 
 // claimSelf makes this node's own entry carry its current addresses, with
@@ -731,7 +739,6 @@ func (m *Membership) decide() []string {
 		m.own.fresh = false
 		m.write(m.id, true, func(e *entry) { join(e); e.Replaces, e.Token = old, token })
 		m.write(old, true, func(e *entry) { e.Status, e.Gone, e.ReplacedBy, e.Queued = StatusLeaving, true, m.id, now })
-		m.setReady()
 		m.log.Info("gossip: joining as the replacement of a dead node", "replaces", old)
 		return []string{m.id, old}
 	}
@@ -744,7 +751,6 @@ func (m *Membership) decide() []string {
 		m.write(m.id, true, join)
 		m.log.Info("gossip: joining the cluster")
 	}
-	m.setReady()
 	return []string{m.id}
 }
 
