@@ -3,7 +3,6 @@ package node_test
 import (
 	"fmt"
 	"net/http"
-	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -111,23 +110,13 @@ type staleWrite struct {
 // an owner of the final ring, holding nothing — the class-"other lost"
 // writes below would fail the test. With it the write fails (503).
 //
-// Known bug (the test fails; it runs only with DOTKV_KNOWN_BUGS=1): for a
-// key whose partition the stale coordinator itself lost to n4 (final
-// owners n2, n3, n4), a w=all write through it is acknowledged while n4
-// holds nothing. The coordinator is a reader in its own stale view, so it
-// coordinates and counts its own copy (replica/write.go, Put and
-// replicate); n2 and n3 are owners in their new view, so they accept the
-// copy whatever the sender's epoch (replica/handlers.go, owns: the epoch
-// is compared only when the receiver is not an owner); no copy, hint or
-// cleanup ever sends it to n4, which the stale coordinator does not know.
-// The same holds for writes during the join to partitions whose transfer
-// to n4 is past (the stale coordinator never adds the receiver's extra
-// ack), and a w=quorum write of such a key counts the coordinator's copy,
-// which the final ring does not.
+// For a key whose partition the stale coordinator itself lost to n4
+// (final owners n2, n3, n4), the coordinator is a reader in its own stale
+// view and counts its own copy; n2 and n3 own the key in their new view,
+// but the copies list n1, n2 and n3 as the write owners, so they refuse
+// them (the stale view misses n4): the write fails. The same refusal
+// covers writes during the join that miss a receiver's extra ack.
 func TestStaleCoordinatorNeedsFinalOwners(t *testing.T) {
-	if os.Getenv("DOTKV_KNOWN_BUGS") == "" {
-		t.Skip("bug: a coordinator on a stale ring counts its own copy of a key it no longer owns, and owners accept a stale coordinator's copies: w=all is acknowledged without the new owner (see the comment; DOTKV_KNOWN_BUGS=1 runs it)")
-	}
 	simulate(t, staleCoordinatorNeedsFinalOwners)
 }
 

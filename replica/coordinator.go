@@ -20,6 +20,11 @@ var (
 	// older than the receiver's, for a key the receiver does not own (or
 	// is still receiving): never an ack, never a not-found.
 	errNotOwner = errors.New("replica: not an owner of the key at this ring version")
+	// errStaleView answers a copy sent by a node whose view is older than
+	// the receiver's and misses one of the key's write owners: the sender
+	// did not send the write to every node it must reach, so this copy is
+	// not an acknowledgement.
+	errStaleView = errors.New("replica: the sender's ring version misses an owner of the key")
 	// errTimeout wraps context.DeadlineExceeded so callers map it to 504.
 	errTimeout = fmt.Errorf("replica: %w", context.DeadlineExceeded)
 )
@@ -297,7 +302,7 @@ func (c *Coordinator) storeHint(target string, p uint32, key []byte, st versioni
 // sendCopy gives node the state st of key, whose encoding is enc: a
 // primary merges it into its records, a fallback keeps it as a hint for
 // primary. enc is encoded once for every copy of st (see encodeState).
-func (c *Coordinator) sendCopy(ctx context.Context, node, primary string, p uint32, key []byte, st versioning.State, enc []byte) error {
+func (c *Coordinator) sendCopy(ctx context.Context, v *ring.View, node, primary string, p uint32, key []byte, st versioning.State, enc []byte) error {
 	if node == c.self {
 		var err error
 		if node == primary {
@@ -307,12 +312,27 @@ func (c *Coordinator) sendCopy(ctx context.Context, node, primary string, p uint
 		}
 		return err
 	}
-	method, msg := methodReplicate, wire.Writer(make([]byte, 0, 40+len(key)+len(enc))).U64(c.cluster.View().Epoch())
+	// A copy carries the epoch and the write owners of the view the write
+	// was planned on (see handleReplicate).
+	method, msg := methodReplicate, wire.Writer(make([]byte, 0, 64+len(key)+len(enc))).U64(v.Epoch())
 	if node != primary {
 		method, msg = methodHint, msg.String(primary)
+	} else {
+		msg = appendOwners(msg, v.Primaries(p))
 	}
 	_, err := c.peer.Call(ctx, node, method, msg.U32(p).Bytes(key).Bytes(enc))
 	return err
+}
+
+// refused reports whether a copy's error is the receiver's refusal of a
+// stale sender (errNotOwner, errStaleView): the receiver is reachable, so
+// a fallback must not stand in for it.
+func refused(err error) bool {
+	if errors.Is(err, errNotOwner) || errors.Is(err, errStaleView) {
+		return true
+	}
+	var re *transport.RemoteError
+	return errors.As(err, &re) && (re.Msg == errNotOwner.Error() || re.Msg == errStaleView.Error())
 }
 
 // readLocal returns this node's copy of key: its records when it reads as

@@ -44,13 +44,28 @@ func (c *Coordinator) handleRead(_ context.Context, _ string, req []byte) ([]byt
 
 func (c *Coordinator) handleReplicate(_ context.Context, _ string, req []byte) ([]byte, error) {
 	r := wire.NewReader(req)
-	epoch, p, key := r.U64(), r.U32(), r.Bytes()
+	epoch := r.U64()
+	owners, err := readOwners(r)
+	if err != nil {
+		return nil, err
+	}
+	p, key := r.U32(), r.Bytes()
 	st, err := readState(r)
 	if err != nil {
 		return nil, err
 	}
 	if !c.owns(p, epoch, false) {
 		return nil, errNotOwner
+	}
+	if v := c.cluster.View(); v.Epoch() > epoch && int(p) < v.Partitions() {
+		// The sender's view is older. Its copy counts only if the sender
+		// planned the write on every write owner this view has: else a
+		// node it does not know of (a new owner) would lack the write.
+		for _, m := range v.Primaries(p) {
+			if !slices.Contains(owners, m) {
+				return nil, errStaleView
+			}
+		}
 	}
 	if _, err := c.store.Merge(p, key, st); err != nil {
 		return nil, err

@@ -126,9 +126,56 @@ func TestStaleCoordinatorGetsNotOwner(t *testing.T) {
 	if got := c.stored("n3", k); len(got) != 0 {
 		t.Fatalf("n3 stored %v for a key it does not own", got)
 	}
-	// A sender with a newer view than n3's is trusted.
+	// n2, an owner in both views, refuses too: n1's copy lists n1, n2, n3
+	// as the write owners, and n2's newer view has n4 among them.
 	c.setView(ring.Stable(now, 5), "n3")
-	if _, err := c.put("n1", k, "w", nil, WriteOptions{W: All}); err != nil {
-		t.Fatalf("w=all once n3's view is the older one: %v", err)
+	if _, err = c.put("n1", k, "w", nil, WriteOptions{W: All}); !errors.As(err, &ue) {
+		t.Fatalf("w=all through a coordinator that misses n4: %v, want unavailable", err)
+	}
+	// A sender with a newer view than n2's and n3's is trusted.
+	c.setView(ring.Stable(now, 5), "n2", "n3")
+	if _, err := c.put("n1", k, "x", nil, WriteOptions{W: All}); err != nil {
+		t.Fatalf("w=all once n2's and n3's views are the older ones: %v", err)
+	}
+}
+
+// TestStaleCoordinatorThatLostTheKeyCannotCountItself: a coordinator
+// whose stale view still makes it an owner of a key that moved to a new
+// node applies the write locally, but the owners with the newer view
+// refuse its copies (it planned without the new owner), so neither
+// w=quorum nor w=all is acknowledged, and no fallback stands in for them.
+func TestStaleCoordinatorThatLostTheKeyCannotCountItself(t *testing.T) {
+	c := newTestCluster(t, 4, Config{})
+	old, err := ring.New([]string{"n1", "n2", "n3"}, 64, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now, err := ring.New([]string{"n1", "n2", "n3", "n4"}, 64, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k []byte
+	for i := range 100000 {
+		cand := []byte("k" + strconv.Itoa(i))
+		if p := now.PartitionOf(cand); !now.IsPrimary(p, "n1") {
+			k = cand
+			break
+		}
+	}
+	if k == nil {
+		t.Fatal("no key that n1 loses")
+	}
+	c.setView(ring.Stable(old, 10), "n1")
+	c.setView(ring.Stable(now, 20), "n2", "n3", "n4")
+	for _, w := range []Level{Quorum, All} {
+		var ue *UnavailableError
+		if _, err := c.put("n1", k, "v", nil, WriteOptions{W: w}); !errors.As(err, &ue) {
+			t.Fatalf("w=%v through a coordinator that lost the key: %v, want unavailable", w, err)
+		}
+	}
+	for _, id := range []string{"n2", "n3"} {
+		if got := c.stored(id, k); len(got) != 0 {
+			t.Fatalf("%s stored %v from a coordinator that missed n4", id, got)
+		}
 	}
 }

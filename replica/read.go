@@ -303,8 +303,9 @@ func (c *Coordinator) repair(ctx context.Context, p uint32, key []byte, replies 
 		c.log.Warn("read repair: encode the merged state", "key", string(key), "err", err)
 		return merged
 	}
+	v := c.cluster.View()
 	for _, rep := range out {
-		if err := c.sendCopy(ctx, rep.slot.node, rep.slot.primary, p, key, merged, enc); err != nil {
+		if err := c.sendCopy(ctx, v, rep.slot.node, rep.slot.primary, p, key, merged, enc); err != nil {
 			c.log.Debug("read repair failed", "key", string(key), "node", rep.slot.node, "err", err)
 			continue
 		}

@@ -10,10 +10,10 @@ import (
 
 // RPC methods between replicas.
 const (
-	methodRead      = "read"      // partition, key, as-fallback flag → state
-	methodReplicate = "replicate" // partition, key, state → ack (the replica syncs it in)
+	methodRead      = "read"      // epoch, partition, key, as-fallback flag → state
+	methodReplicate = "replicate" // epoch, write owners, partition, key, state → ack (the replica syncs it in)
 	methodPut       = "put"       // a client write forwarded to a primary to coordinate
-	methodHint      = "hint"      // target, partition, key, state → kept as a hint for target
+	methodHint      = "hint"      // epoch, target, partition, key, state → kept as a hint for target
 )
 
 // Result codes of a forwarded put.
@@ -35,6 +35,32 @@ func appendState(w wire.Writer, st versioning.State) (wire.Writer, error) {
 		return nil, err
 	}
 	return w.Bytes(enc), nil
+}
+
+// maxOwners bounds the write owners a copy may list: N plus the nodes
+// receiving the partition, far below it.
+const maxOwners = 64
+
+// appendOwners appends a list of node IDs (a copy's write owners).
+func appendOwners(w wire.Writer, ids []string) wire.Writer {
+	w = w.Uvarint(uint64(len(ids)))
+	for _, id := range ids {
+		w = w.String(id)
+	}
+	return w
+}
+
+// readOwners reads a list written by appendOwners.
+func readOwners(r *wire.Reader) ([]string, error) {
+	n := r.Count(1)
+	if n > maxOwners {
+		return nil, fmt.Errorf("%w: %d owners", errWire, n)
+	}
+	ids := make([]string, 0, n)
+	for range n {
+		ids = append(ids, r.String())
+	}
+	return ids, nil
 }
 
 // readState reads a field written by appendState; it must be the

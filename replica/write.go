@@ -149,7 +149,7 @@ func (c *Coordinator) coordinate(ctx context.Context, r *ring.View, w write,
 		return nil, fmt.Errorf("write %q locally: %w", w.key, err)
 	}
 	t := newTally("write", need, needP, pl)
-	results := c.replicate(ctx, pl, w.p, w.key, st, sync)
+	results := c.replicate(ctx, r, pl, w.p, w.key, st, sync)
 	for !t.met() {
 		if expired(ctx) { // sends also fail once the deadline passed
 			return nil, fmt.Errorf("write %q: %d of %d acks (outcome unknown): %w", w.key, t.acks, need, errTimeout)
@@ -193,7 +193,7 @@ type slotResult struct {
 // replicas that answer after the client got its answer still get the
 // write, and any that never answers within the request's deadline gets a
 // hint.
-func (c *Coordinator) replicate(ctx context.Context, pl *plan, p uint32, key []byte, st versioning.State, sync func() error) <-chan slotResult {
+func (c *Coordinator) replicate(ctx context.Context, v *ring.View, pl *plan, p uint32, key []byte, st versioning.State, sync func() error) <-chan slotResult {
 	results := make(chan slotResult, len(pl.slots))
 	var remote []slot
 	var own *slot
@@ -207,7 +207,7 @@ func (c *Coordinator) replicate(ctx context.Context, pl *plan, p uint32, key []b
 			remote = append(remote, s)
 		}
 	}
-	c.sendCopies(ctx, pl, remote, p, key, st, results)
+	c.sendCopies(ctx, v, pl, remote, p, key, st, results)
 	durable := sync == nil
 	if !durable {
 		if err := sync(); err != nil {
@@ -224,7 +224,7 @@ func (c *Coordinator) replicate(ctx context.Context, pl *plan, p uint32, key []b
 
 // sendCopies sends st to the remote slots' nodes, each in its own
 // goroutine, which reports the slot's outcome on results.
-func (c *Coordinator) sendCopies(ctx context.Context, pl *plan, remote []slot, p uint32, key []byte, st versioning.State, results chan<- slotResult) {
+func (c *Coordinator) sendCopies(ctx context.Context, v *ring.View, pl *plan, remote []slot, p uint32, key []byte, st versioning.State, results chan<- slotResult) {
 	if len(remote) == 0 {
 		return
 	}
@@ -242,7 +242,7 @@ func (c *Coordinator) sendCopies(ctx context.Context, pl *plan, remote []slot, p
 	left.Store(int32(len(remote)))
 	for _, s := range remote {
 		c.wg.Go(func() {
-			results <- c.deliverCopy(rctx, s, pl, p, key, st, enc)
+			results <- c.deliverCopy(rctx, v, s, pl, p, key, st, enc)
 			if left.Add(-1) == 0 {
 				cancel()
 			}
@@ -252,15 +252,18 @@ func (c *Coordinator) sendCopies(ctx context.Context, pl *plan, remote []slot, p
 
 // deliverCopy gives slot s's copy to its node; if that fails, to the next
 // spare fallback (as a hint for the primary); and if no one takes it, keeps
-// a hint here. Only the first two count as acknowledgements.
-func (c *Coordinator) deliverCopy(ctx context.Context, s slot, pl *plan, p uint32, key []byte, st versioning.State, enc []byte) slotResult {
+// a hint here. Only the first two count as acknowledgements. A node that
+// refuses the copy because this node's view is stale is not stood in for:
+// the write then lacks that acknowledgement, as it must, since it was not
+// sent to every owner the newer view has.
+func (c *Coordinator) deliverCopy(ctx context.Context, v *ring.View, s slot, pl *plan, p uint32, key []byte, st versioning.State, enc []byte) slotResult {
 	for node := s.node; node != ""; node = pl.takeSpare() {
-		err := c.sendCopy(ctx, node, s.primary, p, key, st, enc)
+		err := c.sendCopy(ctx, v, node, s.primary, p, key, st, enc)
 		if err == nil {
 			return slotResult{ok: true, primary: node == s.primary, direct: s.direct()}
 		}
 		c.log.Debug("replicate failed", "key", string(key), "node", node, "for", s.primary, "err", err)
-		if ctx.Err() != nil {
+		if ctx.Err() != nil || refused(err) {
 			break
 		}
 	}
