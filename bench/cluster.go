@@ -170,7 +170,9 @@ func (c *Cluster) NewNode() (*Node, error) {
 // empty. It does not make it a member: Admit does, once it is one.
 func (c *Cluster) StartJoin(nd *Node, replace string) error {
 	if replace != "" {
+		nd.mu.Lock()
 		nd.first = []string{"--replace", replace}
+		nd.mu.Unlock()
 	}
 	return c.start(nd)
 }
@@ -586,6 +588,8 @@ func (c *Cluster) Stop() {
 			<-done
 		}
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if !c.keep && c.dir != "" {
 		_ = os.RemoveAll(c.dir)
 		c.dir = ""
