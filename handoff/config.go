@@ -28,6 +28,9 @@ type Store interface {
 	// GetMeta and SetMeta read and durably write a metadata value.
 	GetMeta(name string) ([]byte, bool, error)
 	SetMeta(name string, value []byte) error
+	// DeleteMetaRange durably deletes the metadata values whose names
+	// fall in [from, to).
+	DeleteMetaRange(from, to string) error
 }
 
 // Peer calls another node's RPC methods (*transport.Client, or a memnet

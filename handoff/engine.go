@@ -40,6 +40,8 @@ type Engine struct {
 	mu      sync.Mutex
 	limit   int
 	change  string // the change tasks belong to
+	// swept: the progress of changes other than change has been deleted.
+	swept bool
 	tasks   map[uint32]*task
 	serving map[session]time.Time // transfers served out: last batch
 	// checked: the partitions of change checkedFor a source was asked
@@ -199,7 +201,10 @@ func (e *Engine) plan(ctx context.Context, wg *sync.WaitGroup) {
 			}
 		}
 		e.tasks = map[uint32]*task{}
-		e.change = change
+		e.change, e.swept = change, false
+	}
+	if !e.swept {
+		e.sweep(change)
 	}
 	if change == "" {
 		return
@@ -331,6 +336,26 @@ func (e *Engine) finish(ctx context.Context, change string, t *task, err error) 
 // the cursor of the last batch merged, or "d" once it is done.
 func progressName(change string, p uint32) string {
 	return "handoff/" + change + "/" + strconv.FormatUint(uint64(p), 10)
+}
+
+// sweep deletes the persisted progress of every change but current (all
+// of it when current is ""): a change never comes back once it has ended.
+func (e *Engine) sweep(current string) {
+	// Names are handoff/<change>/<p>; "0" sorts right after "/".
+	var err error
+	if current == "" {
+		err = e.cfg.Store.DeleteMetaRange("handoff/", "handoff0")
+	} else {
+		err = e.cfg.Store.DeleteMetaRange("handoff/", "handoff/"+current+"/")
+		if err == nil {
+			err = e.cfg.Store.DeleteMetaRange("handoff/"+current+"0", "handoff0")
+		}
+	}
+	if err != nil {
+		e.log.Warn("delete the progress of ended transfers", "err", err)
+		return
+	}
+	e.swept = true
 }
 
 // doneBefore reports whether this node finished receiving p for change

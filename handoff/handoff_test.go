@@ -61,6 +61,20 @@ func TestTransferMovesPartitionsAndMarksReceived(t *testing.T) {
 	if c.View().Moving(want[0]) {
 		t.Fatal("the view still moves a received partition")
 	}
+
+	// Once the change has ended, its persisted progress is deleted.
+	if v, ok, err := rc.store.GetMeta(progressName(testChange, want[0])); err != nil || !ok || string(v) != "d" {
+		t.Fatalf("progress of a received partition: %q %v %v, want done", v, ok, err)
+	}
+	c.endChange()
+	waitFor(t, "the ended change's progress to be deleted", func() bool {
+		for _, p := range want {
+			if _, ok, err := rc.store.GetMeta(progressName(testChange, p)); err != nil || ok {
+				return false
+			}
+		}
+		return true
+	})
 }
 
 // TestTransferResumesFromPersistedCursor: c's engine stops in the middle

@@ -556,6 +556,18 @@ func (s *Store) SetMeta(name string, value []byte) error {
 	return nil
 }
 
+// DeleteMetaRange durably deletes the metadata values whose names fall
+// in [from, to).
+func (s *Store) DeleteMetaRange(from, to string) error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if err := s.db.DeleteRange(metaKey("x/"+from), metaKey("x/"+to), pebble.Sync); err != nil {
+		return fmt.Errorf("delete metadata [%s, %s): %w", from, to, err)
+	}
+	return nil
+}
+
 // lookupOpts makes point lookups consult the bloom filters of every level.
 var lookupOpts = pebble.IterOptions{UseL6Filters: true}
 

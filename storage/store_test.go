@@ -388,6 +388,31 @@ func TestMetaSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestDeleteMetaRange: a range deletion removes exactly the names in
+// [from, to).
+func TestDeleteMetaRange(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), "n1", FsyncNever)
+	defer s.Close()
+	names := []string{"handoff/a/1", "handoff/a/2", "handoff/b/1", "handoff0", "ring"}
+	for _, n := range names {
+		if err := s.SetMeta(n, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteMetaRange("handoff/", "handoff/b/"); err != nil {
+		t.Fatal(err)
+	}
+	for _, n := range names {
+		_, ok, err := s.GetMeta(n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := n != "handoff/a/1" && n != "handoff/a/2"; ok != want {
+			t.Errorf("%s present = %v after deleting [handoff/, handoff/b/), want %v", n, ok, want)
+		}
+	}
+}
+
 // TestDeferredSyncWrites: with fsync=always a deferred-sync write is
 // visible at once (the coordinator replicates it while its WAL syncs), and
 // once its sync returns it survives a crash that keeps no unsynced data.
