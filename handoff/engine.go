@@ -37,11 +37,11 @@ type Engine struct {
 	wake    chan struct{}
 	plans   atomic.Int64 // planning passes, for tests
 
-	mu      sync.Mutex
-	limit   int
-	change  string // the change tasks belong to
+	mu     sync.Mutex
+	limit  int
+	change string // the change tasks belong to
 	// swept: the progress of changes other than change has been deleted.
-	swept bool
+	swept   bool
 	tasks   map[uint32]*task
 	serving map[session]time.Time // transfers served out: last batch
 	// checked: the partitions of change checkedFor a source was asked
