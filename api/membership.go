@@ -107,7 +107,7 @@ func (s *Server) changeError(w http.ResponseWriter, r *http.Request, id string, 
 		writeError(w, http.StatusNotFound, codeUnknownNode, "no node "+strconv.Quote(id)+" in the ring state")
 	case errors.Is(err, gossip.ErrNodeAlive):
 		writeError(w, http.StatusConflict, codeNodeAlive, "node "+strconv.Quote(id)+
-			" is alive: ask it to leave (POST /cluster/leave on it), or remove it with force=true")
+			" is alive: ask it to leave (POST /cluster/leave on it), or remove it with ?force=true (dotkv remove --force)")
 	case errors.Is(err, gossip.ErrNotMember):
 		writeError(w, http.StatusConflict, codeNotMember, "node "+strconv.Quote(id)+": "+err.Error())
 	case errors.Is(err, gossip.ErrLastMember):
