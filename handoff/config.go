@@ -56,9 +56,11 @@ type Config struct {
 	// the named change. Calling it again for the same partition must be
 	// harmless (a restarted node repeats it).
 	MarkReceived func(change string, p uint32)
-	// Confirm, if not nil, compares a transferred partition with its
-	// source and syncs any difference (repair.Engine.ExchangePartitions);
-	// it runs once a partition's scan is done, before MarkReceived.
+	// Confirm, if not nil, compares a transferred partition with a peer
+	// and syncs any difference (repair.Engine.ExchangePartitions). It
+	// runs once a partition's scan is done, before MarkReceived: with the
+	// source (which must succeed), then with every other live reader
+	// (best effort), which may hold writes the source missed.
 	Confirm func(ctx context.Context, peer string, parts []uint32) error
 	// Limit is how many partitions this node transfers in at once, and
 	// how many it serves out at once (a source over it answers "busy");

@@ -425,6 +425,16 @@ func (e *Engine) transfer(ctx context.Context, change string, t *task) error {
 		if err := e.cfg.Confirm(ctx, from, []uint32{t.p}); err != nil {
 			return fmt.Errorf("confirm partition %d with %s: %w", t.p, from, err)
 		}
+		// The other readers may hold writes the source missed (a hint
+		// for it still on its way): compare with them too, best effort.
+		for _, n := range e.sources(t.p) {
+			if n == from {
+				continue
+			}
+			if err := e.cfg.Confirm(ctx, n, []uint32{t.p}); err != nil {
+				e.log.Debug("compare a received partition with another reader", "partition", t.p, "reader", n, "err", err)
+			}
+		}
 	}
 	if err := ctx.Err(); err != nil {
 		return err

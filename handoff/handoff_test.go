@@ -77,6 +77,35 @@ func TestTransferMovesPartitionsAndMarksReceived(t *testing.T) {
 	})
 }
 
+// TestConfirmComparesWithEveryReader: a record that only the reader the
+// transfer did not pull from holds (a write its source missed) reaches
+// the receiver before the partition is reported received.
+func TestConfirmComparesWithEveryReader(t *testing.T) {
+	c := newCluster(t, []string{"a", "b"}, []string{"a", "b", "c"}, 2)
+	nodes := map[string]*node{"a": newNode(t, c, "a", nil), "b": newNode(t, c, "b", nil)}
+	rc := newNode(t, c, "c", nil)
+	p := c.receives("c")[0]
+	srcs := rc.eng.sources(p)
+	if len(srcs) != 2 {
+		t.Fatalf("partition %d has sources %v, want two readers", p, srcs)
+	}
+	fill(t, c.cur, p, 50, 64, nodes["a"].store, nodes["b"].store)
+	var only []byte // a key of p that only the second reader holds
+	for i := 0; only == nil; i++ {
+		if k := fmt.Appendf(nil, "only-%d", i); c.cur.PartitionOf(k) == p {
+			only = k
+		}
+	}
+	if _, _, err := nodes[srcs[1]].store.Write(p, only, nil, versioning.Sibling{Value: []byte("x"), ContentType: "text/plain"}); err != nil {
+		t.Fatal(err)
+	}
+	rc.start(t)
+	waitFor(t, "the partition received", func() bool { return slices.Contains(c.receivedBy(testChange), p) })
+	if _, ok, err := rc.store.Get(p, only); err != nil || !ok {
+		t.Fatalf("c lacks the record only %s held: %v %v", srcs[1], ok, err)
+	}
+}
+
 // TestTransferResumesFromPersistedCursor: c's engine stops in the middle
 // of a transfer; a new engine on the same store resumes from the last
 // merged batch, and from the other source since the first one died,
