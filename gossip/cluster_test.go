@@ -549,3 +549,44 @@ func TestRestartedNodeServesOnlyAfterHearingFromThePeers(t *testing.T) {
 		t.Fatal("refused n3 is ready")
 	}
 }
+
+// TestOthersCompleteTheLeaveOfANodeThatDied: a leaving node whose final
+// "left" never reaches anyone (cut off, then dead) does not hold the
+// cluster: once its partitions are with their new owners, the others
+// write it left, and a later change can run.
+func TestOthersCompleteTheLeaveOfANodeThatDied(t *testing.T) {
+	t.Parallel()
+	nodes := startCluster(t, "127.0.0.46", "127.0.0.47", "127.0.0.48", "127.0.0.49")
+	waitFor(t, waitLimit, "4 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
+	n4 := nodes[3]
+	if err := n4.m.Leave(); err != nil {
+		t.Fatal(err)
+	}
+	others := nodes[:3]
+	waitFor(t, waitLimit, "every other node to see n4 leaving", func() bool {
+		for _, o := range others {
+			if mem, _ := o.m.Member("n4"); mem.Status != StatusLeaving {
+				return false
+			}
+		}
+		return true
+	})
+	for _, o := range others {
+		o.filter.Block("n4")
+	}
+	n4.m.crash()
+	waitFor(t, waitLimit, "every other node to see n4 left and no change", func() bool {
+		for _, o := range others {
+			if mem, _ := o.m.Member("n4"); mem.Status != StatusLeft || o.m.View().Change() != "" {
+				return false
+			}
+		}
+		return true
+	})
+	// The next change runs.
+	n5 := startNode(t, "n5", "127.0.0.50", []string{nodes[0].m.GossipAddr()}, nil)
+	waitFor(t, waitLimit, "n5 to join", func() bool {
+		mem, _ := nodes[0].m.Member("n5")
+		return mem.Status == StatusMember && n5.m.Ready()
+	})
+}

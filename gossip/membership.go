@@ -611,6 +611,7 @@ func (m *Membership) run() {
 // step applies what the callbacks observed and republishes the view.
 func (m *Membership) step() {
 	remote, nodes, reachable, received := m.in.take()
+	was := m.own.state[m.id].Status
 	changed := m.own.state.merge(remote)
 	if len(remote) > 0 {
 		m.own.heard = true
@@ -619,7 +620,10 @@ func (m *Membership) step() {
 		changed = append(changed, m.decide()...) // we know the cluster now
 	}
 	if !m.own.fresh && m.Refused() == nil {
-		if e := m.own.state[m.id]; (e.Status == StatusRemoved || e.Status == StatusLeft) && !m.isLeft() {
+		// A "left" written by another node for this leaving node is its
+		// own leave completing (stateChanged closes Left), not a refusal.
+		ownLeave := was == StatusLeaving && m.own.state[m.id].Status == StatusLeft
+		if e := m.own.state[m.id]; (e.Status == StatusRemoved || e.Status == StatusLeft) && !m.isLeft() && !ownLeave {
 			m.refuse(fmt.Errorf("gossip: the cluster says this node was %s: it must not serve with its old data; start it with an empty data directory or a new ID", e.Status))
 		} else if (m.own.heard || !m.awaitPeers.Load()) && m.claimSelf("") {
 			changed = append(changed, m.id)
@@ -874,6 +878,14 @@ func (m *Membership) afterPlan() []string {
 			m.write(m.id, true, func(e *entry) { e.Status, e.Change, e.Received = StatusLeft, "", nil })
 			wrote = append(wrote, m.id)
 			m.log.Info("gossip: left the cluster: every partition is with its new owners")
+		case c.Kind == kindLeave && m.own.state[c.Node].Status == StatusLeaving:
+			// Any node completes a leave too: the leaving node exits once
+			// it has written its own "left", and that write may never
+			// leave it (its gossip stops), which would hold every later
+			// change behind this one.
+			m.write(c.Node, true, func(e *entry) { e.Status, e.Change, e.Received = StatusLeft, "", nil })
+			wrote = append(wrote, c.Node)
+			m.log.Info("gossip: a node left: its partitions are with their new owners", "left", c.Node)
 		case c.Kind == kindRemove && m.own.state[c.Node].Status == StatusLeaving:
 			m.write(c.Node, true, func(e *entry) { e.Status = StatusRemoved })
 			wrote = append(wrote, c.Node)
@@ -1018,7 +1030,9 @@ func (m *Membership) rejoin() {
 			targets = append(targets, addr)
 		}
 	}
-	if m.ml.NumMembers() <= 1 {
+	// Seeds while alone, and while not yet ready: fresh nodes started
+	// together may find each other before they find the cluster.
+	if m.ml.NumMembers() <= 1 || (!m.ready.Load() && m.Refused() == nil) {
 		for _, s := range m.cfg.Join {
 			add(s)
 		}
