@@ -25,6 +25,8 @@ var (
 	// did not send the write to every node it must reach, so this copy is
 	// not an acknowledgement.
 	errStaleView = errors.New("replica: the sender's ring version misses an owner of the key")
+	// errNoHint is a fallback's read of a key it holds no hint for.
+	errNoHint = errors.New("replica: the fallback holds no hint for the key")
 	// errTimeout wraps context.DeadlineExceeded so callers map it to 504.
 	errTimeout = fmt.Errorf("replica: %w", context.DeadlineExceeded)
 )

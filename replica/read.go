@@ -235,6 +235,11 @@ func (rd *readRound) count(rep readReply) {
 	if rep.slot.node != rd.c.self {
 		rd.remote--
 	}
+	if rep.err == nil && !rep.slot.direct() && rep.st.IsZero() {
+		// A fallback that holds no hint for the key cannot tell whether
+		// it exists: its empty answer is no answer, never a not-found.
+		rep.err = errNoHint
+	}
 	if rep.err == nil {
 		rd.t.add(true, rep.slot.direct(), rep.planned)
 		rd.got = append(rd.got, rep)

@@ -142,15 +142,41 @@ func TestReadFailsOverToASpareFallback(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.waitFor("the fallback's hint", func() bool { return len(c.hinted(fbs[0], prims[2], k)) == 1 })
-	// Cut a primary too: r=all needs both spares, and the answer merges
-	// what they hold.
+	// Cut a primary too: r=all needs both spares. The second holds no
+	// hint for the key, and a fallback's empty answer is no answer (it
+	// cannot tell whether the key exists), so r=all is unavailable, and
+	// r=quorum merges the first primary's copy and the first spare's hint.
 	c.net.Isolate(prims[1], prims[2])
-	st, err := c.get("n1", k, ReadOptions{R: All})
+	var ue *UnavailableError
+	if _, err := c.get("n1", k, ReadOptions{R: All}); !errors.As(err, &ue) {
+		t.Fatalf("r=all with one spare holding nothing: %v, want unavailable", err)
+	}
+	st, err := c.get("n1", k, ReadOptions{R: Quorum})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got := values(st); !slices.Equal(got, []string{"v"}) {
 		t.Errorf("read %v, want [v]", got)
+	}
+}
+
+// TestFallbackWithoutAHintIsNoAnswer: a coordinator that stands in for a
+// dead reader and holds no hint for the key does not answer not-found at
+// r=one: it asks a live reader, which holds the key.
+func TestFallbackWithoutAHintIsNoAnswer(t *testing.T) {
+	c := newTestCluster(t, 4, cheapReads)
+	k := c.keyWhere(func(_, fbs []string) bool { return fbs[0] == "n4" })
+	prims, _ := c.prefs(k)
+	if _, err := c.put(prims[0], k, "v", nil, WriteOptions{W: All}); err != nil {
+		t.Fatal(err)
+	}
+	c.setDead(prims[0]) // n4 now stands in for it, and reads its own copy first
+	st, err := c.get("n4", k, ReadOptions{R: One})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := values(st); !slices.Equal(got, []string{"v"}) {
+		t.Fatalf("r=one through the fallback read %v, want [v]", got)
 	}
 }
 
@@ -441,14 +467,16 @@ func TestPrimaryReadLevelPicksPrimaries(t *testing.T) {
 	}
 	// The third primary's copy is planned on the first fallback, and the
 	// second primary is suspect: a plain r=2 read asks the first primary
-	// and the fallback, a suspect last.
+	// and the fallback, not the suspect; but the fallback holds no hint
+	// (the write reached the third primary), which is no answer, so the
+	// suspect is asked too.
 	c.setDead(prims[2])
 	c.setSuspect(prims[1])
 	reads := c.recordReads()
 	if _, err := c.get(fbs[1], k, ReadOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := sorted(reads()), sorted([]string{prims[0], fbs[0]}); !slices.Equal(got, want) {
+	if got, want := sorted(reads()), sorted([]string{prims[0], fbs[0], prims[1]}); !slices.Equal(got, want) {
 		t.Errorf("r=2 read from %v, want %v", got, want)
 	}
 	// pr=2 needs two primaries: it asks the suspect one and not the
