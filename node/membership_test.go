@@ -725,6 +725,11 @@ func TestRemovedNodeWithOldDataIsRefused(t *testing.T) {
 	}
 	c.Restart(2)
 	c.WaitFor("n3 to be refused", time.Minute, func() bool { return c.Nodes[2].Running().Membership().Refused() != nil })
+	select {
+	case <-c.Nodes[2].Running().Membership().ReadyCh():
+		t.Fatal("the removed n3 was ready (served) before it was refused")
+	default:
+	}
 	if r := c.Get(2, "gone", "r=one"); r.Status != http.StatusServiceUnavailable {
 		t.Fatalf("a refused node answered a read: %d", r.Status)
 	}
