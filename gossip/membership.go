@@ -1,11 +1,13 @@
 package gossip
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net"
 	"regexp"
 	"slices"
@@ -55,8 +57,12 @@ type Store interface {
 	SetMeta(name string, v []byte) error
 }
 
-// stateKey is the Store metadata name of the persisted ring state.
-const stateKey = "gossip/ring"
+// stateKey is the Store metadata name of the persisted ring state;
+// lifeKey that of the data directory's life (see entry.Life).
+const (
+	stateKey = "gossip/ring"
+	lifeKey  = "gossip/life"
+)
 
 // ErrInvalidConfig is wrapped by Start's configuration errors.
 var ErrInvalidConfig = errors.New("gossip: invalid config")
@@ -271,6 +277,8 @@ type Membership struct {
 	ready     atomic.Bool
 	readyCh   chan struct{} // closed the first time ready turns true
 	readyOnce sync.Once
+	// life identifies this data directory (entry.Life).
+	life uint64
 	// awaitPeers: the node started with ring state naming other members,
 	// and is not ready until it hears from one (or none answers).
 	awaitPeers atomic.Bool
@@ -623,7 +631,9 @@ func (m *Membership) step() {
 		// A "left" written by another node for this leaving node is its
 		// own leave completing (stateChanged closes Left), not a refusal.
 		ownLeave := was == StatusLeaving && m.own.state[m.id].Status == StatusLeft
-		if e := m.own.state[m.id]; (e.Status == StatusRemoved || e.Status == StatusLeft) && !m.isLeft() && !ownLeave {
+		if e := m.own.state[m.id]; e.Life != 0 && e.Life != m.life {
+			changed = append(changed, m.rejoinAfterLoss(e)...)
+		} else if (e.Status == StatusRemoved || e.Status == StatusLeft) && !m.isLeft() && !ownLeave {
 			m.refuse(fmt.Errorf("gossip: the cluster says this node was %s: it must not serve with its old data; start it with an empty data directory or a new ID", e.Status))
 		} else if (m.own.heard || !m.awaitPeers.Load()) && m.claimSelf("") {
 			changed = append(changed, m.id)
@@ -697,6 +707,9 @@ func (m *Membership) claimSelf(status Status) bool {
 func (m *Membership) write(id string, ownership bool, fn func(e *entry)) {
 	e := m.own.state[id]
 	fn(&e)
+	if id == m.id {
+		e.Life = m.life
+	}
 	e.Version++
 	if ownership {
 		e.Gen++
@@ -722,10 +735,7 @@ func (m *Membership) form() {
 func (m *Membership) decide() []string {
 	now := time.Now().UnixNano()
 	cur, had := m.own.state[m.id]
-	join := func(e *entry) {
-		*e = entry{Status: StatusJoining, Version: e.Version, Gen: e.Gen,
-			HTTP: m.cfg.HTTPAddr, RPC: m.cfg.RPCAddr, Gossip: m.addr, Queued: now}
-	}
+	join := func(e *entry) { m.joinEntry(e, now) }
 	if old := m.cfg.Replace; old != "" {
 		oe, ok := m.own.state[old]
 		switch {
@@ -754,6 +764,38 @@ func (m *Membership) decide() []string {
 	} else {
 		m.write(m.id, true, join)
 		m.log.Info("gossip: joining the cluster")
+	}
+	return []string{m.id}
+}
+
+// joinEntry makes e this node's entry of a join requested at now.
+func (m *Membership) joinEntry(e *entry, now int64) {
+	*e = entry{Status: StatusJoining, Version: e.Version, Gen: e.Gen,
+		HTTP: m.cfg.HTTPAddr, RPC: m.cfg.RPCAddr, Gossip: m.addr, Queued: now}
+}
+
+// rejoinAfterLoss handles the cluster's entry of this ID written in an
+// earlier life of the node (e): its data directory was lost and it
+// formed a cluster alone (the first node, restarted with its usual
+// flags) before hearing from the others. As when a fresh node finds its
+// ID a member (decide), it rejoins as its own replacement, and receives
+// what it owns before it serves reads of it; the records it took while
+// alone stay, and those of partitions it does not own are handed to
+// their owners. It returns the IDs it wrote.
+func (m *Membership) rejoinAfterLoss(e entry) []string {
+	now := time.Now().UnixNano()
+	switch e.Status {
+	case StatusMember, StatusLeaving:
+		token := e.Token
+		m.write(m.id, true, func(e *entry) { m.joinEntry(e, now); e.Replaces, e.Token = m.id, token })
+		m.log.Warn("gossip: the cluster knows this node from before its data directory was lost: rejoining, to receive its partitions again")
+	case StatusJoining: // restart the join it was in
+		replaces, token := e.Replaces, e.Token
+		m.write(m.id, true, func(e *entry) { m.joinEntry(e, now); e.Replaces, e.Token = replaces, token })
+		m.log.Warn("gossip: the cluster knows this node from before its data directory was lost, joining: joining again")
+	default: // left or removed: a new node under the old ID
+		m.write(m.id, true, func(e *entry) { m.joinEntry(e, now) })
+		m.log.Warn("gossip: this ID left the cluster before its data directory was lost: joining as a new node")
 	}
 	return []string{m.id}
 }
@@ -905,8 +947,19 @@ func (m *Membership) afterPlan() []string {
 func (m *Membership) load() error {
 	m.own.state = ringState{}
 	m.own.fresh = true
+	m.life = rand.Uint64() | 1 // never 0
 	if m.cfg.Store == nil {
 		return nil
+	}
+	switch b, ok, err := m.cfg.Store.GetMeta(lifeKey); {
+	case err != nil:
+		return fmt.Errorf("gossip: load life: %w", err)
+	case ok && len(b) == 8:
+		m.life = binary.BigEndian.Uint64(b)
+	default:
+		if err := m.cfg.Store.SetMeta(lifeKey, binary.BigEndian.AppendUint64(nil, m.life)); err != nil {
+			return fmt.Errorf("gossip: persist life: %w", err)
+		}
 	}
 	b, ok, err := m.cfg.Store.GetMeta(stateKey)
 	if err != nil {

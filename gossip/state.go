@@ -94,6 +94,10 @@ type entry struct {
 	Received []byte `json:"received,omitempty"`
 	// Applied is the epoch of the last view this node applied.
 	Applied uint64 `json:"applied,omitempty"`
+	// Life identifies the data directory the node wrote its entry from
+	// (random, made with its ring state): an entry of this ID from another
+	// life means the directory was lost since.
+	Life uint64 `json:"life,omitempty"`
 }
 
 // has reports whether the entry's bitmap holds partition p.

@@ -14,8 +14,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/dotkv/dotkv/gossip"
 	"github.com/dotkv/dotkv/internal/kvtest"
+	"github.com/dotkv/dotkv/node"
 	"github.com/dotkv/dotkv/ring"
 )
 
@@ -701,6 +704,58 @@ func TestWipedMemberRejoinsAsItsOwnReplacement(t *testing.T) {
 	}
 	if inc := c.Nodes[1].Running().Store().Incarnation(); inc == oldInc {
 		t.Fatalf("wiped n2 kept incarnation %d", inc)
+	}
+}
+
+// TestWipedFirstNodeRestartedWithItsFlags: n1, which formed the cluster
+// (--new-cluster, no --join), loses its data directory and is restarted
+// with the same flags. It forms a cluster alone until it hears from the
+// others, then rejoins as its own replacement: every write acknowledged
+// before, and while it was alone, reads at r=all afterwards, every key
+// reads at r=one through every node, and it has a new incarnation.
+func TestWipedFirstNodeRestartedWithItsFlags(t *testing.T) {
+	c := kvtest.NewCluster(t, 3, kvtest.Options{TransferLimit: 8})
+	want := map[string]string{}
+	for i := range 100 {
+		k, v := fmt.Sprintf("k%03d", i), fmt.Sprintf("v%d", i)
+		if r := c.Put(i%3, k, v, "", "w=all"); r.Status != http.StatusNoContent && r.Status != http.StatusOK {
+			t.Fatalf("put %s: %d %s", k, r.Status, r.Body)
+		}
+		want[k] = v
+	}
+	oldInc := c.Nodes[0].Running().Store().Incarnation()
+	c.Stop(0)
+	c.RestartWith(0, func(cfg *node.Config) {
+		if !cfg.NewCluster || len(cfg.Join) != 0 {
+			t.Fatalf("n1's flags: new cluster %v, join %v; want --new-cluster and no --join", cfg.NewCluster, cfg.Join)
+		}
+		cfg.FS = vfs.NewMem()
+	})
+	// Writes through n1 at once: acknowledged while it is alone or after
+	// it rejoined, they must survive either way.
+	for i := range 20 {
+		k := fmt.Sprintf("alone%02d", i)
+		if r := c.Put(0, k, "a", "", "w=one"); r.Status == http.StatusNoContent || r.Status == http.StatusOK {
+			want[k] = "a"
+		}
+	}
+	c.WaitFor("n1 to have rejoined everywhere", 2*time.Minute, func() bool {
+		for _, nd := range c.Nodes {
+			m := nd.Running().Membership()
+			if e, ok := m.Member("n1"); !ok || e.Status != gossip.StatusMember || m.View().Change() != "" || len(m.View().Members()) != 3 {
+				return false
+			}
+		}
+		return true
+	})
+	for k, v := range want {
+		if rd := c.Get(1, k, "r=all"); rd.Status != http.StatusOK || !slices.Contains(rd.Values(), v) {
+			t.Fatalf("acknowledged %q reads %d %v at r=all after n1 rejoined", k, rd.Status, rd.Values())
+		}
+	}
+	checkReads(t, c, "after the wiped n1 rejoined", want)
+	if inc := c.Nodes[0].Running().Store().Incarnation(); inc == oldInc {
+		t.Fatalf("wiped n1 kept incarnation %d", inc)
 	}
 }
 
