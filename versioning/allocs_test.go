@@ -19,6 +19,12 @@ func TestAllocations(t *testing.T) {
 		t.Fatal(err)
 	}
 	tok := EncodeContext(next.Context)
+	keys, err := NewContextKeys([]byte("test cluster secret, 32 bytes..!"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := []byte("cart")
+	signed := keys.Seal(key, next.Context)
 	buf := make([]byte, 0, 2*len(enc))
 	for _, c := range []struct {
 		name string
@@ -34,6 +40,10 @@ func TestAllocations(t *testing.T) {
 		{"EncodeContext", 1, func() { _ = EncodeContext(next.Context) }},
 		// The decoded bytes, the vector, its actor IDs, the extra dot.
 		{"DecodeContext", 4, func() { _, _ = DecodeContext(tok) }},
+		// The token string; the keyed HMACs are pooled.
+		{"ContextKeys.Seal", 1, func() { _ = keys.Seal(key, next.Context) }},
+		// As DecodeContext.
+		{"ContextKeys.Open", 4, func() { _, _ = keys.Open(key, signed) }},
 	} {
 		if got := testing.AllocsPerRun(100, c.f); got > c.max {
 			t.Errorf("%s: %v allocations, want at most %v", c.name, got, c.max)

@@ -1,7 +1,9 @@
 package versioning
 
 import (
+	"encoding/base64"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -75,42 +77,94 @@ func FuzzDecodeState(f *testing.F) {
 	})
 }
 
+// FuzzDecodeContext fuzzes both context decoders: DecodeContext (the
+// unsigned vector of the internal RPC) and ContextKeys.Open (the client's
+// signed, key-bound token). The fuzzer cannot forge a MAC, so the input is
+// also signed as a token body (format byte and vector), to reach the
+// parsing behind the MAC.
 func FuzzDecodeContext(f *testing.F) {
+	keys, err := NewContextKeys([]byte("fuzz cluster secret, 32 bytes..!"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	key := []byte("fuzz")
 	for _, b := range fuzzSeeds(f) {
 		if st, err := DecodeState(b); err == nil {
 			f.Add(EncodeContext(st.Context))
+			f.Add(keys.Seal(key, st.Context))
 		}
 	}
-	for _, s := range []string{"", " ", "AQA", "AQA=", "!!!", "AQ+/", rawToken([]byte{1, 1, 1, 'a', 0})} {
+	for _, s := range []string{"", " ", "AQA", "AQA=", "!!!", "AQ+/", rawToken([]byte{1, 1, 1, 'a', 0}), rawToken([]byte{2, 1, 1, 'a', 0})} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, token string) {
-		v, err := DecodeContext(token)
-		if err != nil {
-			if !errors.Is(err, ErrMalformed) {
-				t.Fatalf("error does not wrap ErrMalformed: %v", err)
-			}
-			if v != nil {
-				t.Fatalf("error with a non-nil vector %v", v)
-			}
-			return
+		checkDecodeContext(t, token)
+		checkOpen(t, keys, key, token)
+		// The token's bytes (decoded if they are base64), signed.
+		body := []byte(token)
+		if b, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(token, "=")); err == nil {
+			body = b
 		}
-		if err := validVV(v); err != nil {
-			t.Fatalf("decoded an invalid vector %v: %v", v, err)
+		if len(body) > 0 && body[0] == contextFormatV1 {
+			body[0] = contextFormatV2 // so that most inputs get past the format byte
 		}
-		if err := v.Validate(); err != nil {
-			t.Fatalf("decoded vector fails Validate %v: %v", v, err)
-		}
-		tok := EncodeContext(v)
-		v2, err := DecodeContext(tok)
-		if err != nil {
-			t.Fatalf("decoding the re-encoding %q: %v", tok, err)
-		}
-		if !v2.Equal(v) {
-			t.Fatalf("canonical round trip: %q -> %v -> %q -> %v", token, v, tok, v2)
-		}
-		if EncodeContext(v2) != tok {
-			t.Fatalf("re-encoding is not stable")
-		}
+		checkOpen(t, keys, key, keys.sealBody(key, body))
 	})
+}
+
+func checkDecodeContext(t *testing.T, token string) {
+	v, err := DecodeContext(token)
+	if err != nil {
+		if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("error does not wrap ErrMalformed: %v", err)
+		}
+		if v != nil {
+			t.Fatalf("error with a non-nil vector %v", v)
+		}
+		return
+	}
+	if err := validVV(v); err != nil {
+		t.Fatalf("decoded an invalid vector %v: %v", v, err)
+	}
+	if err := v.Validate(); err != nil {
+		t.Fatalf("decoded vector fails Validate %v: %v", v, err)
+	}
+	tok := EncodeContext(v)
+	v2, err := DecodeContext(tok)
+	if err != nil {
+		t.Fatalf("decoding the re-encoding %q: %v", tok, err)
+	}
+	if !v2.Equal(v) {
+		t.Fatalf("canonical round trip: %q -> %v -> %q -> %v", token, v, tok, v2)
+	}
+	if EncodeContext(v2) != tok {
+		t.Fatalf("re-encoding is not stable")
+	}
+}
+
+func checkOpen(t *testing.T, keys *ContextKeys, key []byte, token string) {
+	v, err := keys.Open(key, token)
+	if err != nil {
+		if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("Open error does not wrap ErrMalformed: %v", err)
+		}
+		if v != nil {
+			t.Fatalf("Open error with a non-nil vector %v", v)
+		}
+		return
+	}
+	if err := validVV(v); err != nil {
+		t.Fatalf("opened an invalid vector %v: %v", v, err)
+	}
+	if err := v.Validate(); err != nil {
+		t.Fatalf("opened vector fails Validate %v: %v", v, err)
+	}
+	tok := keys.Seal(key, v)
+	v2, err := keys.Open(key, tok)
+	if err != nil || !v2.Equal(v) {
+		t.Fatalf("token round trip: %q -> %v -> %q -> %v, %v", token, v, tok, v2, err)
+	}
+	if _, err := keys.Open(append(key[:len(key):len(key)], 0), tok); !errors.Is(err, ErrContextOtherKey) {
+		t.Fatalf("token %q opened for another key: %v", tok, err)
+	}
 }
