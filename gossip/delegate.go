@@ -43,7 +43,7 @@ func (d delegate) NotifyMsg(buf []byte) {
 		d.m.log.Debug("gossip: dropping ring broadcast", "err", err)
 		return
 	}
-	d.m.in.addState(s)
+	d.m.in.addState(s, nil)
 	d.m.poke()
 }
 
@@ -51,17 +51,17 @@ func (d delegate) GetBroadcasts(overhead, limit int) [][]byte {
 	return d.m.queue.GetBroadcasts(overhead, limit)
 }
 
-// LocalState returns the full ring state, encoded by the owner goroutine
-// whenever it changes.
+// LocalState returns the full ring state (and the cluster secret),
+// encoded by the owner goroutine whenever it changes.
 func (d delegate) LocalState(join bool) []byte { return *d.m.local.Load() }
 
 func (d delegate) MergeRemoteState(buf []byte, join bool) {
-	s, err := decodeState(buf)
+	s, secret, err := decodeWire(buf)
 	if err != nil {
 		d.m.log.Warn("gossip: dropping remote ring state", "err", err)
 		return
 	}
-	d.m.in.addState(s)
+	d.m.in.addState(s, secret)
 	d.m.poke()
 }
 
@@ -115,6 +115,7 @@ type inbox struct {
 	mu struct {
 		sync.Mutex
 		state     ringState
+		secret    *clusterSecret // the oldest cluster secret received
 		nodes     map[string]nodeInfo
 		reachable map[string]bool
 		received  map[string][]uint32 // change → partitions this node received
@@ -127,9 +128,12 @@ type nodeInfo struct {
 	Gossip, HTTP, RPC string
 }
 
-func (in *inbox) addState(s ringState) {
+func (in *inbox) addState(s ringState, secret *clusterSecret) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
+	if secret != nil && (in.mu.secret == nil || secret.older(*in.mu.secret)) {
+		in.mu.secret = secret
+	}
 	if in.mu.state == nil {
 		in.mu.state = ringState{}
 	}
@@ -164,12 +168,12 @@ func (in *inbox) setReachableLocked(name string, ok bool) {
 }
 
 // take empties the inbox.
-func (in *inbox) take() (state ringState, nodes map[string]nodeInfo, reachable map[string]bool, received map[string][]uint32) {
+func (in *inbox) take() (state ringState, secret *clusterSecret, nodes map[string]nodeInfo, reachable map[string]bool, received map[string][]uint32) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	state, nodes, reachable, received = in.mu.state, in.mu.nodes, in.mu.reachable, in.mu.received
-	in.mu.state, in.mu.nodes, in.mu.reachable, in.mu.received = nil, nil, nil, nil
-	return state, nodes, reachable, received
+	state, secret, nodes, reachable, received = in.mu.state, in.mu.secret, in.mu.nodes, in.mu.reachable, in.mu.received
+	in.mu.state, in.mu.secret, in.mu.nodes, in.mu.reachable, in.mu.received = nil, nil, nil, nil, nil
+	return state, secret, nodes, reachable, received
 }
 
 // Node metadata: the advertised client and RPC addresses.

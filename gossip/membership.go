@@ -101,6 +101,18 @@ type Config struct {
 	// Replace names a dead member whose partitions this node, started
 	// with no ring state, takes over when it joins.
 	Replace string
+	// ExternalSecret: the cluster secret that signs context tokens comes
+	// from --cluster-secret-file, which the node read before it started.
+	// Gossip then neither generates, adopts, records nor sends one, and
+	// readiness does not wait for one. Without it, the node that forms
+	// the cluster generates the secret and nodes that join adopt it
+	// (secret.go); a node is ready only once it has it.
+	ExternalSecret bool
+	// OnSecret, if not nil, receives the cluster secret whenever this node
+	// loads, generates, adopts or changes it, before the node can turn
+	// ready on it: secrets[0] signs, the others still verify. It is called
+	// from Start or from the membership's goroutine, and must not block.
+	OnSecret func(secrets [][]byte)
 	// Fast selects the test tuning (testTuning): a stopped or cut-off
 	// node is declared dead in about a second, yet a live node starved of
 	// CPU (race detector, a busy machine) has seconds to answer.
@@ -282,6 +294,11 @@ type Membership struct {
 	// awaitPeers: the node started with ring state naming other members,
 	// and is not ready until it hears from one (or none answers).
 	awaitPeers atomic.Bool
+	// secret is the cluster secret (nil until known; unused with
+	// Config.ExternalSecret). readyPending: the node would be ready but
+	// for the secret, and turns ready once it has it.
+	secret       atomic.Pointer[clusterSecret]
+	readyPending atomic.Bool
 
 	in   inbox
 	wake chan struct{} // 1-buffered: "the inbox may hold something"
@@ -299,7 +316,9 @@ type Membership struct {
 		fresh bool
 		// heard: a peer's ring state has been merged since start.
 		heard       bool
-		change      *change // the change in progress, as of the last plan
+		change      *change  // the change in progress, as of the last plan
+		prevSecrets [][]byte // secrets given up for a peer's, still verifying
+		noSecretLog bool     // logged that the cluster sends no secret
 		refusedCh   chan struct{}
 		nodes       map[string]nodeInfo  // memberlist's view of each node
 		unreachable map[string]time.Time // when our latest probe of the node failed
@@ -398,6 +417,12 @@ func Start(cfg Config) (_ *Membership, err error) {
 		if cfg.Replace != "" {
 			m.log.Info("gossip: --replace ignored: the data directory already holds ring state", "replace", cfg.Replace)
 		}
+		// Ring state but no secret: a data directory of a dotkv without
+		// secrets (secret.go).
+		if err := m.ensureSecret(); err != nil {
+			_ = tr.Shutdown()
+			return nil, err
+		}
 		if m.own.state.alone(m.id) {
 			m.claimSelf("")
 			m.setReady()
@@ -412,7 +437,10 @@ func Start(cfg Config) (_ *Membership, err error) {
 	}
 	others := slices.DeleteFunc(slices.Clone(cfg.Join), func(s string) bool { return s == m.addr })
 	if m.own.fresh && cfg.NewCluster && len(others) == 0 {
-		m.form()
+		if err := m.form(); err != nil {
+			_ = tr.Shutdown()
+			return nil, err
+		}
 	}
 	if err := m.persist(); err != nil {
 		_ = tr.Shutdown()
@@ -422,7 +450,7 @@ func Start(cfg Config) (_ *Membership, err error) {
 		_ = tr.Shutdown()
 		return nil, err
 	}
-	m.local.Store(new(encodeState(m.own.state)))
+	m.storeLocal()
 	m.publish(map[string]bool{m.id: true})
 
 	ml, err := memberlist.Create(m.memberlistConfig(tr, ip, port, mlLog))
@@ -435,7 +463,10 @@ func Start(cfg Config) (_ *Membership, err error) {
 		// Form a new cluster only if none of the others answers.
 		if n, _ := ml.Join(others); n == 0 {
 			m.log.Info("gossip: no --join address answered: forming a new cluster", "join", others)
-			m.form()
+			if err := m.form(); err != nil {
+				_ = ml.Shutdown()
+				return nil, err
+			}
 			if err := m.persist(); err != nil {
 				_ = ml.Shutdown()
 				return nil, err
@@ -444,7 +475,7 @@ func Start(cfg Config) (_ *Membership, err error) {
 				_ = ml.Shutdown()
 				return nil, err
 			}
-			m.local.Store(new(encodeState(m.own.state)))
+			m.storeLocal()
 		}
 	}
 	if m.own.fresh {
@@ -569,6 +600,12 @@ func (m *Membership) setReady() {
 	if m.Refused() != nil {
 		return
 	}
+	if m.needSecret() {
+		// Without the secret the node could not sign or verify a
+		// context: it turns ready once it has adopted it (step).
+		m.readyPending.Store(true)
+		return
+	}
 	m.ready.Store(true)
 	m.readyOnce.Do(func() { close(m.readyCh) })
 }
@@ -618,13 +655,16 @@ func (m *Membership) run() {
 
 // step applies what the callbacks observed and republishes the view.
 func (m *Membership) step() {
-	remote, nodes, reachable, received := m.in.take()
+	remote, secret, nodes, reachable, received := m.in.take()
 	was := m.own.state[m.id].Status
 	changed := m.own.state.merge(remote)
 	if len(remote) > 0 {
 		m.own.heard = true
 	}
-	if m.own.fresh && len(m.own.state) > 0 {
+	m.mergeSecret(secret)
+	// A fresh node joins once it knows the cluster, and its secret: were it
+	// to restart between the two, it would generate a secret of its own.
+	if m.own.fresh && len(m.own.state) > 0 && !m.needSecret() {
 		changed = append(changed, m.decide()...) // we know the cluster now
 	}
 	if !m.own.fresh && m.Refused() == nil {
@@ -680,6 +720,13 @@ func (m *Membership) step() {
 	if len(remote) > 0 && !m.own.fresh && !m.ready.Load() {
 		m.setReady()
 	}
+	if m.readyPending.Load() && !m.needSecret() {
+		m.readyPending.Store(false)
+		m.setReady()
+	} else if m.needSecret() && len(remote) > 0 && !m.own.noSecretLog {
+		m.own.noSecretLog = true
+		m.log.Warn("gossip: the cluster has sent no cluster secret: if its nodes use --cluster-secret-file, start this node with the same file; waiting for the secret before serving")
+	}
 }
 
 // claimSelf makes this node's own entry carry its current addresses, with
@@ -717,14 +764,19 @@ func (m *Membership) write(id string, ownership bool, fn func(e *entry)) {
 	m.own.state[id] = e
 }
 
-// form makes this node the first member of a new cluster.
-func (m *Membership) form() {
+// form makes this node the first member of a new cluster, with a new
+// cluster secret.
+func (m *Membership) form() error {
+	if err := m.ensureSecret(); err != nil {
+		return err
+	}
 	m.own.fresh = false
 	m.write(m.id, true, func(e *entry) {
 		*e = entry{Status: StatusMember, Version: e.Version, Gen: e.Gen,
 			HTTP: m.cfg.HTTPAddr, RPC: m.cfg.RPCAddr, Gossip: m.addr}
 	})
 	m.setReady()
+	return nil
 }
 
 // decide claims this fresh node's entry once it knows the cluster's
@@ -863,7 +915,7 @@ func (m *Membership) stateChanged(changed []string) {
 	if err := m.persist(); err != nil {
 		m.log.Error("gossip: persist ring state", "err", err)
 	}
-	m.local.Store(new(encodeState(m.own.state)))
+	m.storeLocal()
 	slices.Sort(changed)
 	for _, id := range slices.Compact(changed) {
 		msg := append([]byte{msgRingState}, encodeState(m.own.state.subset([]string{id}))...)
@@ -948,6 +1000,9 @@ func (m *Membership) load() error {
 	m.own.state = ringState{}
 	m.own.fresh = true
 	m.life = rand.Uint64() | 1 // never 0
+	if err := m.loadSecret(); err != nil {
+		return err
+	}
 	if m.cfg.Store == nil {
 		return nil
 	}

@@ -189,16 +189,28 @@ func (s ringState) subset(ids []string) ringState {
 const stateFormat = 1
 
 // wireState is the encoding of a ringState: in the store, in push-pull
-// and in broadcasts (which carry only the changed entries).
+// and in broadcasts (which carry only the changed entries). Push-pull
+// also carries the cluster secret, when the node generated or adopted one
+// (docs/design.md §4.8); the store and broadcasts never do.
 type wireState struct {
 	Format int              `json:"format"`
 	Nodes  map[string]entry `json:"nodes"`
+	Secret []byte           `json:"secret,omitempty"`
+	// SecretBorn dates Secret (Unix nanoseconds; secret.go).
+	SecretBorn int64 `json:"secret_born,omitempty"`
 }
 
 var errBadState = errors.New("gossip: malformed ring state")
 
-func encodeState(s ringState) []byte {
-	b, err := json.Marshal(wireState{Format: stateFormat, Nodes: s})
+func encodeState(s ringState) []byte { return encodeWire(s, nil) }
+
+// encodeWire encodes s with the cluster secret (nil: none).
+func encodeWire(s ringState, secret *clusterSecret) []byte {
+	w := wireState{Format: stateFormat, Nodes: s}
+	if secret != nil {
+		w.Secret, w.SecretBorn = secret.key, secret.born
+	}
+	b, err := json.Marshal(w)
 	if err != nil {
 		// Strings and integers always marshal.
 		panic(fmt.Sprintf("gossip: encode ring state: %v", err))
@@ -210,12 +222,23 @@ func encodeState(s ringState) []byte {
 // an unknown status (from a newer dotkv) are skipped rather than failing
 // the whole exchange.
 func decodeState(b []byte) (ringState, error) {
+	s, _, err := decodeWire(b)
+	return s, err
+}
+
+// decodeWire is decodeState that also returns the cluster secret the
+// encoding carries (nil if none, or if it is not a valid secret).
+func decodeWire(b []byte) (ringState, *clusterSecret, error) {
 	var w wireState
 	if err := json.Unmarshal(b, &w); err != nil {
-		return nil, fmt.Errorf("%w: %w", errBadState, err)
+		return nil, nil, fmt.Errorf("%w: %w", errBadState, err)
 	}
 	if w.Format < stateFormat {
-		return nil, fmt.Errorf("%w: format %d", errBadState, w.Format)
+		return nil, nil, fmt.Errorf("%w: format %d", errBadState, w.Format)
+	}
+	var secret *clusterSecret
+	if validSecret(w.Secret) {
+		secret = &clusterSecret{key: w.Secret, born: w.SecretBorn}
 	}
 	s := make(ringState, len(w.Nodes))
 	for id, e := range w.Nodes {
@@ -223,5 +246,5 @@ func decodeState(b []byte) (ringState, error) {
 			s[id] = e
 		}
 	}
-	return s, nil
+	return s, secret, nil
 }
