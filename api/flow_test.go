@@ -82,7 +82,7 @@ func TestPutReturnsNewVersionContext(t *testing.T) {
 
 	// c3 is C1 plus v3's dot, and not v2's.
 	dots := debugDots(t, n, k)
-	vc1, vc3 := decodeCtx(t, c1), decodeCtx(t, c3)
+	vc1, vc3 := decodeCtx(t, k, c1), decodeCtx(t, k, c3)
 	if !vc3.Descends(vc1) {
 		t.Errorf("PUT context %v does not descend the client's context %v", vc3, vc1)
 	}
@@ -104,9 +104,9 @@ func TestPutReturnsNewVersionContext(t *testing.T) {
 	wantValue(t, n.get("solo"), "b", ctText)
 }
 
-func decodeCtx(t *testing.T, token string) versioning.VersionVector {
+func decodeCtx(t *testing.T, key, token string) versioning.VersionVector {
 	t.Helper()
-	v, err := versioning.DecodeContext(token)
+	v, err := testKeys.Open([]byte(key), token)
 	if err != nil {
 		t.Fatalf("context %q: %v", token, err)
 	}

@@ -19,10 +19,21 @@ import (
 	"github.com/dotkv/dotkv/api"
 	"github.com/dotkv/dotkv/replica"
 	"github.com/dotkv/dotkv/storage"
+	"github.com/dotkv/dotkv/versioning"
 )
 
 // testMaxValue is the MaxValue every test node is configured with.
 const testMaxValue = 1024
+
+// testKeys sign the contexts of test nodes: the same across a restart,
+// as the secret recorded in a node's data directory is.
+var testKeys = func() *versioning.ContextKeys {
+	k, err := versioning.NewContextKeys([]byte("api test cluster secret, 32 b..."))
+	if err != nil {
+		panic(err)
+	}
+	return k
+}()
 
 // node is one dotkv node built from real parts: a pebble store on an
 // in-memory filesystem, replica.Local, the api handler and an httptest
@@ -66,6 +77,7 @@ func (n *node) start() {
 	n.store = store
 	n.srv = httptest.NewServer(api.New(backend, api.Config{
 		NodeID: "n1", MaxValue: testMaxValue, Cluster: api.SingleNode("n1", "", backend.View()),
+		ContextKeys: func() *versioning.ContextKeys { return testKeys },
 	}))
 }
 

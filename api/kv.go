@@ -73,6 +73,8 @@ type request struct {
 	timeout time.Duration
 	vctx    versioning.VersionVector
 	hasCtx  bool
+	// keys sign the contexts of the answer (and verified vctx).
+	keys *versioning.ContextKeys
 	// Levels from the query; the zero Level is the configured default.
 	r, pr, w, pw replica.Level
 	// syncRepair: repair stale replicas before answering (repair=sync).
@@ -88,7 +90,11 @@ func (s *Server) parseRequest(r *http.Request, escapedKey string, allowed map[st
 	if err != nil {
 		return request{}, bad(codeBadParameter, "malformed query string: %v", err)
 	}
-	req := request{key: key, timeout: s.cfg.DefaultTimeout}
+	req := request{key: key, timeout: s.cfg.DefaultTimeout, keys: s.cfg.ContextKeys()}
+	if req.keys == nil {
+		return request{}, &badRequest{status: http.StatusServiceUnavailable, code: codeNotReady,
+			msg: "this node does not know its cluster's secret yet, so it can neither sign nor verify a context"}
+	}
 	for name, vals := range q {
 		if !allowed[name] {
 			return request{}, bad(codeBadParameter, "unknown query parameter %q for %s", name, r.Method)
@@ -134,13 +140,25 @@ func (s *Server) parseRequest(r *http.Request, escapedKey string, allowed map[st
 		if len(vals) > 1 {
 			return request{}, bad(codeBadContext, "%s header given %d times", HeaderContext, len(vals))
 		}
-		vctx, err := versioning.DecodeContext(vals[0])
+		// Verified here, on the node the client talks to, before anything
+		// is forwarded or written (docs/design.md §4.8).
+		vctx, err := req.keys.Open(key, vals[0])
 		if err != nil {
-			return request{}, bad(codeBadContext, "malformed %s: %v", HeaderContext, err)
+			return request{}, contextError(err)
 		}
 		req.vctx, req.hasCtx = vctx, strings.TrimSpace(vals[0]) != ""
 	}
 	return req, nil
+}
+
+// contextError is the 400 of a context token that Open refused.
+func contextError(err error) *badRequest {
+	for _, e := range []error{versioning.ErrContextOtherKey, versioning.ErrContextNotSigned, versioning.ErrContextUnsigned} {
+		if errors.Is(err, e) {
+			return bad(codeBadContext, "%s: %v", HeaderContext, e)
+		}
+	}
+	return bad(codeBadContext, "malformed %s: %v", HeaderContext, err)
 }
 
 // parseTimeout accepts milliseconds ("250") or a Go duration ("250ms").
@@ -213,7 +231,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, escapedKey string) 
 		s.requestError(w, r, "write", err)
 		return
 	}
-	w.Header().Set(HeaderContext, versioning.EncodeContext(newCtx))
+	w.Header().Set(HeaderContext, req.keys.Seal(req.key, newCtx))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -259,7 +277,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, escapedKey strin
 			return
 		}
 		if st.Deleted() {
-			w.Header().Set(HeaderContext, versioning.EncodeContext(st.Context))
+			w.Header().Set(HeaderContext, req.keys.Seal(req.key, st.Context))
 			w.WriteHeader(http.StatusNoContent)
 			return
 		}
@@ -271,7 +289,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, escapedKey strin
 		s.requestError(w, r, "write", err)
 		return
 	}
-	w.Header().Set(HeaderContext, versioning.EncodeContext(newCtx))
+	w.Header().Set(HeaderContext, req.keys.Seal(req.key, newCtx))
 	w.WriteHeader(http.StatusNoContent)
 }
 
@@ -320,13 +338,13 @@ func (s *Server) get(w http.ResponseWriter, r *http.Request, escapedKey string) 
 	if st.Deleted() {
 		body := errorBody{Error: "key not found", Code: codeNotFound}
 		if len(st.Context) > 0 { // tombstones: a write with this context replaces them
-			body.Context = versioning.EncodeContext(st.Context)
+			body.Context = req.keys.Seal(req.key, st.Context)
 			w.Header().Set(HeaderContext, body.Context)
 		}
 		writeJSON(w, http.StatusNotFound, body)
 		return
 	}
-	vctx := versioning.EncodeContext(st.Context)
+	vctx := req.keys.Seal(req.key, st.Context)
 	w.Header().Set(HeaderContext, vctx)
 	switch {
 	case acceptsJSON(r.Header.Get("Accept")):
@@ -440,5 +458,9 @@ func (s *Server) debugReplica(w http.ResponseWriter, r *http.Request, escapedKey
 		writeError(w, http.StatusNotFound, codeNotFound, "this node holds nothing for the key")
 		return
 	}
-	writeJSON(w, http.StatusOK, toJSON(st, versioning.EncodeContext(st.Context), true))
+	var vctx string
+	if keys := s.cfg.ContextKeys(); keys != nil {
+		vctx = keys.Seal(key, st.Context)
+	}
+	writeJSON(w, http.StatusOK, toJSON(st, vctx, true))
 }

@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -57,6 +58,12 @@ type Config struct {
 	// Transfers, if not nil, lists this node's partition transfers in
 	// /cluster/status.
 	Transfers TransferLister
+	// ContextKeys returns the keys that sign and verify context tokens
+	// under the cluster secret (docs/design.md §4.8), or nil while this
+	// node does not know the secret yet: /kv/ requests then answer 503
+	// not_ready. Nil means a random secret of this Server alone (tests):
+	// its tokens work on no other server and not after a restart.
+	ContextKeys func() *versioning.ContextKeys
 }
 
 // Limits of the client API.
@@ -92,6 +99,15 @@ func New(backend Backend, cfg Config) *Server {
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ContextKeys == nil {
+		secret := make([]byte, 32)
+		_, _ = rand.Read(secret) // never fails
+		keys, err := versioning.NewContextKeys(secret)
+		if err != nil {
+			panic(err) // a 32-byte secret is valid
+		}
+		cfg.ContextKeys = func() *versioning.ContextKeys { return keys }
 	}
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()

@@ -96,6 +96,12 @@ type Config struct {
 	// CleanupInterval is how often records of partitions this node does
 	// not own are handed to their owners (default 5 s).
 	CleanupInterval time.Duration
+	// ClusterSecrets, from --cluster-secret-file, sign and verify context
+	// tokens: [0] signs, every one verifies (a previous secret, during a
+	// rotation). Nil: the node that forms the cluster generates the
+	// secret and the others adopt it through gossip (a single node: its
+	// own, generated once); each records it in its data directory.
+	ClusterSecrets [][]byte
 	// Network, if not nil, replaces the node's sockets (tests run whole
 	// clusters in memory on it); see Network. It implies clustering.
 	Network Network
@@ -181,6 +187,7 @@ type Node struct {
 	http       *http.Server
 	httpLn     net.Listener
 	httpDone   chan error
+	keys       contextKeys // signs context tokens (secret.go)
 }
 
 // Start opens the store, starts every part and serves until Close.
@@ -214,6 +221,9 @@ func Start(cfg Config) (_ *Node, err error) {
 		},
 	})
 	if err != nil {
+		return nil, err
+	}
+	if err := n.initContextKeys(cfg.GossipAddr != "" || cfg.Network != nil); err != nil {
 		return nil, err
 	}
 	// The Merkle trees and the tombstone index live in memory: rebuild
@@ -259,7 +269,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		n.goEngine(n.aae.Run)
 	}
 	apiCfg := api.Config{NodeID: cfg.ID, MaxValue: cfg.MaxValue, Logger: log, Cluster: view, Registry: n.reg,
-		Hints: n.store, AAE: n.trees}
+		Hints: n.store, AAE: n.trees, ContextKeys: n.keys.p.Load}
 	if n.handoff != nil {
 		apiCfg.Transfers = n.handoff
 	}
@@ -287,6 +297,9 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 		Replace:    cfg.Replace,
 		Fast:       cfg.FastGossip,
 		Logger:     n.log,
+		// The secret of context tokens: the file's, or gossip's.
+		ExternalSecret: cfg.ClusterSecrets != nil,
+		OnSecret:       n.onSecret,
 	}
 	var err error
 	if cfg.Network != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/dotkv/dotkv/node"
 	"github.com/dotkv/dotkv/replica"
 	"github.com/dotkv/dotkv/storage"
+	"github.com/dotkv/dotkv/versioning"
 )
 
 func serverCommand() *cli.Command {
@@ -50,6 +51,7 @@ func serverCommand() *cli.Command {
 			&cli.DurationFlag{Name: "aae-interval", Usage: "time between anti-entropy exchanges", Value: 10 * time.Second},
 			&cli.IntFlag{Name: "aae-keys-per-sec", Usage: "most keys anti-entropy lists or syncs per second", Value: 50_000},
 			&cli.DurationFlag{Name: "tombstone-grace", Usage: "keep a delete's tombstone at least this long before collecting it", Value: time.Hour},
+			&cli.StringFlag{Name: "cluster-secret-file", Usage: "`FILE` holding the secret that signs context tokens, the same on every node: one line, or two (current, previous) during a rotation; without it the first node generates one and the others adopt it through gossip"},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 		},
 		Action: func(c *cli.Context) error {
@@ -130,7 +132,12 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 	if err != nil {
 		return node.Config{}, err
 	}
+	secrets, err := secretFlag(c)
+	if err != nil {
+		return node.Config{}, err
+	}
 	return node.Config{
+		ClusterSecrets: secrets,
 		ID:             c.String("id"),
 		DataDir:        c.String("data"),
 		HTTPAddr:       c.String("http"),
@@ -158,6 +165,23 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 		TombstoneGrace: c.Duration("tombstone-grace"),
 		Logger:         slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level})),
 	}, nil
+}
+
+// secretFlag reads --cluster-secret-file (nil without it).
+func secretFlag(c *cli.Context) ([][]byte, error) {
+	f := c.String("cluster-secret-file")
+	if f == "" {
+		return nil, nil
+	}
+	data, err := os.ReadFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-secret-file: %w", err)
+	}
+	secrets, err := versioning.ParseSecretFile(data)
+	if err != nil {
+		return nil, fmt.Errorf("--cluster-secret-file %s: %w", f, err)
+	}
+	return secrets, nil
 }
 
 // transferFlags parses --transfer-limit and --transfer-rate into

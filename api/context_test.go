@@ -1,0 +1,98 @@
+package api_test
+
+import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/dotkv/dotkv/api"
+	"github.com/dotkv/dotkv/replica"
+	"github.com/dotkv/dotkv/storage"
+	"github.com/dotkv/dotkv/versioning"
+)
+
+// TestContextsAreBoundAndSigned: a context is accepted only for the key
+// it was read for and under this node's secret; the refused write
+// changes nothing.
+func TestContextsAreBoundAndSigned(t *testing.T) {
+	n := newNode(t)
+	n.put("a", "a1", ctText, "")
+	n.put("b", "b1", ctText, "")
+	ctxA := n.get("a").ctx()
+	before := n.debugReplica("b").body
+
+	otherKeys, err := versioning.NewContextKeys([]byte("another cluster's secret, 32 b.."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	rawA, err := testKeys.Open([]byte("a"), ctxA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, token, says string
+	}{
+		{"a context of another key", ctxA, "read for another key"},
+		{"a context of another cluster", otherKeys.Seal([]byte("b"), rawA), "not signed by this cluster"},
+		{"an unsigned context of an older dotkv", versioning.EncodeContext(rawA), "read the key again"},
+	} {
+		for _, method := range []string{http.MethodPut, http.MethodDelete} {
+			r := n.do(method, kvPath("b"), map[string]string{api.HeaderContext: c.token, "Content-Type": ctText}, strings.NewReader("b2"))
+			e := wantError(t, r, http.StatusBadRequest, "bad_context")
+			if !strings.Contains(*e.Error, c.says) {
+				t.Errorf("%s %s: error %q; want it to say %q", method, c.name, *e.Error, c.says)
+			}
+		}
+	}
+	if after := n.debugReplica("b").body; !bytes.Equal(after, before) {
+		t.Fatalf("refused writes changed b:\nbefore %s\nafter  %s", before, after)
+	}
+	// The context of b's own read works.
+	n.put("b", "b2", ctText, n.get("b").ctx())
+	wantValue(t, n.get("b"), "b2", ctText)
+	// So does a's, for a.
+	n.put("a", "a2", ctText, ctxA)
+	wantValue(t, n.get("a"), "a2", ctText)
+}
+
+// TestContextsNeedTheSecret: a node that does not know its cluster's
+// secret yet answers /kv/ requests 503 not_ready, and answers them once
+// it does.
+func TestContextsNeedTheSecret(t *testing.T) {
+	defer http.DefaultClient.CloseIdleConnections()
+	store, err := storage.Open("db", storage.Options{NodeID: "solo", FS: vfs.NewMem(), CacheSize: 1 << 20, MemTableSize: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	backend, err := replica.NewLocal("solo", store, replica.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys atomic.Pointer[versioning.ContextKeys]
+	srv := httptest.NewServer(api.New(backend, api.Config{
+		NodeID: "solo", Cluster: api.SingleNode("solo", "", backend.View()),
+		ContextKeys: keys.Load,
+	}))
+	defer srv.Close()
+	get := func() int {
+		res, err := http.Get(srv.URL + "/kv/k")
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := get(); got != http.StatusServiceUnavailable {
+		t.Fatalf("GET without the secret = %d; want 503", got)
+	}
+	keys.Store(testKeys)
+	if got := get(); got != http.StatusNotFound {
+		t.Fatalf("GET with the secret = %d; want 404", got)
+	}
+}
