@@ -84,7 +84,7 @@ func (e *Engine) handleScan(_ context.Context, from string, req []byte) ([]byte,
 	if len(cursor) == 0 {
 		cursor = nil
 	}
-	if v := e.cfg.View(); !v.IsReader(p, e.cfg.Self) {
+	if v := e.cfg.View(); int(p) >= v.Partitions() || !v.IsReader(p, e.cfg.Self) {
 		return wire.Writer(nil).Byte(statusNotReader), nil
 	}
 	if !e.admit(from, p, time.Now()) {
