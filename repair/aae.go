@@ -624,17 +624,33 @@ func (e *Engine) othersHold(ctx context.Context, r *ring.View, p uint32, key []b
 }
 
 // readPartitions decodes a request that lists partitions.
-func readPartitions(req []byte) ([]uint32, error) {
+func (e *Engine) readPartitions(req []byte) ([]uint32, error) {
 	r := wire.NewReader(req)
 	parts := make([]uint32, r.Count(4))
 	for i := range parts {
 		parts[i] = r.U32()
+		if err := e.checkPartition(parts[i], i, 1); err != nil {
+			return nil, err
+		}
 	}
 	return parts, r.Done()
 }
 
+// checkPartition refuses the i-th entry of a query when it names a
+// partition the ring does not have, or when the query has more entries
+// than the ring has partitions times per (the entries a partition can
+// need): replies grow by up to 256 bytes an entry, so an unbounded query
+// could make this node build gigabytes.
+func (e *Engine) checkPartition(p uint32, i, per int) error {
+	q := e.cfg.View().Partitions()
+	if int(p) >= q || i >= q*per {
+		return fmt.Errorf("%w: partition %d (entry %d) of a ring of %d", wire.ErrMalformed, p, i, q)
+	}
+	return nil
+}
+
 func (e *Engine) handleRoots(_ context.Context, _ string, req []byte) ([]byte, error) {
-	parts, err := readPartitions(req)
+	parts, err := e.readPartitions(req)
 	if err != nil {
 		return nil, err
 	}
@@ -646,7 +662,7 @@ func (e *Engine) handleRoots(_ context.Context, _ string, req []byte) ([]byte, e
 }
 
 func (e *Engine) handleMids(_ context.Context, _ string, req []byte) ([]byte, error) {
-	parts, err := readPartitions(req)
+	parts, err := e.readPartitions(req)
 	if err != nil {
 		return nil, err
 	}
@@ -663,10 +679,13 @@ func (e *Engine) handleLeaves(_ context.Context, _ string, req []byte) ([]byte, 
 	r := wire.NewReader(req)
 	n := r.Count(5)
 	out := wire.Writer(nil)
-	for range n {
+	for i := range n {
 		p, mid := r.U32(), r.Uvarint()
 		if mid >= midCount {
 			return nil, wire.ErrMalformed
+		}
+		if err := e.checkPartition(p, i, midCount); err != nil {
+			return nil, err
 		}
 		for _, h := range e.cfg.Trees.Leaves(p, int(mid)) {
 			out = out.U64(h)
@@ -679,10 +698,13 @@ func (e *Engine) handleKeys(_ context.Context, _ string, req []byte) ([]byte, er
 	r := wire.NewReader(req)
 	n := r.Count(5)
 	out := wire.Writer(nil)
-	for range n {
+	for i := range n {
 		p, bucket := r.U32(), r.Uvarint()
 		if bucket >= leafCount {
 			return nil, wire.ErrMalformed
+		}
+		if err := e.checkPartition(p, i, leafCount); err != nil {
+			return nil, err
 		}
 		var keys [][]byte
 		var hashes []uint64

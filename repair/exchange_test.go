@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dotkv/dotkv/internal/wire"
 	"github.com/dotkv/dotkv/ring"
 )
 
@@ -105,5 +106,48 @@ func TestExchangeWhenAPeerComesBack(t *testing.T) {
 			t.Fatal("b never got the write it missed")
 		}
 		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestQueriesRefuseOutOfRangePartitions: anti-entropy queries naming a
+// partition the ring does not have, or more entries than the ring could
+// need, are refused before any reply is built (a reply grows by up to 256
+// bytes an entry).
+func TestQueriesRefuseOutOfRangePartitions(t *testing.T) {
+	net := newAAENet()
+	r, err := ring.New([]string{"a", "b"}, 16, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := newAAENode(t, net, "a", r, newTestClock(time.Now()), time.Hour)
+	parts := func(ps ...uint32) []byte {
+		w := wire.Writer(nil).Uvarint(uint64(len(ps)))
+		for _, p := range ps {
+			w = w.U32(p)
+		}
+		return w
+	}
+	many := make([]uint32, 16+1) // partition 0, more times than the ring has partitions
+	for name, h := range map[string]func(context.Context, string, []byte) ([]byte, error){
+		"roots": a.eng.handleRoots, "mids": a.eng.handleMids,
+	} {
+		if _, err := h(t.Context(), "b", parts(3)); err != nil {
+			t.Fatalf("%s of partition 3: %v", name, err)
+		}
+		for _, req := range [][]byte{parts(16), parts(3, 1<<31), parts(many...)} {
+			if out, err := h(t.Context(), "b", req); err == nil {
+				t.Fatalf("%s of %d bytes: answered %d bytes, want refused", name, len(req), len(out))
+			}
+		}
+	}
+	for name, h := range map[string]func(context.Context, string, []byte) ([]byte, error){
+		"leaves": a.eng.handleLeaves, "keys": a.eng.handleKeys,
+	} {
+		if _, err := h(t.Context(), "b", wire.Writer(nil).Uvarint(1).U32(3).Uvarint(0)); err != nil {
+			t.Fatalf("%s of partition 3: %v", name, err)
+		}
+		if _, err := h(t.Context(), "b", wire.Writer(nil).Uvarint(1).U32(16).Uvarint(0)); err == nil {
+			t.Fatalf("%s of partition 16 of a 16-partition ring answered", name)
+		}
 	}
 }

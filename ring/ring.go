@@ -189,23 +189,39 @@ func (r *Ring) PartitionOf(key []byte) uint32 {
 	return r.part.Of(r.hash(key))
 }
 
-// row returns partition p's preference list. It panics if p ≥ Q, as an
-// index out of range does.
+// row returns partition p's preference list, or nil if p ≥ Q: a
+// partition number from the network or from stored records must not crash
+// a node.
 func (r *Ring) row(p uint32) []string {
 	s := len(r.members)
 	lo := int(p) * s
+	if lo+s > len(r.prefs) {
+		return nil
+	}
 	return r.prefs[lo : lo+s : lo+s]
 }
 
-// Primaries returns the N distinct members that replicate partition p. The
-// first is the preferred coordinator; the rest follow by descending HRW
-// score. The slice must not be modified.
-func (r *Ring) Primaries(p uint32) []string { return r.row(p)[:r.n:r.n] }
+// Primaries returns the N distinct members that replicate partition p
+// (none if p ≥ Q). The first is the preferred coordinator; the rest
+// follow by descending HRW score. The slice must not be modified.
+func (r *Ring) Primaries(p uint32) []string {
+	row := r.row(p)
+	if row == nil {
+		return nil
+	}
+	return row[:r.n:r.n]
+}
 
 // Fallbacks returns every member that is not a primary of p, by
 // descending HRW score for p: the order in which they stand in for
 // unreachable primaries. The slice must not be modified.
-func (r *Ring) Fallbacks(p uint32) []string { return r.row(p)[r.n:] }
+func (r *Ring) Fallbacks(p uint32) []string {
+	row := r.row(p)
+	if row == nil {
+		return nil
+	}
+	return row[r.n:]
+}
 
 // PreferenceList returns Primaries(p) followed by Fallbacks(p): every
 // member exactly once. The slice must not be modified.

@@ -173,7 +173,7 @@ func (v *View) Members() []string { return v.members }
 // Primaries returns p's write owners: its readers, then the nodes still
 // receiving it. The slice must not be modified.
 func (v *View) Primaries(p uint32) []string {
-	if v.writers == nil {
+	if v.writers == nil || int(p) >= len(v.writers) {
 		return v.cur.Primaries(p)
 	}
 	return v.writers[p]
@@ -182,7 +182,7 @@ func (v *View) Primaries(p uint32) []string {
 // Readers returns the owners of p that hold its data and answer reads.
 // The slice must not be modified.
 func (v *View) Readers(p uint32) []string {
-	if v.readers == nil {
+	if v.readers == nil || int(p) >= len(v.readers) {
 		return v.cur.Primaries(p)
 	}
 	return v.readers[p]
@@ -191,7 +191,7 @@ func (v *View) Readers(p uint32) []string {
 // Fallbacks returns the nodes that stand in for p's unreachable owners,
 // in order. The slice must not be modified.
 func (v *View) Fallbacks(p uint32) []string {
-	if v.fallbacks == nil {
+	if v.fallbacks == nil || int(p) >= len(v.fallbacks) {
 		return v.cur.Fallbacks(p)
 	}
 	return v.fallbacks[p]
@@ -200,7 +200,7 @@ func (v *View) Fallbacks(p uint32) []string {
 // Extra returns how many acknowledgements a write of p needs on top of
 // what its level asks: the receivers of p that are not current owners.
 func (v *View) Extra(p uint32) int {
-	if v.extra == nil {
+	if v.extra == nil || int(p) >= len(v.extra) {
 		return 0
 	}
 	return int(v.extra[p])
@@ -209,7 +209,7 @@ func (v *View) Extra(p uint32) int {
 // Receiving returns the nodes still receiving p in the change in
 // progress. The slice must not be modified.
 func (v *View) Receiving(p uint32) []string {
-	if v.receiving == nil {
+	if v.receiving == nil || int(p) >= len(v.receiving) {
 		return nil
 	}
 	return v.receiving[p]

@@ -116,3 +116,24 @@ func TestViewNeverLeavesAPartitionShortOfOwners(t *testing.T) {
 		}
 	}
 }
+
+// TestOutOfRangePartitionHasNoOwners: a partition number past Q (from the
+// network or a stored record) has no owners, in a ring and in a view of a
+// change, instead of crashing the node that looks it up.
+func TestOutOfRangePartitionHasNoOwners(t *testing.T) {
+	cur := mustNew(t, names(3), 64, 3)
+	next := mustNew(t, names(4), 64, 3)
+	for _, p := range []uint32{64, 1000, 1<<32 - 1} {
+		if got := cur.Primaries(p); got != nil {
+			t.Fatalf("ring: primaries of partition %d = %v", p, got)
+		}
+		if got := cur.Fallbacks(p); got != nil {
+			t.Fatalf("ring: fallbacks of partition %d = %v", p, got)
+		}
+		for _, v := range []*View{Stable(cur, 1), NewView(cur, next, 2, "join", nil, nil, nil)} {
+			if v.Primaries(p) != nil || v.Readers(p) != nil || v.Fallbacks(p) != nil || v.Receiving(p) != nil || v.Extra(p) != 0 || v.IsPrimary(p, "n1") {
+				t.Fatalf("view %q: partition %d has owners", v.Change(), p)
+			}
+		}
+	}
+}
