@@ -31,6 +31,12 @@
 // bytes are still those the scan read: a hint that coalesced a newer write
 // after the scan holds state the target has not acknowledged, and stays.
 //
+// Record limits. A client write (Write, WriteDeferSync) that would leave
+// its key with more siblings or encoded bytes than Limits allows is
+// refused with a *LimitError in the same read-modify-write, before it is
+// stored and, for siblings, before a dot is issued. Merges of replica
+// states are never refused, only counted (LimitCounts).
+//
 // Dot safety. A node's actor ID is its node ID plus an incarnation, a
 // random number created with the data directory. Counters for new dots
 // come from one node-wide counter leased in blocks whose upper bound is

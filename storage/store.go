@@ -90,6 +90,9 @@ type Options struct {
 	// HintLimits bound the hints kept per target node; the zero value
 	// is unlimited.
 	HintLimits HintLimits
+	// Limits bound what a client write may leave in a key's record; zero
+	// fields select DefaultLimits' bounds.
+	Limits Limits
 }
 
 // DefaultMemTableSize is the default size of a pebble memtable. Against
@@ -108,13 +111,15 @@ const (
 
 // DefaultOptions returns the defaults Open uses for zero fields: fsync
 // always, a block cache of DefaultCacheSize(1) (from this machine's
-// memory) and DefaultMemTableSize memtables. NodeID has no default.
+// memory), DefaultMemTableSize memtables and DefaultLimits. NodeID has no
+// default.
 func DefaultOptions() Options {
-	return Options{Fsync: FsyncAlways, CacheSize: DefaultCacheSize(1), MemTableSize: DefaultMemTableSize}
+	return Options{Fsync: FsyncAlways, CacheSize: DefaultCacheSize(1), MemTableSize: DefaultMemTableSize, Limits: DefaultLimits()}
 }
 
-// withDefaults fills o's zero sizes from DefaultOptions.
+// withDefaults fills o's zero sizes and limits from DefaultOptions.
 func (o Options) withDefaults() Options {
+	o.Limits = o.Limits.withDefaults()
 	if o.CacheSize == 0 || o.MemTableSize == 0 {
 		def := DefaultOptions()
 		if o.CacheSize == 0 {
@@ -145,7 +150,7 @@ func (o Options) Validate() error {
 	if o.MemTableSize != 0 && (o.MemTableSize < minPebbleSize || o.MemTableSize >= maxMemTableSize) {
 		return fmt.Errorf("memtable size %s: want at least %s and less than 4GiB", FormatSize(int64(o.MemTableSize)), FormatSize(minPebbleSize))
 	}
-	return nil
+	return o.Limits.Validate()
 }
 
 // Store is a node's pebble database of records and metadata.
@@ -160,6 +165,9 @@ type Store struct {
 	locks     [lockStripes]sync.Mutex
 	closed    atomic.Bool
 	hints     hintIndex
+	// limits bound client writes' records (defaults filled in).
+	limits      Limits
+	limitCounts limitCounters
 
 	counter struct {
 		sync.Mutex
@@ -210,7 +218,7 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	log.Info("opened pebble", "dir", dir, "cache_size", FormatSize(o.CacheSize),
 		"memtable_size", FormatSize(int64(o.MemTableSize)))
-	s := &Store{db: db, log: log, nodeID: o.NodeID, writeOpts: pebble.Sync, observer: o.Observer}
+	s := &Store{db: db, log: log, nodeID: o.NodeID, writeOpts: pebble.Sync, observer: o.Observer, limits: o.Limits}
 	if o.Fsync == FsyncNever {
 		s.writeOpts = pebble.NoSync
 	}
@@ -356,9 +364,10 @@ func (s *Store) get(rk []byte) (versioning.State, bool, error) {
 // If fn returns an error nothing is written; if the new state encodes to
 // the stored bytes, nothing is written either. The new state is durable
 // (per the fsync mode) when Update returns, and the record observer has
-// seen the change.
+// seen the change. Update is a merge as far as the Limits go: it is never
+// refused for them, and a result beyond them is counted.
 func (s *Store) Update(partition uint32, key []byte, fn func(cur versioning.State) (versioning.State, error)) (versioning.State, error) {
-	st, _, err := s.update(partition, key, fn, false)
+	st, _, err := s.update(partition, key, fn, nil, false)
 	return st, err
 }
 
@@ -367,7 +376,12 @@ func noSync() error { return nil }
 
 // update is Update; with deferSync it returns as soon as the write is
 // visible, and sync waits until it is durable (it must be called once).
-func (s *Store) update(partition uint32, key []byte, fn func(cur versioning.State) (versioning.State, error), deferSync bool) (_ versioning.State, sync func() error, _ error) {
+// admit, if not nil, makes this a client write: it sees the state before
+// and the new state's encoded size, and an error it returns stores
+// nothing; without it the change is a merge of replica states.
+func (s *Store) update(partition uint32, key []byte, fn func(cur versioning.State) (versioning.State, error),
+	admit func(cur versioning.State, size int) error, deferSync bool,
+) (_ versioning.State, sync func() error, _ error) {
 	if s.closed.Load() {
 		return versioning.State{}, nil, ErrClosed
 	}
@@ -401,6 +415,11 @@ func (s *Store) update(partition uint32, key []byte, fn func(cur versioning.Stat
 	if old != nil && bytes.Equal(old, enc) {
 		return next, noSync, nil // nothing new (e.g. a replica merging what it has)
 	}
+	if admit != nil {
+		if err := admit(cur, len(enc)); err != nil {
+			return versioning.State{}, nil, err
+		}
+	}
 	sync = noSync
 	if deferSync && s.writeOpts.Sync {
 		// The write is visible at once; its WAL sync is waited for later,
@@ -424,6 +443,7 @@ func (s *Store) update(partition uint32, key []byte, fn func(cur versioning.Stat
 	} else if err := s.db.Set(rk, enc, s.writeOpts); err != nil {
 		return versioning.State{}, nil, fmt.Errorf("write record %q: %w", key, err)
 	}
+	s.noteLimits(key, cur, next, len(old), len(enc), admit == nil)
 	if s.observer != nil {
 		s.observer(partition, key, old, enc)
 	}
@@ -434,6 +454,11 @@ func (s *Store) update(partition uint32, key []byte, fn func(cur versioning.Stat
 // dot of this node's actor, applies versioning's Update with the client's
 // context ctx, and stores the result. sib's Dot is filled in. It returns
 // the new stored state and the dot issued.
+//
+// A write that would leave the record beyond the store's Limits is refused
+// with a *LimitError and stores nothing; its dot is taken back unless
+// another write was issued one since (a skipped counter is harmless: the
+// counter is shared by every key).
 func (s *Store) Write(partition uint32, key []byte, ctx versioning.VersionVector, sib versioning.Sibling) (versioning.State, versioning.Dot, error) {
 	st, dot, sync, err := s.WriteDeferSync(partition, key, ctx, sib)
 	if err != nil {
@@ -449,22 +474,52 @@ func (s *Store) Write(partition uint32, key []byte, ctx versioning.VersionVector
 func (s *Store) WriteDeferSync(partition uint32, key []byte, ctx versioning.VersionVector, sib versioning.Sibling) (_ versioning.State, _ versioning.Dot, sync func() error, _ error) {
 	var dot versioning.Dot
 	st, sync, err := s.update(partition, key, func(cur versioning.State) (versioning.State, error) {
+		// The sibling bound is checked before a dot is issued.
+		if err := s.admitSiblings(cur, ctx); err != nil {
+			return versioning.State{}, err
+		}
 		c, err := s.nextCounter(cur.Context.Max(s.actor), ctx.Max(s.actor))
 		if err != nil {
 			return versioning.State{}, err
 		}
 		dot = versioning.Dot{Actor: s.actor, Counter: c}
 		sib.Dot = dot
-		return cur.Update(ctx, sib)
+		next, err := cur.Update(ctx, sib)
+		if err != nil {
+			s.releaseCounter(c)
+		}
+		return next, err
+	}, func(cur versioning.State, size int) error {
+		err := s.admitBytes(cur, size)
+		if err != nil {
+			s.releaseCounter(dot.Counter)
+		}
+		return err
 	}, true)
-	return st, dot, sync, err
+	if err != nil {
+		return versioning.State{}, versioning.Dot{}, nil, err
+	}
+	return st, dot, sync, nil
 }
 
 // Merge syncs a state received from another replica into the local one.
+// It is never refused for the Limits (see Limits).
 func (s *Store) Merge(partition uint32, key []byte, remote versioning.State) (versioning.State, error) {
 	return s.Update(partition, key, func(cur versioning.State) (versioning.State, error) {
 		return versioning.Sync(cur, remote), nil
 	})
+}
+
+// releaseCounter takes back counter c, issued for a write that was then
+// refused, if no counter was issued after it: the next write gets it
+// again. Nothing holds c (the write stored nothing and answered no
+// context), so reissuing it is safe.
+func (s *Store) releaseCounter(c uint64) {
+	s.counter.Lock()
+	defer s.counter.Unlock()
+	if s.counter.last == c {
+		s.counter.last = c - 1
+	}
 }
 
 // nextCounter issues a counter above every counter issued before and

@@ -289,9 +289,14 @@ func TestUncleanStopWithFsyncNeverTakesNewActor(t *testing.T) {
 }
 
 // TestConcurrentWritesToOneKeyAllSurvive checks that read-modify-write is
-// atomic: blind writes from many goroutines must all remain as siblings.
+// atomic: blind writes from many goroutines must all remain as siblings
+// (with no sibling bound; TestConcurrentBlindWritesStopAtTheBound has one).
 func TestConcurrentWritesToOneKeyAllSurvive(t *testing.T) {
-	s := openMem(t, vfs.NewMem(), "n1", FsyncNever)
+	s, err := Open("db", Options{NodeID: "n1", Fsync: FsyncNever, FS: vfs.NewMem(), CacheSize: 1 << 20, MemTableSize: 1 << 20,
+		Limits: Limits{MaxSiblings: -1}})
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer s.Close()
 	const writers, each = 8, 25
 	var wg sync.WaitGroup
