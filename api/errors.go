@@ -2,7 +2,10 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
+
+	"github.com/dotkv/dotkv/replica"
 )
 
 // Error codes in JSON error bodies.
@@ -22,6 +25,9 @@ const (
 	codeNotMember        = "not_member"
 	codeLastMember       = "last_member"
 	codeNotClustered     = "not_clustered"
+	codeTooManySiblings  = "too_many_siblings"
+	codeObjectTooLarge   = "object_too_large"
+	codeShuttingDown     = "shutting_down"
 )
 
 // errorBody is the JSON shape of every error response.
@@ -31,6 +37,13 @@ type errorBody struct {
 	Acks     *int   `json:"acks,omitempty"`
 	Required *int   `json:"required,omitempty"`
 	Context  string `json:"context,omitempty"`
+	// A write refused for a limit of the key's record: the siblings the
+	// key holds, and the bound (too_many_siblings) or the record's bytes
+	// the write would have left and the bound (object_too_large).
+	Siblings       *int   `json:"siblings,omitempty"`
+	MaxSiblings    *int64 `json:"max_siblings,omitempty"`
+	RecordBytes    *int64 `json:"record_bytes,omitempty"`
+	MaxRecordBytes *int64 `json:"max_record_bytes,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -57,4 +70,28 @@ func readOnly(w http.ResponseWriter, r *http.Request, what string) bool {
 	w.Header().Set("Allow", "GET, HEAD")
 	writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed on "+what)
 	return false
+}
+
+// writeFailed answers a failed PUT or DELETE: a refusal for a limit of
+// the key's record (409 too_many_siblings, 413 object_too_large: nothing
+// was written), a node shutting down (503 shutting_down: nothing was
+// written), or any other error as requestError does.
+func (s *Server) writeFailed(w http.ResponseWriter, r *http.Request, err error) {
+	var le *replica.LimitError
+	switch {
+	case errors.As(err, &le) && errors.Is(le, replica.ErrRecordTooLarge):
+		writeJSON(w, http.StatusRequestEntityTooLarge, errorBody{
+			Error: "nothing written: " + le.Error() + " (--max-record)", Code: codeObjectTooLarge,
+			Siblings: &le.Siblings, RecordBytes: &le.Would, MaxRecordBytes: &le.Max,
+		})
+	case errors.As(err, &le):
+		writeJSON(w, http.StatusConflict, errorBody{
+			Error: "nothing written: " + le.Error() + " (--max-siblings)", Code: codeTooManySiblings,
+			Siblings: &le.Siblings, MaxSiblings: &le.Max,
+		})
+	case errors.Is(err, replica.ErrClosed):
+		writeError(w, http.StatusServiceUnavailable, codeShuttingDown, "nothing written: the node is shutting down; retry on another node")
+	default:
+		s.requestError(w, r, "write", err)
+	}
 }

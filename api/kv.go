@@ -228,7 +228,7 @@ func (s *Server) put(w http.ResponseWriter, r *http.Request, escapedKey string) 
 		versioning.Sibling{Value: value, ContentType: ct},
 		replica.WriteOptions{W: req.w, PW: req.pw})
 	if err != nil {
-		s.requestError(w, r, "write", err)
+		s.writeFailed(w, r, err)
 		return
 	}
 	w.Header().Set(HeaderContext, req.keys.Seal(req.key, newCtx))
@@ -286,7 +286,7 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, escapedKey strin
 	newCtx, err := s.backend.Put(ctx, req.key, vctx, versioning.Sibling{Deleted: true},
 		replica.WriteOptions{W: req.w, PW: req.pw})
 	if err != nil {
-		s.requestError(w, r, "write", err)
+		s.writeFailed(w, r, err)
 		return
 	}
 	w.Header().Set(HeaderContext, req.keys.Seal(req.key, newCtx))

@@ -64,6 +64,12 @@ type Config struct {
 	FastGossip bool
 	// DisableHints turns off sloppy quorums and hinted handoff.
 	DisableHints bool
+	// MaxSiblings, WarnSiblings and MaxRecordBytes bound what a client
+	// write may leave in a key's record, as storage.Limits does (0: its
+	// default; negative: no bound, except MaxRecordBytes, which must fit
+	// an internode message: at most MaxRecordLimit).
+	MaxSiblings, WarnSiblings int
+	MaxRecordBytes            int64
 	// MaxHints and MaxHintBytes bound the hints kept per target node
 	// (0 = unbounded); overflow is counted in /metrics.
 	MaxHints     int
@@ -135,7 +141,11 @@ type RPCEndpoint interface {
 	Call(ctx context.Context, to, method string, req []byte) ([]byte, error)
 	// Addr is the address the node advertises for RPC.
 	Addr() string
-	// Close stops serving and waits for handlers in flight.
+	// Close stops serving and waits for handlers in flight. An endpoint
+	// that also has StopServing() (stop serving and wait for the handlers
+	// in flight, but keep making calls, as a real RPC server's Close
+	// leaves the node's client working) is stopped with it when the
+	// node's RPC server stops, and closed with the node's client.
 	Close()
 }
 
@@ -156,13 +166,23 @@ type rpcClient interface {
 // endpointServer adapts an RPCEndpoint to rpcServer.
 type endpointServer struct{ RPCEndpoint }
 
-func (e endpointServer) Close() error { e.RPCEndpoint.Close(); return nil }
+// Close stops serving. An endpoint that can stop serving without ending
+// its own calls (memnet's StopServing) does only that, as a real server
+// does: the background engines still call other nodes until they stop.
+// Its client side closes it later.
+func (e endpointServer) Close() error {
+	if s, ok := e.RPCEndpoint.(interface{ StopServing() }); ok {
+		s.StopServing()
+		return nil
+	}
+	e.RPCEndpoint.Close()
+	return nil
+}
 
-// endpointClient adapts an RPCEndpoint to rpcClient; the server side
-// closes the endpoint.
+// endpointClient adapts an RPCEndpoint to rpcClient.
 type endpointClient struct{ RPCEndpoint }
 
-func (endpointClient) Close() {}
+func (e endpointClient) Close() { e.RPCEndpoint.Close() } // closing twice is safe
 
 // Node is a running dotkv node.
 type Node struct {
@@ -190,6 +210,16 @@ type Node struct {
 	keys       contextKeys // signs context tokens (secret.go)
 }
 
+// MaxRecordLimit is the largest MaxRecordBytes a node accepts: half an
+// internode message (transport.MaxMessage), so that a record at the bound
+// still replicates, with room for the merges that may grow it beyond.
+const MaxRecordLimit = transport.MaxMessage / 2
+
+// limits returns the record limits cfg asks for.
+func (cfg Config) limits() storage.Limits {
+	return storage.Limits{MaxSiblings: cfg.MaxSiblings, WarnSiblings: cfg.WarnSiblings, MaxRecordBytes: cfg.MaxRecordBytes}
+}
+
 // Start opens the store, starts every part and serves until Close.
 func Start(cfg Config) (_ *Node, err error) {
 	if cfg.Logger == nil {
@@ -197,6 +227,10 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	if cfg.N == 0 {
 		cfg.N = 3
+	}
+	if cfg.MaxRecordBytes < 0 || cfg.MaxRecordBytes > MaxRecordLimit {
+		return nil, fmt.Errorf("max record size %s: want at most %s (half an internode message)",
+			storage.FormatSize(cfg.MaxRecordBytes), storage.FormatSize(MaxRecordLimit))
 	}
 	log := cfg.Logger.With("node", cfg.ID)
 	n := &Node{cfg: cfg, log: log, httpDone: make(chan error, 1)}
@@ -215,6 +249,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		NodeID: cfg.ID, Fsync: cfg.Fsync, FS: cfg.FS, Logger: log,
 		CacheSize: cfg.CacheSize, MemTableSize: cfg.MemTableSize,
 		HintLimits: storage.HintLimits{MaxCount: cfg.MaxHints, MaxBytes: cfg.MaxHintBytes},
+		Limits:     cfg.limits(),
 		Observer: func(p uint32, key, old, cur []byte) {
 			n.trees.Observe(p, key, old, cur)
 			n.tombs.Observe(p, key, old, cur)
@@ -248,7 +283,8 @@ func Start(cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.reg = prometheus.NewRegistry()
-	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		limitCollector{n.store})
 	rcfg := replica.Config{N: cfg.N, R: cfg.R, W: cfg.W, Logger: log, DisableHints: cfg.DisableHints, Metrics: replica.NewMetrics(n.reg)}
 	var view api.ClusterView
 	if cfg.GossipAddr == "" && cfg.Network == nil {
@@ -498,6 +534,33 @@ func (c hintCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(hintsDeliveredDesc, prometheus.CounterValue, float64(c.deliverer.Delivered()))
 }
 
+// limitCollector exports what the store's record limits counted.
+type limitCollector struct{ store *storage.Store }
+
+var (
+	siblingWarningsDesc = prometheus.NewDesc("dotkv_sibling_warnings_total",
+		"Writes and merges that left a key with at least --warn-siblings siblings.", nil, nil)
+	writesRefusedDesc = prometheus.NewDesc("dotkv_writes_refused_total",
+		"Client writes refused (nothing written) because the key's record would exceed a limit.", []string{"limit"}, nil)
+	overLimitMergesDesc = prometheus.NewDesc("dotkv_over_limit_merges_total",
+		"Merges of replica states (replication, hints, read repair, anti-entropy, transfers) that left a record beyond a limit; kept whole.", []string{"limit"}, nil)
+)
+
+func (c limitCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- siblingWarningsDesc
+	ch <- writesRefusedDesc
+	ch <- overLimitMergesDesc
+}
+
+func (c limitCollector) Collect(ch chan<- prometheus.Metric) {
+	lc := c.store.LimitCounts()
+	ch <- prometheus.MustNewConstMetric(siblingWarningsDesc, prometheus.CounterValue, float64(lc.SiblingWarnings))
+	ch <- prometheus.MustNewConstMetric(writesRefusedDesc, prometheus.CounterValue, float64(lc.RefusedSiblings), "max_siblings")
+	ch <- prometheus.MustNewConstMetric(writesRefusedDesc, prometheus.CounterValue, float64(lc.RefusedBytes), "max_record")
+	ch <- prometheus.MustNewConstMetric(overLimitMergesDesc, prometheus.CounterValue, float64(lc.OverSiblings), "max_siblings")
+	ch <- prometheus.MustNewConstMetric(overLimitMergesDesc, prometheus.CounterValue, float64(lc.OverBytes), "max_record")
+}
+
 // livenessView adapts gossip membership to the coordinator's Cluster.
 type livenessView struct{ m *gossip.Membership }
 
@@ -564,9 +627,23 @@ func (n *Node) Wait(ctx context.Context) error {
 	}
 }
 
-// Close stops the node cleanly: no new requests, in-flight ones finish,
-// background replication stops, gossip leaves, then the store syncs and
-// closes (no acknowledged write is lost).
+// Close stops the node cleanly, outside in, so that no request reaches a
+// part that has stopped (docs/design.md §5.9):
+//
+//  1. HTTP: stop accepting client requests; those in flight finish.
+//  2. The coordinator stops accepting work — peers' RPCs on the request
+//     path are answered at once with a refusal that says nothing was
+//     applied (a forwarded write goes to the next primary) — and drains
+//     the requests in flight, local and forwarded, and the replication
+//     and read repair they started (up to drainGrace, then what is left
+//     is cancelled and becomes hints).
+//  3. RPC: the server stops; the other handlers in flight (hint delivery,
+//     anti-entropy, transfers) finish.
+//  4. The background engines stop, then gossip leaves, then the store
+//     syncs and closes.
+//
+// No acknowledged write is lost, and nothing touches the store once it is
+// closed.
 func (n *Node) Close() error {
 	if n.http != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -582,23 +659,33 @@ func (n *Node) Close() error {
 	return n.closeParts()
 }
 
+// drainGrace bounds how long Close waits for the requests in flight and
+// for the replication and read repair they started.
+const drainGrace = 5 * time.Second
+
+// closeParts stops what Start started, in Close's order; after a failed
+// Start, the parts that were started.
 func (n *Node) closeParts() error {
 	var errs []error
 	if n.httpLn != nil && n.http == nil {
 		_ = n.httpLn.Close()
 	}
+	if n.coord != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), drainGrace)
+		n.coord.Shutdown(ctx)
+		cancel()
+	}
+	if n.rpc != nil {
+		// Stops reading calls and waits for the handlers in flight; peers'
+		// calls fail as not delivered from here on.
+		errs = append(errs, n.rpc.Close())
+	}
 	if n.stop != nil {
 		n.stop()
 		n.wg.Wait()
 	}
-	if n.coord != nil {
-		n.coord.Close()
-	}
 	if n.membership != nil {
 		errs = append(errs, n.membership.Close())
-	}
-	if n.rpc != nil {
-		errs = append(errs, n.rpc.Close())
 	}
 	if n.client != nil {
 		n.client.Close()

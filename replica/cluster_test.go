@@ -83,6 +83,12 @@ func (v view) Suspect(id string) bool {
 
 func newTestCluster(t *testing.T, size int, cfg Config) *testCluster {
 	t.Helper()
+	return newLimitedCluster(t, size, cfg, storage.Limits{})
+}
+
+// newLimitedCluster is newTestCluster with the stores' record limits lim.
+func newLimitedCluster(t *testing.T, size int, cfg Config, lim storage.Limits) *testCluster {
+	t.Helper()
 	c := &testCluster{t: t, net: memnet.New(1), nodes: map[string]*testNode{}, dead: map[string]bool{}, suspect: map[string]bool{}}
 	for i := range size {
 		c.ids = append(c.ids, "n"+strconv.Itoa(i+1))
@@ -93,7 +99,7 @@ func newTestCluster(t *testing.T, size int, cfg Config) *testCluster {
 	}
 	for _, id := range c.ids {
 		nd := &testNode{id: id, fs: vfs.NewMem()}
-		if nd.store, err = storage.Open("data", storage.Options{NodeID: id, FS: nd.fs, Fsync: storage.FsyncNever}); err != nil {
+		if nd.store, err = storage.Open("data", storage.Options{NodeID: id, FS: nd.fs, Fsync: storage.FsyncNever, Limits: lim}); err != nil {
 			t.Fatal(err)
 		}
 		nd.ep = c.net.Listen(id)

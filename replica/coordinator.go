@@ -187,7 +187,15 @@ type Coordinator struct {
 	cfg     Config
 	log     *slog.Logger
 
-	// Background replication is owned here and stopped by Close.
+	// Requests in flight (client requests and peers' RPCs), counted so
+	// that Close refuses new ones and waits for these.
+	gate struct {
+		sync.RWMutex
+		closed bool
+		reqs   sync.WaitGroup
+	}
+	// Background replication and read repair, started only by requests in
+	// flight, are owned here: Close waits for them, then cancels them.
 	bg     context.Context
 	stop   context.CancelFunc
 	wg     sync.WaitGroup
@@ -221,11 +229,57 @@ func (staticCluster) Dead(string) bool    { return false }
 func (staticCluster) Ready() bool         { return true }
 func (staticCluster) Suspect(string) bool { return false }
 
-// Close stops background replication and waits for it.
-func (c *Coordinator) Close() {
+// ErrClosed is returned for requests that reach a coordinator that is
+// closing or closed: nothing was read or written.
+var ErrClosed = errors.New("replica: the node is shutting down")
+
+// enter admits a request (a client's or a peer's) unless the coordinator
+// is closed; an admitted request must call leave when it is done. Every
+// goroutine the coordinator starts is started by an admitted request, so
+// once Shutdown has waited for them all, none can start.
+func (c *Coordinator) enter() error {
+	c.gate.RLock()
+	defer c.gate.RUnlock()
+	if c.gate.closed {
+		return ErrClosed
+	}
+	c.gate.reqs.Add(1)
+	return nil
+}
+
+func (c *Coordinator) leave() { c.gate.reqs.Done() }
+
+// Close is Shutdown without a bound: in-flight requests and their
+// replication end at their deadlines.
+func (c *Coordinator) Close() { c.Shutdown(context.Background()) }
+
+// Shutdown stops the coordinator: it refuses new requests with ErrClosed
+// (a peer's forwarded write is answered "not a primary", so the peer may
+// try another), waits for the requests in flight, then for the
+// replication and read repair they started to end by themselves (each is
+// bounded by its request's deadline, or ReplicaTimeout), until ctx is
+// done; then it cancels what is left (a copy that was not acknowledged
+// becomes a hint, as at a deadline) and waits for it. Once Shutdown
+// returns, the coordinator touches its store no more. Calling it twice is
+// safe.
+func (c *Coordinator) Shutdown(ctx context.Context) {
 	c.closed.Do(func() {
+		c.gate.Lock()
+		c.gate.closed = true
+		c.gate.Unlock()
+		done := make(chan struct{})
+		go func() {
+			c.gate.reqs.Wait() // no request left: nothing adds to wg
+			c.wg.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-ctx.Done():
+			c.log.Warn("shutdown: replication still in flight; cancelling it")
+		}
 		c.stop()
-		c.wg.Wait()
+		<-done
 	})
 }
 
@@ -258,6 +312,10 @@ func (c *Coordinator) Register(srv interface {
 
 // LocalState returns this node's own stored state of key, without quorum.
 func (c *Coordinator) LocalState(key []byte) (versioning.State, bool, error) {
+	if err := c.enter(); err != nil {
+		return versioning.State{}, false, err
+	}
+	defer c.leave()
 	return c.store.Get(c.cluster.View().PartitionOf(key), key)
 }
 

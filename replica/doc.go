@@ -31,6 +31,11 @@
 // SyncRepair, before the answer. A node that has not joined its cluster
 // yet refuses client requests (ErrNotReady).
 //
+// Limits and shutdown. The store refuses a client write that would leave
+// its key beyond its record limits (LimitError, carried back to a
+// forwarding node). Close refuses new requests (ErrClosed) and waits for
+// those in flight and the replication they started.
+//
 // Layout. The pure parts are a plan (plan.go: which node holds each
 // primary's copy, and the spare fallbacks) and a tally (tally.go: acks and
 // primary acks against the levels; met, hopeless, and the typed error). A

@@ -3,6 +3,8 @@ package replica
 import (
 	"errors"
 	"fmt"
+
+	"github.com/dotkv/dotkv/storage"
 )
 
 // ErrUnavailable is wrapped by UnavailableError: the quorum could not be met.
@@ -28,3 +30,16 @@ func (e *UnavailableError) Error() string {
 
 // Unwrap makes errors.Is(err, ErrUnavailable) hold.
 func (e *UnavailableError) Unwrap() error { return ErrUnavailable }
+
+// LimitError is a client write refused because the record it would leave
+// exceeds a bound of the store (storage.Limits: --max-siblings,
+// --max-record); nothing was written. A forwarded write carries it back
+// from the primary that refused it. errors.Is matches it with
+// ErrTooManySiblings or ErrRecordTooLarge.
+type LimitError = storage.LimitError
+
+// The limits a LimitError names.
+var (
+	ErrTooManySiblings = storage.ErrTooManySiblings
+	ErrRecordTooLarge  = storage.ErrRecordTooLarge
+)

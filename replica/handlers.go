@@ -15,6 +15,12 @@ func (c *Coordinator) handlePut(ctx context.Context, _ string, msg []byte) ([]by
 	if err != nil {
 		return nil, err
 	}
+	if c.enter() != nil {
+		// Closing: nothing was applied, so the forwarder may try another
+		// primary.
+		return encodePutResult(nil, errNotPrimary), nil
+	}
+	defer c.leave()
 	r := c.cluster.View()
 	p := r.PartitionOf(req.key)
 	if !c.cluster.Ready() || !r.IsReader(p, c.self) {
@@ -27,6 +33,10 @@ func (c *Coordinator) handlePut(ctx context.Context, _ string, msg []byte) ([]by
 }
 
 func (c *Coordinator) handleRead(_ context.Context, _ string, req []byte) ([]byte, error) {
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	defer c.leave()
 	r := wire.NewReader(req)
 	epoch, p, key, asFallback := r.U64(), r.U32(), r.Bytes(), r.Byte()
 	if err := r.Done(); err != nil {
@@ -43,6 +53,10 @@ func (c *Coordinator) handleRead(_ context.Context, _ string, req []byte) ([]byt
 }
 
 func (c *Coordinator) handleReplicate(_ context.Context, _ string, req []byte) ([]byte, error) {
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	defer c.leave()
 	r := wire.NewReader(req)
 	epoch := r.U64()
 	owners, err := readOwners(r)
@@ -78,6 +92,10 @@ func (c *Coordinator) handleReplicate(_ context.Context, _ string, req []byte) (
 func (c *Coordinator) handleHint(_ context.Context, _ string, req []byte) ([]byte, error) {
 	// The sender's epoch is not checked: a hint is kept for its target,
 	// and re-targeted to the partition's owners if the target leaves.
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	defer c.leave()
 	r := wire.NewReader(req)
 	_, target, p, key := r.U64(), r.String(), r.U32(), r.Bytes()
 	st, err := readState(r)

@@ -416,7 +416,9 @@ func isHintOf(name string, p uint32, key []byte) bool {
 func FuzzDecodePutResult(f *testing.F) {
 	vc := versioning.VersionVector{{Actor: "n1.x", Counter: 3}}
 	for _, err := range []error{nil, &UnavailableError{Op: "write", Kind: "primaries", Acks: 1, Required: 3},
-		errNotPrimary, fmt.Errorf("x: %w", versioning.ErrUnissuedDot), errTimeout, errors.New("disk on fire")} {
+		errNotPrimary, fmt.Errorf("x: %w", versioning.ErrUnissuedDot), errTimeout, errors.New("disk on fire"),
+		&LimitError{Err: ErrTooManySiblings, Siblings: 100, Would: 101, Max: 100},
+		&LimitError{Err: ErrRecordTooLarge, Siblings: 2, Would: 17 << 20, Max: 16 << 20}} {
 		f.Add(encodePutResult(vc, err))
 	}
 	f.Add([]byte{})
@@ -445,17 +447,26 @@ func FuzzDecodePutResult(f *testing.F) {
 		if errors.As(err, &ua) && (!errors.As(err2, &ua2) || *ua2 != *ua) {
 			t.Fatalf("unavailable %+v re-decodes as %v", *ua, err2)
 		}
+		var le, le2 *LimitError
+		if errors.As(err, &le) && (!errors.As(err2, &le2) || *le2 != *le) {
+			t.Fatalf("limit refusal %+v re-decodes as %v", *le, err2)
+		}
 	})
 }
 
 // putOutcome names the outcome a forwarder sees in a put's answer.
 func putOutcome(err error) string {
 	var ua *UnavailableError
+	var le *LimitError
 	switch {
 	case err == nil:
 		return "ok"
 	case errors.As(err, &ua):
 		return "unavailable"
+	case errors.As(err, &le) && errors.Is(le, ErrTooManySiblings):
+		return "too many siblings"
+	case errors.As(err, &le) && errors.Is(le, ErrRecordTooLarge):
+		return "too large"
 	case errors.Is(err, errNotPrimary):
 		return "not primary"
 	case errors.Is(err, errTimeout):

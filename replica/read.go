@@ -27,6 +27,10 @@ func (c *Coordinator) Get(ctx context.Context, key []byte, o ReadOptions) (versi
 	if !c.cluster.Ready() {
 		return versioning.State{}, ErrNotReady
 	}
+	if err := c.enter(); err != nil {
+		return versioning.State{}, err
+	}
+	defer c.leave()
 	r := c.cluster.View()
 	p := r.PartitionOf(key)
 	prims := r.Readers(p) // owners still receiving p have not all of it

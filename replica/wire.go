@@ -24,6 +24,8 @@ const (
 	putNotPrimary
 	putFailed
 	putBadContext
+	putTooManySiblings // siblings held, siblings the write would leave, bound
+	putTooLarge        // siblings held, record bytes the write would leave, bound
 )
 
 var errWire = wire.ErrMalformed
@@ -125,10 +127,17 @@ func decodePut(data []byte, maxN int) (putRequest, error) {
 // encodePutResult encodes the coordinator's answer to a forwarded put.
 func encodePutResult(vctx versioning.VersionVector, err error) []byte {
 	var ua *UnavailableError
+	var le *LimitError
 	w := wire.Writer(nil)
 	switch {
 	case err == nil:
 		return w.Byte(putOK).String(versioning.EncodeContext(vctx))
+	case errors.As(err, &le):
+		code := putTooManySiblings
+		if errors.Is(le.Err, ErrRecordTooLarge) {
+			code = putTooLarge
+		}
+		return w.Byte(code).Uvarint(uint64(le.Siblings)).Uvarint(uint64(le.Would)).Uvarint(uint64(le.Max))
 	case errors.As(err, &ua):
 		return w.Byte(putUnavailable).String(ua.Op).String(ua.Kind).Uvarint(uint64(ua.Acks)).Uvarint(uint64(ua.Required))
 	case errors.Is(err, errNotPrimary):
@@ -158,6 +167,15 @@ func decodePutResult(data []byte) (versioning.VersionVector, error) {
 		return nil, ua
 	case putNotPrimary:
 		return nil, errNotPrimary
+	case putTooManySiblings, putTooLarge:
+		le := &LimitError{Err: ErrTooManySiblings, Siblings: int(r.Uvarint()), Would: int64(r.Uvarint()), Max: int64(r.Uvarint())}
+		if err := r.Done(); err != nil {
+			return nil, err
+		}
+		if code == putTooLarge {
+			le.Err = ErrRecordTooLarge
+		}
+		return nil, le
 	case putTimeout:
 		return nil, fmt.Errorf("forwarded write: %w", errTimeout)
 	case putBadContext:

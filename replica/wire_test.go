@@ -26,6 +26,16 @@ func TestPutResultRoundTrip(t *testing.T) {
 			return errors.Is(err, versioning.ErrUnissuedDot)
 		}},
 		{"timeout", errTimeout, func(_ versioning.VersionVector, err error) bool { return errors.Is(err, errTimeout) }},
+		{"too many siblings", fmt.Errorf("write: %w", &LimitError{Err: ErrTooManySiblings, Siblings: 100, Would: 101, Max: 100}),
+			func(_ versioning.VersionVector, err error) bool {
+				var le *LimitError
+				return errors.As(err, &le) && *le == LimitError{Err: ErrTooManySiblings, Siblings: 100, Would: 101, Max: 100}
+			}},
+		{"too large", &LimitError{Err: ErrRecordTooLarge, Siblings: 3, Would: 17 << 20, Max: 16 << 20},
+			func(_ versioning.VersionVector, err error) bool {
+				var le *LimitError
+				return errors.As(err, &le) && *le == LimitError{Err: ErrRecordTooLarge, Siblings: 3, Would: 17 << 20, Max: 16 << 20}
+			}},
 		{"other", errors.New("disk on fire"), func(_ versioning.VersionVector, err error) bool {
 			return err != nil && err.Error() == "forwarded write failed: disk on fire"
 		}},
@@ -38,7 +48,7 @@ func TestPutResultRoundTrip(t *testing.T) {
 			}
 		})
 	}
-	for _, bad := range [][]byte{nil, {99}, {putOK}, {putUnavailable, 1}} {
+	for _, bad := range [][]byte{nil, {99}, {putOK}, {putUnavailable, 1}, {putTooManySiblings, 1, 2}, {putTooLarge, 1, 2, 3, 4}} {
 		if _, err := decodePutResult(bad); err == nil {
 			t.Errorf("decodePutResult(%v) accepted", bad)
 		}

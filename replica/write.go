@@ -20,10 +20,19 @@ import (
 // A primary of the key coordinates: this node if it is one, else the first
 // live primary it can reach (one hop). When no primary can be reached and
 // hints are on, this node coordinates as a fallback.
+//
+// A write that would leave the key's record beyond the store's limits is
+// refused with a *LimitError (see storage.Limits) and changes nothing; a
+// forwarded write carries the refusal back. A closed coordinator refuses
+// every write with ErrClosed.
 func (c *Coordinator) Put(ctx context.Context, key []byte, vctx versioning.VersionVector, sib versioning.Sibling, o WriteOptions) (versioning.VersionVector, error) {
 	if !c.cluster.Ready() {
 		return nil, ErrNotReady
 	}
+	if err := c.enter(); err != nil {
+		return nil, err
+	}
+	defer c.leave()
 	sib.Modified = c.cfg.Now().UnixMilli()
 	r := c.cluster.View()
 	w := write{p: r.PartitionOf(key), key: key, vctx: vctx, sib: sib, o: o}

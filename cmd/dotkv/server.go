@@ -39,6 +39,10 @@ func serverCommand() *cli.Command {
 			&cli.StringFlag{Name: "w", Usage: "default write level: one, quorum, all or a number", Value: "quorum"},
 			&cli.StringFlag{Name: "fsync", Usage: "always (sync before acknowledging) or never", Value: "always"},
 			&cli.Int64Flag{Name: "max-value", Usage: "largest value in bytes", Value: api.DefaultMaxValue},
+			&cli.IntFlag{Name: "max-siblings", Usage: "most siblings a write may leave on a key; more is refused with 409 too_many_siblings (0 = no bound)", Value: storage.DefaultMaxSiblings},
+			&cli.IntFlag{Name: "warn-siblings", Usage: "log and count (dotkv_sibling_warnings_total) writes that leave a key with this many siblings (0 = never)", Value: storage.DefaultWarnSiblings},
+			&cli.StringFlag{Name: "max-record", Usage: "largest encoded record (all siblings of a key) a write may leave, e.g. 16MiB; more is refused with 413 object_too_large",
+				Value: storage.FormatSize(storage.DefaultMaxRecordBytes)},
 			&cli.StringFlag{Name: "cache-size", Usage: "pebble block cache, e.g. 512MiB, 1GiB or a byte count; by default an eighth of memory (or of a lower cgroup limit) within 64MiB..1GiB",
 				DefaultText: storage.FormatSize(storage.DefaultCacheSize(1))},
 			&cli.StringFlag{Name: "memtable-size", Usage: "size of each pebble memtable (up to two in memory), e.g. 64MiB",
@@ -132,6 +136,10 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 	if err != nil {
 		return node.Config{}, err
 	}
+	maxSiblings, warnSiblings, maxRecord, err := limitFlags(c)
+	if err != nil {
+		return node.Config{}, err
+	}
 	secrets, err := secretFlag(c)
 	if err != nil {
 		return node.Config{}, err
@@ -153,6 +161,9 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 		W:              w,
 		Fsync:          fsync,
 		MaxValue:       c.Int64("max-value"),
+		MaxSiblings:    maxSiblings,
+		WarnSiblings:   warnSiblings,
+		MaxRecordBytes: maxRecord,
 		CacheSize:      cache,
 		MemTableSize:   uint64(memtable),
 		FaultInjection: c.Bool("fault-injection"),
@@ -203,6 +214,36 @@ func transferFlags(c *cli.Context) (limit int, rate int64, err error) {
 		rate = -1
 	}
 	return limit, rate, nil
+}
+
+// limitFlags parses --max-siblings, --warn-siblings and --max-record into
+// node.Config's MaxSiblings, WarnSiblings and MaxRecordBytes, where 0
+// selects the default: a flag's 0 (no bound, never) is -1 there, and an
+// unset --warn-siblings is 0 (25, or --max-siblings if lower).
+func limitFlags(c *cli.Context) (maxSiblings, warnSiblings int, maxRecord int64, err error) {
+	maxSiblings, warnSiblings = c.Int("max-siblings"), c.Int("warn-siblings")
+	if maxSiblings < 0 || warnSiblings < 0 {
+		return 0, 0, 0, fmt.Errorf("--max-siblings and --warn-siblings must be ≥ 0 (0: no bound, never)")
+	}
+	switch {
+	case !c.IsSet("warn-siblings"):
+		warnSiblings = 0 // storage's default: 25, or --max-siblings if lower
+	case maxSiblings > 0 && warnSiblings > maxSiblings:
+		return 0, 0, 0, fmt.Errorf("--warn-siblings %d is above --max-siblings %d", warnSiblings, maxSiblings)
+	case warnSiblings == 0:
+		warnSiblings = -1
+	}
+	if maxSiblings == 0 {
+		maxSiblings = -1
+	}
+	maxRecord, err = storage.ParseSize(c.String("max-record"))
+	if err == nil && (maxRecord == 0 || maxRecord > node.MaxRecordLimit) {
+		err = fmt.Errorf("%s: want more than 0 and at most %s (half an internode message)", c.String("max-record"), storage.FormatSize(node.MaxRecordLimit))
+	}
+	if err != nil {
+		return 0, 0, 0, fmt.Errorf("--max-record: %w", err)
+	}
+	return maxSiblings, warnSiblings, maxRecord, nil
 }
 
 // sizeFlags parses --cache-size and --memtable-size and checks them as

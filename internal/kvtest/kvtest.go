@@ -60,6 +60,10 @@ type Options struct {
 	Seed   uint64
 	// TransferLimit is every node's --transfer-limit (0: the default).
 	TransferLimit int
+	// MaxSiblings and MaxRecordBytes are every node's --max-siblings and
+	// --max-record (0: the defaults, 100 and 16 MiB).
+	MaxSiblings    int
+	MaxRecordBytes int64
 }
 
 // LANLatency is the memnet clusters' initial one-way message delay: so
@@ -145,6 +149,7 @@ func (c *Cluster) newNode(i int) *Node {
 			DisableHints: opts.DisableHints, MaxHints: opts.MaxHints, HintInterval: 50 * time.Millisecond,
 			DisableAAE: opts.DisableAAE, AAEInterval: cmp.Or(opts.AAEInterval, 200*time.Millisecond),
 			TombstoneGrace: opts.TombstoneGrace, TransferLimit: opts.TransferLimit,
+			MaxSiblings: opts.MaxSiblings, MaxRecordBytes: opts.MaxRecordBytes,
 			CleanupInterval: 200 * time.Millisecond,
 		}
 		if c.Net != nil {

@@ -319,6 +319,19 @@ func (e *Endpoint) Handle(method string, fn transport.Handler) {
 	e.mu.handlers[method] = fn
 }
 
+// StopServing stops serving, as a real RPC server's Close does, but keeps
+// the endpoint's own calls working (a node that stops accepting requests
+// still finishes those in flight, which call other nodes): later calls to
+// it fail as not delivered (a refused dial), calls already on their way
+// as ErrPeerClosed (outcome unknown). It waits for in-flight handlers.
+// Close then ends the endpoint's calls too.
+func (e *Endpoint) StopServing() {
+	e.mu.Lock()
+	e.mu.serving = false
+	e.mu.Unlock()
+	e.wg.Wait()
+}
+
 // Close stops serving: later calls to or from it fail as not delivered. It
 // waits for in-flight handlers. Closing twice is a no-op.
 func (e *Endpoint) Close() {
@@ -337,11 +350,11 @@ func (e *Endpoint) Close() {
 }
 
 // start registers one handler run for method; ok is false if the endpoint
-// is closed.
+// is closed or stopped serving.
 func (e *Endpoint) start(method string) (h transport.Handler, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.mu.closed {
+	if e.mu.closed || !e.mu.serving {
 		return nil, false
 	}
 	e.wg.Add(1)
