@@ -102,6 +102,9 @@ func (c *Coordinator) handleHint(_ context.Context, _ string, req []byte) ([]byt
 	if err != nil {
 		return nil, err
 	}
+	if int(p) >= c.cluster.View().Partitions() {
+		return nil, errNotOwner // no node owns a partition past Q
+	}
 	if target == c.self {
 		_, err = c.store.Merge(p, key, st)
 	} else {

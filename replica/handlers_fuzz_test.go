@@ -357,13 +357,9 @@ func FuzzReplicaHandlers(f *testing.F) {
 			if got := decodedState(t, after, name); !got.Equal(want) {
 				t.Fatalf("handler %d: %s holds %+v, want the merge %+v", sel, name, got, want)
 			}
-			if sel == fuzzReplicate && int(p) >= n.ring.Partitions() {
-				t.Fatalf("replicate accepted partition %d of %d", p, n.ring.Partitions())
+			if (sel == fuzzReplicate || sel == fuzzHint) && int(p) >= n.ring.Partitions() {
+				t.Fatalf("handler %d accepted partition %d of %d", sel, p, n.ring.Partitions())
 			}
-			// TODO(issue 12): handleHint keeps a hint (or, for itself, a
-			// record) of a partition outside the ring (p >= 64 here), and
-			// hint delivery and cleanup then panic on it in ring.(*Ring).row;
-			// once it is refused, assert it here as for replicate.
 		case fuzzPut:
 			if herr != nil {
 				t.Fatalf("put of a decodable message failed: %v", herr)
