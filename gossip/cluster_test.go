@@ -491,9 +491,9 @@ func TestRestartedNodeServesOnlyAfterHearingFromThePeers(t *testing.T) {
 		return st
 	}
 	st := openStore()
-	n1 := startNode(t, "n1", "127.0.0.43", nil, nil)
-	n2 := startNode(t, "n2", "127.0.0.44", []string{n1.m.GossipAddr()}, nil)
-	n3 := startNode(t, "n3", "127.0.0.45", []string{n1.m.GossipAddr()}, st)
+	n1 := startNode(t, "n1", "127.0.0.51", nil, nil)
+	n2 := startNode(t, "n2", "127.0.0.52", []string{n1.m.GossipAddr()}, nil)
+	n3 := startNode(t, "n3", "127.0.0.53", []string{n1.m.GossipAddr()}, st)
 	nodes := []*testNode{n1, n2, n3}
 	waitFor(t, waitLimit, "3 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
 	n3.m.crash()
@@ -506,7 +506,7 @@ func TestRestartedNodeServesOnlyAfterHearingFromThePeers(t *testing.T) {
 	n2.filter.Block("n3")
 	st = openStore()
 	f := transport.NewFilter(nil)
-	m, err := Start(Config{NodeID: "n3", GossipAddr: "127.0.0.45:0", HTTPAddr: "127.0.0.45:8080", RPCAddr: "127.0.0.45:8081",
+	m, err := Start(Config{NodeID: "n3", GossipAddr: "127.0.0.53:0", HTTPAddr: "127.0.0.53:8080", RPCAddr: "127.0.0.53:8081",
 		Partitions: 256, N: 3, Store: st, Filter: f, Fast: true, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
@@ -535,7 +535,7 @@ func TestRestartedNodeServesOnlyAfterHearingFromThePeers(t *testing.T) {
 	})
 	st = openStore()
 	t.Cleanup(func() { _ = st.Close() })
-	n3 = startNode(t, "n3", "127.0.0.45", nil, st)
+	n3 = startNode(t, "n3", "127.0.0.53", nil, st)
 	if n3.m.Ready() {
 		t.Fatal("restarted n3 is ready before it heard from a peer")
 	}
