@@ -4,9 +4,10 @@ import (
 	"bytes"
 	"errors"
 	"maps"
-	rtmetrics "runtime/metrics"
 	"slices"
 	"testing"
+
+	"github.com/dotkv/dotkv/internal/fuzzcheck"
 )
 
 // FuzzDecodeRingState decodes arbitrary bytes as what gossip receives
@@ -48,7 +49,7 @@ func FuzzDecodeRingState(f *testing.F) {
 			}
 		}
 
-		checkAllocs(t, "decodeState", len(data), func() { _, _ = decodeState(data) })
+		fuzzcheck.Allocs(t, "decodeState", len(data), func() { _, _ = decodeState(data) })
 		s, err := decodeState(data)
 		if err != nil {
 			if !errors.Is(err, errBadState) {
@@ -105,33 +106,4 @@ func FuzzDecodeRingState(f *testing.F) {
 			}
 		}
 	})
-}
-
-// checkAllocs fails t if fn, a decoding of n input bytes, allocates more
-// than a few MiB beyond 64 bytes per input byte: a length prefix or
-// count must never make a decoder allocate what the input cannot back.
-// Other goroutines allocate meanwhile (and small allocations are counted
-// a span at a time), so only a bound exceeded on three runs fails.
-func checkAllocs(t *testing.T, what string, n int, fn func()) {
-	t.Helper()
-	limit := uint64(4<<20 + 64*n)
-	var least uint64
-	for i := range 3 {
-		before := heapAllocs()
-		fn()
-		grew := heapAllocs() - before
-		if i == 0 || grew < least {
-			least = grew
-		}
-		if least <= limit {
-			return
-		}
-	}
-	t.Fatalf("%s of %d bytes allocated %d bytes", what, n, least)
-}
-
-func heapAllocs() uint64 {
-	s := []rtmetrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	rtmetrics.Read(s)
-	return s[0].Value.Uint64()
 }

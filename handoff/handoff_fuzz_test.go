@@ -5,12 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	rtmetrics "runtime/metrics"
 	"slices"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/dotkv/dotkv/internal/fuzzcheck"
 	"github.com/dotkv/dotkv/internal/wire"
 	"github.com/dotkv/dotkv/ring"
 	"github.com/dotkv/dotkv/storage"
@@ -251,7 +251,7 @@ func FuzzHandoffHandlers(f *testing.F) {
 
 // checkScanReply decodes msg as a scan reply, as a receiver does.
 func checkScanReply(t *testing.T, msg []byte) {
-	checkAllocs(t, "decodeScan", len(msg), func() { _, _ = decodeScan(msg) })
+	fuzzcheck.Allocs(t, "decodeScan", len(msg), func() { _, _ = decodeScan(msg) })
 	b, err := decodeScan(msg)
 	if err != nil {
 		if !errors.Is(err, wire.ErrMalformed) && !errors.Is(err, ErrBusy) && !errors.Is(err, ErrNotReader) {
@@ -280,33 +280,4 @@ func checkScanReply(t *testing.T, msg []byte) {
 	if !bytes.Equal(encodeScanReply(b2), enc) || b2.bytes != b.bytes {
 		t.Fatalf("scan reply round trip: %+v, then %+v", b, b2)
 	}
-}
-
-// checkAllocs fails t if fn, a decoding of n input bytes, allocates more
-// than a few MiB beyond 64 bytes per input byte: a length prefix or
-// count must never make a decoder allocate what the input cannot back.
-// Other goroutines allocate meanwhile (and small allocations are counted
-// a span at a time), so only a bound exceeded on three runs fails.
-func checkAllocs(t *testing.T, what string, n int, fn func()) {
-	t.Helper()
-	limit := uint64(4<<20 + 64*n)
-	var least uint64
-	for i := range 3 {
-		before := heapAllocs()
-		fn()
-		grew := heapAllocs() - before
-		if i == 0 || grew < least {
-			least = grew
-		}
-		if least <= limit {
-			return
-		}
-	}
-	t.Fatalf("%s of %d bytes allocated %d bytes", what, n, least)
-}
-
-func heapAllocs() uint64 {
-	s := []rtmetrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	rtmetrics.Read(s)
-	return s[0].Value.Uint64()
 }

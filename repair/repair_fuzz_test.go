@@ -5,13 +5,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	rtmetrics "runtime/metrics"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/dotkv/dotkv/internal/fuzzcheck"
 	"github.com/dotkv/dotkv/internal/wire"
 	"github.com/dotkv/dotkv/ring"
 	"github.com/dotkv/dotkv/storage"
@@ -227,7 +227,7 @@ func FuzzRepairHandlers(f *testing.F) {
 
 		// merge_states: decodeBatch is the decoder; check it against an
 		// independent reading of the layout, then the handler's effect.
-		checkAllocs(t, "decodeBatch", len(msg), func() { _, _ = decodeBatch(msg) })
+		fuzzcheck.Allocs(t, "decodeBatch", len(msg), func() { _, _ = decodeBatch(msg) })
 		hs, derr := decodeBatch(msg)
 		if derr != nil {
 			if !errors.Is(derr, wire.ErrMalformed) {
@@ -511,33 +511,4 @@ func allPartitions() []uint32 {
 		ps[i] = uint32(i)
 	}
 	return ps
-}
-
-// checkAllocs fails t if fn, a decoding of n input bytes, allocates more
-// than a few MiB beyond 64 bytes per input byte: a length prefix or
-// count must never make a decoder allocate what the input cannot back.
-// Other goroutines allocate meanwhile (and small allocations are counted
-// a span at a time), so only a bound exceeded on three runs fails.
-func checkAllocs(t *testing.T, what string, n int, fn func()) {
-	t.Helper()
-	limit := uint64(4<<20 + 64*n)
-	var least uint64
-	for i := range 3 {
-		before := heapAllocs()
-		fn()
-		grew := heapAllocs() - before
-		if i == 0 || grew < least {
-			least = grew
-		}
-		if least <= limit {
-			return
-		}
-	}
-	t.Fatalf("%s of %d bytes allocated %d bytes", what, n, least)
-}
-
-func heapAllocs() uint64 {
-	s := []rtmetrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	rtmetrics.Read(s)
-	return s[0].Value.Uint64()
 }

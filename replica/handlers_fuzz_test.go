@@ -5,12 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	rtmetrics "runtime/metrics"
 	"slices"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 
+	"github.com/dotkv/dotkv/internal/fuzzcheck"
 	"github.com/dotkv/dotkv/internal/wire"
 	"github.com/dotkv/dotkv/ring"
 	"github.com/dotkv/dotkv/storage"
@@ -300,7 +300,7 @@ func FuzzReplicaHandlers(f *testing.F) {
 				decErr = err
 			}
 		case fuzzPut:
-			checkAllocs(t, "decodePut", len(msg), func() { _, _ = decodePut(msg, 3) })
+			fuzzcheck.Allocs(t, "decodePut", len(msg), func() { _, _ = decodePut(msg, 3) })
 			put, decErr = decodePut(msg, n.coord.cfg.N)
 			key, p = put.key, n.ring.PartitionOf(put.key)
 		}
@@ -424,7 +424,7 @@ func FuzzDecodePutResult(f *testing.F) {
 	f.Add([]byte{putUnavailable, 1})
 	f.Add([]byte{putUnavailable, 0, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01, 0})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		checkAllocs(t, "decodePutResult", len(data), func() { _, _ = decodePutResult(data) })
+		fuzzcheck.Allocs(t, "decodePutResult", len(data), func() { _, _ = decodePutResult(data) })
 		v, err := decodePutResult(data)
 		if err != nil && v != nil {
 			t.Fatalf("an error (%v) with a context %v", err, v)
@@ -473,33 +473,4 @@ func putOutcome(err error) string {
 		return "malformed"
 	}
 	return "failed"
-}
-
-// checkAllocs fails t if fn, a decoding of n input bytes, allocates more
-// than a few MiB beyond 64 bytes per input byte: a length prefix or
-// count must never make a decoder allocate what the input cannot back.
-// Other goroutines allocate meanwhile (and small allocations are counted
-// a span at a time), so only a bound exceeded on three runs fails.
-func checkAllocs(t *testing.T, what string, n int, fn func()) {
-	t.Helper()
-	limit := uint64(4<<20 + 64*n)
-	var least uint64
-	for i := range 3 {
-		before := heapAllocs()
-		fn()
-		grew := heapAllocs() - before
-		if i == 0 || grew < least {
-			least = grew
-		}
-		if least <= limit {
-			return
-		}
-	}
-	t.Fatalf("%s of %d bytes allocated %d bytes", what, n, least)
-}
-
-func heapAllocs() uint64 {
-	s := []rtmetrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
-	rtmetrics.Read(s)
-	return s[0].Value.Uint64()
 }
