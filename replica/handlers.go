@@ -71,7 +71,7 @@ func (c *Coordinator) handleReplicate(_ context.Context, _ string, req []byte) (
 	if !c.owns(p, epoch, false) {
 		return nil, errNotOwner
 	}
-	if v := c.cluster.View(); v.Epoch() > epoch && int(p) < v.Partitions() {
+	if v := c.cluster.View(); v.Epoch() > epoch { // owns refused p ≥ Q
 		// The sender's view is older. Its copy counts only if the sender
 		// planned the write on every write owner this view has: else a
 		// node it does not know of (a new owner) would lack the write.
