@@ -163,7 +163,7 @@ func newNode(t testing.TB, c *cluster, id string, tweak func(*Config)) *node {
 	n.aae = repair.NewEngine(repair.EngineConfig{Self: id, Store: s, Trees: trees, Tombs: tombs, Peer: n.ep,
 		View: c.View, Dead: func(id string) bool { return !c.Live(id) }, KeysPerSec: 1 << 30})
 	n.aae.Register(n.ep)
-	n.ep.Handle(repair.MethodMergeStates, repair.HandleMergeStates(s))
+	n.ep.Handle(repair.MethodMergeStates, repair.HandleMergeStates(s, c.View().PartitionOf))
 	n.eng = n.newEngine(t, tweak)
 	n.eng.Register(n.ep)
 	return n

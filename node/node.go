@@ -386,7 +386,9 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 		return err
 	}
 	n.coord.Register(n.rpc)
-	n.rpc.Handle(repair.MethodMergeStates, repair.HandleMergeStates(n.store))
+	n.rpc.Handle(repair.MethodMergeStates, repair.HandleMergeStates(n.store, func(key []byte) uint32 {
+		return n.membership.View().PartitionOf(key)
+	}))
 
 	dead := func(id string) bool { return n.membership.Liveness(id) == gossip.Dead }
 	n.deliverer = repair.NewDeliverer(repair.DelivererConfig{

@@ -117,7 +117,7 @@ func newAAENode(tb testing.TB, net *aaeNet, id string, r *ring.Ring, clk *testCl
 		Registerer:     n.reg,
 	})
 	n.eng.Register(ep)
-	ep.Handle(MethodMergeStates, HandleMergeStates(s))
+	ep.Handle(MethodMergeStates, HandleMergeStates(s, r.PartitionOf))
 	return n
 }
 

@@ -19,13 +19,14 @@ import (
 // of partitions its node does not own, and owners serving
 // MethodMergeStates on the in-memory network.
 
-// serveNode opens id's store and serves its MethodMergeStates on net.
-func serveNode(t *testing.T, net *aaeNet, id string) (*storage.Store, *memnet.Endpoint) {
+// serveNode opens id's store and serves its MethodMergeStates on net, for
+// keys placed by partitionOf.
+func serveNode(t *testing.T, net *aaeNet, id string, partitionOf func([]byte) uint32) (*storage.Store, *memnet.Endpoint) {
 	t.Helper()
 	s := open(t, id)
 	ep := net.Listen(id)
 	t.Cleanup(ep.Close) // before the store closes: no handler may run then
-	ep.Handle(MethodMergeStates, HandleMergeStates(s))
+	ep.Handle(MethodMergeStates, HandleMergeStates(s, partitionOf))
 	return s, ep
 }
 
@@ -96,7 +97,7 @@ func newCleanCluster(t *testing.T, batch int) *cleanCluster {
 	c := &cleanCluster{net: newAAENet(), view: ring.Stable(r, 1), stores: map[string]*storage.Store{}}
 	var ep *memnet.Endpoint
 	for _, id := range []string{"a", "b", "c"} {
-		s, e := serveNode(t, c.net, id)
+		s, e := serveNode(t, c.net, id, r.PartitionOf)
 		c.stores[id] = s
 		if id == "a" {
 			ep = e
@@ -267,7 +268,7 @@ func TestCleanerLeavesMovingPartitionsAlone(t *testing.T) {
 	stores := map[string]*storage.Store{}
 	var ep *memnet.Endpoint
 	for _, id := range []string{"a", "b", "c", "d"} {
-		s, e := serveNode(t, net, id)
+		s, e := serveNode(t, net, id, cur.PartitionOf)
 		stores[id] = s
 		if id == "a" {
 			ep = e

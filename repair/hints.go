@@ -337,13 +337,20 @@ func decodeBatch(req []byte) ([]storage.Hint, error) {
 }
 
 // HandleMergeStates returns the RPC handler that merges a batch of states
-// into this node's records. A malformed batch is refused whole, before
-// anything is merged.
-func HandleMergeStates(store RecordStore) transport.Handler {
+// into this node's records. A malformed batch, or one naming a partition
+// its key does not hash to (partitionOf: the ring's PartitionOf; a record
+// stored under another partition would be invisible to reads and to
+// anti-entropy), is refused whole, before anything is merged.
+func HandleMergeStates(store RecordStore, partitionOf func(key []byte) uint32) transport.Handler {
 	return func(_ context.Context, _ string, req []byte) ([]byte, error) {
 		hints, err := decodeBatch(req)
 		if err != nil {
 			return nil, err
+		}
+		for _, h := range hints {
+			if p := partitionOf(h.Key); p != h.Partition {
+				return nil, fmt.Errorf("%w: key %q is in partition %d, not %d", wire.ErrMalformed, h.Key, p, h.Partition)
+			}
 		}
 		return nil, mergeLocal(store, hints)
 	}

@@ -41,9 +41,13 @@ func hintNet(t *testing.T, target *storage.Store) (*memnet.Network, *memnet.Endp
 	holder, tgt := net.Listen("n1"), net.Listen("n3")
 	t.Cleanup(holder.Close)
 	t.Cleanup(tgt.Close)
-	tgt.Handle(MethodMergeStates, HandleMergeStates(target))
+	tgt.Handle(MethodMergeStates, HandleMergeStates(target, inPartition7))
 	return net, holder
 }
+
+// inPartition7 is the partition function of the hint tests' target: they
+// keep every key in partition 7.
+func inPartition7([]byte) uint32 { return 7 }
 
 // write makes a state for key on a scratch store (as a coordinator would).
 func write(t *testing.T, coord *storage.Store, key, value string) versioning.State {
@@ -301,7 +305,7 @@ func TestDecodeBatchRefusesMalformed(t *testing.T) {
 // and merges a good one.
 func TestHandlerRefusesMalformedBatches(t *testing.T) {
 	target := open(t, "n3")
-	h := HandleMergeStates(target)
+	h := HandleMergeStates(target, func([]byte) uint32 { return 1 })
 	st := write(t, open(t, "n2"), "k", "v")
 	good, err := encodeBatch([]storage.Hint{{Target: "n3", Partition: 1, Key: []byte("k"), State: st}})
 	if err != nil {
@@ -322,6 +326,10 @@ func TestHandlerRefusesMalformedBatches(t *testing.T) {
 	half := wire.Writer(nil).Uvarint(2).U32(1).Bytes([]byte("k")).Bytes(enc).U32(1).Bytes([]byte("k2")).Bytes([]byte{0xff})
 	if _, err := h(context.Background(), "n1", half); err == nil {
 		t.Fatal("batch with an undecodable state accepted")
+	}
+	misplaced := wire.Writer(nil).Uvarint(2).U32(1).Bytes([]byte("k")).Bytes(enc).U32(2).Bytes([]byte("k2")).Bytes(enc)
+	if _, err := h(context.Background(), "n1", misplaced); err == nil {
+		t.Fatal("batch with a key outside the partition it names accepted")
 	}
 	if _, found, err := target.Get(1, []byte("k")); err != nil || found {
 		t.Fatalf("refused batch merged its first entry (found %v, %v)", found, err)
@@ -353,7 +361,7 @@ func newRetargetNet(t *testing.T) *retargetNet {
 	x := &retargetNet{net: newAAENet(), view: ring.Stable(r, 2), stores: map[string]*storage.Store{}}
 	var ep *memnet.Endpoint
 	for _, id := range []string{"n1", "n2", "n4"} {
-		s, e := serveNode(t, x.net, id)
+		s, e := serveNode(t, x.net, id, r.PartitionOf)
 		x.stores[id] = s
 		if id == "n1" {
 			ep = e

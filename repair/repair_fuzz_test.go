@@ -195,7 +195,7 @@ func FuzzRepairHandlers(f *testing.F) {
 		)
 		switch sel {
 		case fuzzMergeStates:
-			resp, herr = HandleMergeStates(n.store)(ctx, "b", bytes.Clone(msg))
+			resp, herr = HandleMergeStates(n.store, n.ring.PartitionOf)(ctx, "b", bytes.Clone(msg))
 		case fuzzRoots:
 			resp, herr = n.eng.handleRoots(ctx, "b", bytes.Clone(msg))
 		case fuzzMids:
@@ -425,7 +425,7 @@ func (p *recordingPeer) Call(ctx context.Context, _, method string, req []byte) 
 	case methodGet:
 		h = p.to.eng.handleGet
 	case MethodMergeStates:
-		return HandleMergeStates(p.to.store)(ctx, "a", req)
+		return HandleMergeStates(p.to.store, p.to.ring.PartitionOf)(ctx, "a", req)
 	}
 	resp, err := h(ctx, "a", req)
 	if err == nil {

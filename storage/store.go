@@ -408,6 +408,9 @@ func (s *Store) update(partition uint32, key []byte, fn func(cur versioning.Stat
 	if err != nil {
 		return versioning.State{}, nil, err
 	}
+	if old == nil && next.IsZero() {
+		return next, noSync, nil // nothing to keep (e.g. a merge of an empty state): no empty record
+	}
 	enc, err := next.MarshalBinary()
 	if err != nil {
 		return versioning.State{}, nil, fmt.Errorf("encode record %q: %w", key, err)

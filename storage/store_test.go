@@ -343,6 +343,19 @@ func TestMergeSyncsRemoteState(t *testing.T) {
 	}
 }
 
+// TestMergeOfAnEmptyStateStoresNothing: merging an empty state into a key
+// this node does not hold leaves no (empty) record behind.
+func TestMergeOfAnEmptyStateStoresNothing(t *testing.T) {
+	s := openMem(t, vfs.NewMem(), "a", FsyncNever)
+	defer s.Close()
+	if _, err := s.Merge(0, []byte("k"), versioning.State{}); err != nil {
+		t.Fatal(err)
+	}
+	if raw, found, err := s.GetRaw(0, []byte("k")); err != nil || found {
+		t.Fatalf("record after merging an empty state: %x, found %v, %v", raw, found, err)
+	}
+}
+
 func TestClosedStoreRefusesWork(t *testing.T) {
 	s := openMem(t, vfs.NewMem(), "n1", FsyncAlways)
 	if err := s.Close(); err != nil {
