@@ -12,4 +12,32 @@
 //
 // Errors are JSON {"error": "...", "code": "..."} with the status that
 // names the problem. Bad input never reaches storage.
+//
+// # Access control
+//
+// With Config.Auth set (--auth-token-file, package auth), a request is
+// checked before it is routed, against the token of its
+// "Authorization: Bearer <token>" header (the scheme in any case):
+//
+//	GET /healthz                                   open
+//	GET /metrics                                   open; any role with Config.MetricsAuth
+//	GET, HEAD /kv/, /cluster/status,
+//	          /cluster/preflist/                   read
+//	PUT, POST, DELETE /kv/                         write
+//	/admin/, /debug/, /cluster/leave,
+//	/cluster/remove/                               admin
+//	anything else                                  any role (then 404 or 405)
+//
+// A request that needs a token and has no valid one is answered 401
+// unauthorized with WWW-Authenticate: Bearer realm="dotkv", whatever its
+// path, so that a caller without a token learns nothing; one with a valid
+// token without the role is answered 403 forbidden, naming the role
+// needed. Refusals are counted
+// in dotkv_http_auth_refused_total{reason}. Tokens are never logged.
+//
+// # Admin address
+//
+// With Config.SeparateAdmin (--admin-http), the handler answers 404 for
+// /admin/ and /debug/, and Server.AdminHandler, served on its own
+// listener, serves them alone (under the same access control).
 package api

@@ -45,14 +45,27 @@ type node struct {
 	srv    *httptest.Server
 	client *http.Client
 	tr     *http.Transport
+	// configure, if not nil, adjusts the api.Config of each start.
+	configure func(*api.Config)
+	// api is the handler srv serves.
+	api *api.Server
+	// token, if not "", is sent as "Authorization: Bearer token" by
+	// requests whose header has no Authorization field.
+	token string
 }
 
 // newNode starts a node on a fresh in-memory filesystem. Everything is
 // closed at the end of the test.
 func newNode(t *testing.T) *node {
 	t.Helper()
+	return newNodeWith(t, nil)
+}
+
+// newNodeWith is newNode with configure adjusting the node's api.Config.
+func newNodeWith(t *testing.T, configure func(*api.Config)) *node {
+	t.Helper()
 	tr := &http.Transport{}
-	n := &node{t: t, fs: vfs.NewMem(), tr: tr, client: &http.Client{Transport: tr}}
+	n := &node{t: t, fs: vfs.NewMem(), tr: tr, client: &http.Client{Transport: tr}, configure: configure}
 	n.start()
 	t.Cleanup(func() {
 		n.stop()
@@ -75,10 +88,15 @@ func (n *node) start() {
 		n.t.Fatalf("replica.NewLocal: %v", err)
 	}
 	n.store = store
-	n.srv = httptest.NewServer(api.New(backend, api.Config{
+	cfg := api.Config{
 		NodeID: "n1", MaxValue: testMaxValue, Cluster: api.SingleNode("n1", "", backend.View()),
 		ContextKeys: func() *versioning.ContextKeys { return testKeys },
-	}))
+	}
+	if n.configure != nil {
+		n.configure(&cfg)
+	}
+	n.api = api.New(backend, cfg)
+	n.srv = httptest.NewServer(n.api)
 }
 
 // stop closes the server and the store; calling it twice is safe.
@@ -154,6 +172,9 @@ func (n *node) doHeader(method, rawPath string, hdr http.Header, body io.Reader)
 	}
 	for k, vs := range hdr {
 		req.Header[k] = vs
+	}
+	if _, ok := req.Header["Authorization"]; !ok && n.token != "" {
+		req.Header.Set("Authorization", "Bearer "+n.token)
 	}
 	res, err := n.client.Do(req)
 	if err != nil {

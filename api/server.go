@@ -64,6 +64,23 @@ type Config struct {
 	// not_ready. Nil means a random secret of this Server alone (tests):
 	// its tokens work on no other server and not after a restart.
 	ContextKeys func() *versioning.ContextKeys
+	// Auth, if not nil, turns access control on (--auth-token-file):
+	// every request but GET /healthz (and /metrics unless MetricsAuth)
+	// needs an "Authorization: Bearer <token>" header whose token Auth
+	// knows, and a role that allows it (see auth.Role): read for reads of
+	// /kv/, /cluster/status and /cluster/preflist/; write for PUT and
+	// DELETE of /kv/; admin for /admin/, /debug/, /cluster/leave and
+	// /cluster/remove/. Without a valid token the answer is 401
+	// unauthorized (with WWW-Authenticate), with one lacking the role 403
+	// forbidden. Nil: no access control. Set it only to a non-nil value
+	// (a nil *auth.File in it refuses every token).
+	Auth Authorizer
+	// MetricsAuth makes /metrics need a valid token of any role when Auth
+	// is set; otherwise /metrics is open.
+	MetricsAuth bool
+	// SeparateAdmin makes the handler answer 404 for /admin/ and /debug/,
+	// which AdminHandler serves on a separate address (--admin-http).
+	SeparateAdmin bool
 }
 
 // Limits of the client API.
@@ -83,6 +100,7 @@ type Server struct {
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	metrics *httpMetrics
+	refused *prometheus.CounterVec // dotkv_http_auth_refused_total
 	mux     *http.ServeMux
 }
 
@@ -119,6 +137,7 @@ func New(backend Backend, cfg Config) *Server {
 		log:     cfg.Logger,
 		reg:     cfg.Registry,
 		metrics: newHTTPMetrics(cfg.Registry),
+		refused: newRefusedCounter(cfg.Registry, cfg.Auth != nil),
 		mux:     http.NewServeMux(),
 	}
 	cfg.Registry.MustRegister(ringCollector{self: cfg.NodeID, cluster: cfg.Cluster})
@@ -136,54 +155,51 @@ func (s *Server) Registry() *prometheus.Registry { return s.reg }
 
 // ServeHTTP routes a request. /kv/ and /debug/replica/ are routed by hand
 // rather than by ServeMux, which would clean (and redirect) keys holding
-// "//", "." or "..".
+// "//", "." or "..". With Config.Auth set, a request is checked before it
+// is routed (Config.Auth describes what each endpoint needs).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
-	rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
-	route := s.route(rec, r)
-	s.metrics.observe(route, r.Method, rec.status, time.Since(start))
+	sc := scopeAll
+	if s.cfg.SeparateAdmin {
+		sc = scopeClient
+	}
+	s.serve(w, r, sc)
 }
 
-func (s *Server) route(w http.ResponseWriter, r *http.Request) string {
-	path := r.URL.EscapedPath()
-	switch {
-	case hasPrefix(path, "/kv/"):
-		s.kv(w, r, path[len("/kv/"):])
-		return "kv"
-	case hasPrefix(path, "/debug/replica/"):
-		s.debugReplica(w, r, path[len("/debug/replica/"):])
-		return "debug_replica"
-	case hasPrefix(path, "/cluster/preflist/"):
-		s.clusterPreflist(w, r, path[len("/cluster/preflist/"):])
-		return "cluster_preflist"
-	case path == "/cluster/status":
-		if readOnly(w, r, path) {
+// route answers a request in scope sc and returns its route name.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, sc scope) string {
+	ep, elsewhere := inScope(s.classify(r.Method, r.URL.EscapedPath()), sc)
+	if !s.authorize(w, r, ep) {
+		return ep.route
+	}
+	switch ep.route {
+	case routeKV:
+		s.kv(w, r, ep.rest)
+	case routeDebugReplica:
+		s.debugReplica(w, r, ep.rest)
+	case routeClusterPreflist:
+		s.clusterPreflist(w, r, ep.rest)
+	case routeClusterStatus:
+		if readOnly(w, r, "/cluster/status") {
 			s.clusterStatus(w, r)
 		}
-		return "cluster_status"
-	case path == "/cluster/leave":
+	case routeClusterLeave:
 		s.clusterLeave(w, r)
-		return "cluster_leave"
-	case hasPrefix(path, "/cluster/remove/"):
-		s.clusterRemove(w, r, path[len("/cluster/remove/"):])
-		return "cluster_remove"
-	case path == "/admin/aae":
+	case routeClusterRemove:
+		s.clusterRemove(w, r, ep.rest)
+	case routeAdminAAE:
 		s.adminAAE(w, r)
-		return "admin_aae"
-	case path == "/admin/fault":
+	case routeAdminFault:
 		s.adminFault(w, r)
-		return "admin_fault"
-	case hasPrefix(path, "/debug/pprof/"):
+	case routePprof:
 		s.mux.ServeHTTP(w, r)
-		return "pprof"
-	case path == "/healthz" || path == "/metrics":
-		if readOnly(w, r, path) {
+	case routeHealthz, routeMetrics:
+		if readOnly(w, r, "/"+ep.route) {
 			s.mux.ServeHTTP(w, r)
 		}
-		return path[1:]
+	default:
+		writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.URL.Path+elsewhere)
 	}
-	writeError(w, http.StatusNotFound, codeNotFound, "no such endpoint: "+r.URL.Path)
-	return "other"
+	return ep.route
 }
 
 func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
