@@ -21,6 +21,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/dotkv/dotkv/api"
+	"github.com/dotkv/dotkv/auth"
 	"github.com/dotkv/dotkv/replica"
 	"github.com/dotkv/dotkv/storage"
 	"github.com/dotkv/dotkv/versioning"
@@ -101,7 +102,7 @@ func FuzzHTTPHandler(f *testing.F) {
 			if h != nil {
 				h.close()
 			}
-			h = newFuzzAPINode(t)
+			h = newFuzzAPINode(t, false)
 		}
 		checkHTTPRequest(t, h, method, path, query, hdr, body, cl)
 	})
@@ -153,7 +154,11 @@ func checkHTTPRequest(t *testing.T, h *fuzzAPINode, method, path, query, hdr str
 	if err != nil {
 		return // net/http answers it (400) before any handler runs
 	}
-	if strings.HasPrefix(req.URL.Path, "/debug/pprof") &&
+	refusal, role := 0, auth.Admin
+	if h.auth {
+		refusal, role = wantAccess(req)
+	}
+	if refusal == 0 && strings.HasPrefix(req.URL.Path, "/debug/pprof") &&
 		(req.URL.RawQuery != "" || strings.Contains(req.URL.Path, "profile") || strings.Contains(req.URL.Path, "trace")) {
 		return // Go's profiler: it can sleep for seconds; not dotkv's
 	}
@@ -174,6 +179,7 @@ func checkHTTPRequest(t *testing.T, h *fuzzAPINode, method, path, query, hdr str
 	res := rec.Result()
 	after := h.dump(t)
 
+	h.statuses[res.StatusCode]++
 	desc := fmt.Sprintf("%s %s (Content-Length %d, %d body bytes) = %d %s", req.Method, req.URL.RequestURI(), req.ContentLength, len(sent), res.StatusCode, rec.Body.Bytes())
 	if res.StatusCode >= 500 {
 		_, hasTimeout := req.URL.Query()["timeout"]
@@ -190,6 +196,14 @@ func checkHTTPRequest(t *testing.T, h *fuzzAPINode, method, path, query, hdr str
 			e.Error == nil || e.Code == nil || *e.Code == "" {
 			t.Fatalf("error answer is not JSON {error, code}: %s (Content-Type %q)", desc, ct)
 		}
+	}
+	switch {
+	case refusal == http.StatusUnauthorized && (res.StatusCode != refusal || res.Header.Get("WWW-Authenticate") != `Bearer realm="dotkv"`):
+		t.Fatalf("a request without a valid token was not answered 401 with WWW-Authenticate (%q): %s", res.Header.Get("WWW-Authenticate"), desc)
+	case refusal != 0 && res.StatusCode != refusal:
+		t.Fatalf("want %d: %s", refusal, desc)
+	case refusal == 0 && (res.StatusCode == http.StatusUnauthorized || res.StatusCode == http.StatusForbidden):
+		t.Fatalf("access control refused a request that may pass: %s", desc)
 	}
 	escaped, isKV := strings.CutPrefix(req.URL.EscapedPath(), "/kv/")
 	key, keyErr := url.PathUnescape(escaped)
@@ -209,6 +223,10 @@ func checkHTTPRequest(t *testing.T, h *fuzzAPINode, method, path, query, hdr str
 	}
 	if !isKV || (req.Method != http.MethodPut && req.Method != http.MethodDelete) || res.StatusCode != http.StatusNoContent {
 		t.Fatalf("stored data changed (%v) by %s", diff, desc)
+	}
+	h.writes++
+	if !role.Allows(auth.Write) {
+		t.Fatalf("stored data changed (%v) by a request whose token's role is %v: %s", diff, role, desc)
 	}
 	if keyErr != nil {
 		t.Fatalf("stored data changed (%v) by a request with a malformed key: %s", diff, desc)
@@ -246,6 +264,60 @@ type errReader struct{ err error }
 
 func (e errReader) Read([]byte) (int, error) { return 0, e.err }
 
+const validAuthValues = 6
+
+// fuzzTokens are the tokens of a fuzz node with access control.
+var fuzzTokens = map[string]auth.Role{readToken: auth.Read, writeToken: auth.Write, adminToken: auth.Admin}
+
+// authValues are Authorization header values: valid tokens of each role
+// (the first validAuthValues: the scheme in any case, more than one
+// space), unknown, garbled and truncated tokens, other schemes, no
+// scheme, no token.
+var authValues = []string{
+	"Bearer " + readToken, "Bearer " + writeToken, "Bearer " + adminToken,
+	"bearer " + writeToken, "BEARER   " + adminToken, "bEaReR " + readToken,
+	"Bearer " + writeToken[:len(writeToken)-1], "Bearer " + writeToken + "x", "Bearer x" + adminToken,
+	"Bearer " + strings.ToUpper(writeToken), "Bearer " + strings.Replace(adminToken, "a", "b", 1),
+	"Bearer " + writeToken + " " + writeToken, "Bearer\t" + writeToken, "Bearer:" + writeToken,
+	"Basic " + adminToken, "Token " + writeToken, adminToken, "Bearer", "Bearer ", "", " ",
+	"Bearer " + strings.Repeat("x", 500), "Bearer " + readToken + "\x00",
+}
+
+// wantAccess is what access control must do with req, from the rules of
+// Config.Auth written out again: 0 (let it through), 401 (no valid
+// token) or 403 (a token without the role needed); and the role of its
+// token (0 if none).
+func wantAccess(req *http.Request) (refusal int, role auth.Role) {
+	path := req.URL.EscapedPath()
+	var need auth.Role
+	switch {
+	case path == "/healthz":
+	case strings.HasPrefix(path, "/admin/") || strings.HasPrefix(path, "/debug/") ||
+		path == "/cluster/leave" || strings.HasPrefix(path, "/cluster/remove/"):
+		need = auth.Admin
+	case strings.HasPrefix(path, "/kv/") &&
+		(req.Method == http.MethodPut || req.Method == http.MethodPost || req.Method == http.MethodDelete):
+		need = auth.Write
+	default: // reads, /metrics with MetricsAuth, anything else
+		need = auth.Read
+	}
+	if vals := req.Header.Values("Authorization"); len(vals) == 1 {
+		scheme, tok, ok := strings.Cut(vals[0], " ")
+		if ok && strings.EqualFold(scheme, "bearer") {
+			role = fuzzTokens[strings.TrimLeft(tok, " ")]
+		}
+	}
+	switch {
+	case need == 0:
+		return 0, role
+	case role == 0:
+		return http.StatusUnauthorized, 0
+	case role < need:
+		return http.StatusForbidden, role
+	}
+	return 0, role
+}
+
 // fuzzAPINode is one node's API over replica.Local and a real pebble
 // store on vfs.NewMem, with keys holding one value, two siblings, a
 // tombstone, and a value next to a tombstone.
@@ -254,9 +326,17 @@ type fuzzAPINode struct {
 	backend *replica.Coordinator
 	srv     *api.Server
 	records int
+	// auth: access control is on (newFuzzAPINode).
+	auth bool
+	// statuses counts the answers checkHTTPRequest saw, by status; writes
+	// the requests that changed stored data.
+	statuses map[int]int
+	writes   int
 }
 
-func newFuzzAPINode(tb testing.TB) *fuzzAPINode {
+// newFuzzAPINode returns a node for the fuzz checks; withAuth turns
+// access control on, with the tokens fuzzTokens lists and MetricsAuth.
+func newFuzzAPINode(tb testing.TB, withAuth bool) *fuzzAPINode {
 	tb.Helper()
 	store, err := storage.Open("db", storage.Options{NodeID: "n1", FS: vfs.NewMem(), Fsync: storage.FsyncNever,
 		CacheSize: 1 << 20, MemTableSize: 1 << 20})
@@ -267,12 +347,24 @@ func newFuzzAPINode(tb testing.TB) *fuzzAPINode {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	n := &fuzzAPINode{store: store, backend: backend}
-	n.srv = api.New(backend, api.Config{
+	n := &fuzzAPINode{store: store, backend: backend, auth: withAuth, statuses: map[int]int{}}
+	cfg := api.Config{
 		NodeID: "n1", MaxValue: 1024, Cluster: api.SingleNode("n1", "", backend.View()),
 		Faults: &fakeFaults{}, Hints: store, AAE: zeroRoots{},
 		ContextKeys: func() *versioning.ContextKeys { return testKeys },
-	})
+	}
+	if withAuth {
+		var file strings.Builder
+		for tok, role := range fuzzTokens {
+			fmt.Fprintf(&file, "%v %s\n", role, tok)
+		}
+		toks, err := auth.Parse(strings.NewReader(file.String()))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		cfg.Auth, cfg.MetricsAuth = toks, true
+	}
+	n.srv = api.New(backend, cfg)
 	put := func(key string, vctx versioning.VersionVector, sib versioning.Sibling) versioning.VersionVector {
 		v, err := backend.Put(tb.Context(), []byte(key), vctx, sib, replica.WriteOptions{})
 		if err != nil {
@@ -387,7 +479,69 @@ func (zeroRoots) Roots(ps []uint32) []uint64 { return make([]uint64, len(ps)) }
 // forged and malformed contexts, bodies around the value limit), so that
 // every test run covers what a blind fuzzer takes long to reach. The
 // seed is logged; set DOTKV_HTTP_SEED to replay one.
-func TestHTTPHandlerRandomRequests(t *testing.T) {
+func TestHTTPHandlerRandomRequests(t *testing.T) { randomHTTPRequests(t, false) }
+
+// TestHTTPHandlerRandomRequestsAuth is TestHTTPHandlerRandomRequests with
+// access control on, each request carrying no Authorization header, one
+// or two, of tokens of each role and of garbled or unknown ones: a request
+// without a valid token is answered 401, one whose token lacks the role
+// 403, and only a write or admin token ever changes stored data.
+func TestHTTPHandlerRandomRequestsAuth(t *testing.T) { randomHTTPRequests(t, true) }
+
+// FuzzHTTPHandlerAuth is FuzzHTTPHandler with access control on (and
+// MetricsAuth): who picks an Authorization header of authValues (or none),
+// and hdr may add more. Beyond FuzzHTTPHandler's checks, a request
+// without a valid token must be answered 401 with WWW-Authenticate, one
+// whose token lacks the role 403, and stored data may change only by a
+// request with a write or admin token.
+func FuzzHTTPHandlerAuth(f *testing.F) {
+	for i, s := range []struct {
+		method, path, query, hdr string
+		body                     string
+	}{
+		{"GET", "/kv/seed0", "", "", ""},
+		{"PUT", "/kv/seed0", "w=all", "Content-Type: text/plain", "v2"},
+		{"PUT", "/kv/new", "", "Authorization: Bearer " + writeToken, "x"},
+		{"DELETE", "/kv/seed1", "", "", ""},
+		{"POST", "/kv/seed1", "", "", "x"},
+		{"GET", "/debug/replica/seed0", "", "", ""},
+		{"GET", "/debug/pprof/", "", "", ""},
+		{"GET", "/debug/pprof/profile", "seconds=5", "", ""},
+		{"GET", "/cluster/status", "", "", ""},
+		{"POST", "/cluster/leave", "", "", ""},
+		{"POST", "/cluster/remove/n2", "force=true", "", ""},
+		{"POST", "/admin/fault", "", "Content-Type: application/json", `{"block":["n2"]}`},
+		{"GET", "/healthz", "", "", ""},
+		{"GET", "/metrics", "", "", ""},
+		{"PATCH", "/nope", "", "", ""},
+	} {
+		for who := range len(authValues) + 1 {
+			if (i+who)%3 == 0 || who < validAuthValues {
+				f.Add(s.method, s.path, s.query, s.hdr, []byte(s.body), clExact, byte(who))
+			}
+		}
+	}
+	var h *fuzzAPINode
+	f.Cleanup(func() {
+		if h != nil {
+			h.close()
+		}
+	})
+	f.Fuzz(func(t *testing.T, method, path, query, hdr string, body []byte, cl, who byte) {
+		if h == nil || h.records > 200 {
+			if h != nil {
+				h.close()
+			}
+			h = newFuzzAPINode(t, true)
+		}
+		if int(who) < len(authValues) {
+			hdr = "Authorization: " + authValues[who] + "\n" + hdr
+		}
+		checkHTTPRequest(t, h, method, path, query, hdr, body, cl)
+	})
+}
+
+func randomHTTPRequests(t *testing.T, withAuth bool) {
 	seed := uint64(time.Now().UnixNano())
 	if s := os.Getenv("DOTKV_HTTP_SEED"); s != "" {
 		var err error
@@ -403,12 +557,24 @@ func TestHTTPHandlerRandomRequests(t *testing.T) {
 	if testing.Short() {
 		cases = 300
 	}
-	h := newFuzzAPINode(t)
-	defer func() { h.close() }()
+	h := newFuzzAPINode(t, withAuth)
+	statuses, writes := map[int]int{}, 0
+	tally := func() {
+		for code, n := range h.statuses {
+			statuses[code] += n
+		}
+		writes += h.writes
+	}
+	defer func() {
+		tally()
+		h.close()
+		t.Logf("%d requests changed stored data; answers by status: %v", writes, statuses)
+	}()
 	for i := range cases {
 		if h.records > 200 {
+			tally()
 			h.close()
-			h = newFuzzAPINode(t)
+			h = newFuzzAPINode(t, withAuth)
 		}
 		key := pick("seed0", "seed1", "seed2", "seed3", "seed0", "seed1", "seed2", "seed3", "new", "a%2Fb", "a/b", "..", "%2e%2e", "a//b", "%00", "%zz", "%",
 			"%C3%28", url.PathEscape(string(randBytes(rng, 1+rng.IntN(20)))), strings.Repeat("k", api.MaxKeyLen),
@@ -458,6 +624,15 @@ func TestHTTPHandlerRandomRequests(t *testing.T) {
 		}
 		if rng.IntN(8) == 0 {
 			hdr = append(hdr, "Expect: 100-continue")
+		}
+		if withAuth {
+			for range []int{0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2}[rng.IntN(12)] {
+				v := authValues[rng.IntN(len(authValues))]
+				if rng.IntN(3) > 0 {
+					v = authValues[rng.IntN(validAuthValues)]
+				}
+				hdr = append(hdr, "Authorization: "+v)
+			}
 		}
 		var body []byte
 		switch rng.IntN(4) {
