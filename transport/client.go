@@ -105,6 +105,9 @@ func (c *Client) call(ctx context.Context, id, method string, req []byte) ([]byt
 	if len(method) > 255 {
 		return nil, fmt.Errorf("method name of %d bytes: %w", len(method), errNotSent)
 	}
+	if len(c.self) > maxNodeID {
+		return nil, fmt.Errorf("own node ID of %d bytes (at most %d): %w", len(c.self), maxNodeID, errNotSent)
+	}
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, defaultCallTimeout)

@@ -55,6 +55,12 @@ const (
 	maxHeader = baseHeader + 8 + 1 + 255
 	// maxFrame bounds a frame's size field.
 	maxFrame = MaxMessage + maxHeader
+	// maxNodeID bounds the node ID a hello carries (node IDs are at most
+	// 64 bytes).
+	maxNodeID = 255
+	// maxHelloFrame bounds a hello's size field: the first frame of a
+	// connection is read before its caller is known, so it must be small.
+	maxHelloFrame = 1 + 8 + uint32(len(protoMagic)) + 1 + maxNodeID
 )
 
 var errFrame = errors.New("transport: malformed frame")
@@ -113,22 +119,61 @@ func writeFrame(w *bufio.Writer, scratch []byte, f *outFrame) error {
 	return err
 }
 
-// readFrame reads one frame from r into a new buffer, which the frame's
-// payload (and nothing else) keeps alive.
-func readFrame(r *bufio.Reader) (frame, error) {
+// readFrame reads one frame of at most maxFrame bytes from r into a new
+// buffer, which the frame's payload (and nothing else) keeps alive.
+func readFrame(r *bufio.Reader) (frame, error) { return readFrameMax(r, maxFrame) }
+
+// readFrameMax reads one frame whose size field is at most max.
+func readFrameMax(r *bufio.Reader, max uint32) (frame, error) {
 	var sz [4]byte
 	if _, err := io.ReadFull(r, sz[:]); err != nil {
 		return frame{}, err
 	}
 	size := binary.BigEndian.Uint32(sz[:])
-	if size < 1+8 || size > maxFrame {
+	if size < 1+8 || size > max {
 		return frame{}, fmt.Errorf("%w: size %d", errFrame, size)
 	}
-	buf := make([]byte, size)
-	if _, err := io.ReadFull(r, buf); err != nil {
+	buf, err := readBody(r, int(size))
+	if err != nil {
 		return frame{}, err
 	}
 	return parseFrame(buf)
+}
+
+// readChunk is the largest frame body read into a buffer of its declared
+// size at once. A larger one is read into a buffer that doubles as its
+// bytes arrive, so that memory follows the bytes received, not the size
+// a peer declares: a 4-byte header cannot make the reader allocate more
+// than readChunk.
+const readChunk = 1 << 20
+
+// readBody reads a frame body of size bytes. Like io.ReadFull, it
+// returns io.EOF if no byte of it could be read and io.ErrUnexpectedEOF
+// if some could.
+func readBody(r io.Reader, size int) ([]byte, error) {
+	if size <= readChunk {
+		buf := make([]byte, size)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return nil, err
+		}
+		return buf, nil
+	}
+	buf := make([]byte, readChunk)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	for len(buf) < size {
+		next := make([]byte, min(size, 2*len(buf)))
+		n := copy(next, buf)
+		if _, err := io.ReadFull(r, next[n:]); err != nil {
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
+		}
+		buf = next
+	}
+	return buf, nil
 }
 
 // parseFrame decodes a frame's bytes after its size field.

@@ -178,7 +178,7 @@ func (s *Server) serveConn(c *conn) {
 	defer writer.Wait()
 	br := bufio.NewReaderSize(c.nc, 64<<10)
 	_ = c.nc.SetReadDeadline(time.Now().Add(helloTimeout))
-	f, err := readFrame(br)
+	f, err := readFrameMax(br, maxHelloFrame)
 	if err != nil {
 		c.shut(err)
 		return
