@@ -2,11 +2,13 @@ package api_test
 
 import (
 	"bytes"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/dotkv/dotkv/api"
@@ -317,5 +319,46 @@ func TestSeparateAdmin(t *testing.T) {
 				t.Errorf("pprof 200s counted %v times, want 1", got)
 			}
 		})
+	}
+}
+
+// lockedBuffer is a bytes.Buffer safe for the server's goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestAuthNeverLogsTokens(t *testing.T) {
+	var logs lockedBuffer
+	n, _ := newAuthNode(t, allRoles, func(cfg *api.Config) {
+		cfg.Logger = slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	})
+	guess := "guessed-token-0123456789"
+	wantUnauthorized(t, n.as(guess).get("k"))
+	wantUnauthorized(t, n.do("PUT", kvPath("k"), map[string]string{"Authorization": "Basic " + adminToken}, strings.NewReader("v")))
+	wantForbidden(t, n.as(readToken).do("PUT", kvPath("k"), nil, strings.NewReader("v")), "write")
+	wantForbidden(t, n.as(writeToken).do("GET", "/admin/aae", nil, nil), "admin")
+	wantStatus(t, n.as(adminToken).do("GET", "/admin/aae", nil, nil), http.StatusOK)
+	wantError(t, n.as(adminToken).do("POST", "/cluster/leave", nil, nil), http.StatusConflict, "not_clustered")
+	out := logs.String()
+	if !strings.Contains(out, "request refused") || !strings.Contains(out, "reason=forbidden") {
+		t.Errorf("refusals are not logged at debug level:\n%s", out)
+	}
+	for _, tok := range []string{guess, readToken, writeToken, adminToken, "Bearer", "Basic"} {
+		if strings.Contains(out, tok) {
+			t.Errorf("the log holds %q:\n%s", tok, out)
+		}
 	}
 }
