@@ -70,6 +70,16 @@
 // connections from the node's own gossip IP, so that iptables rules
 // between per-node loopback addresses cut them too.
 //
+// # Encryption
+//
+// With Config.Keys (--gossip-key-file), memberlist encrypts every packet
+// and stream with AES-GCM under the primary key and accepts only what one
+// of the keys decrypts; a node with another key, or none, cannot join.
+// SetKeys rotates the keys of a running node (keys.go). Everything
+// gossip sends, ring state and the cluster secret included, is then
+// encrypted. Without keys gossip is plain text, and the cluster secret
+// crosses the network readable (secret.go).
+//
 // # Concurrency
 //
 // One goroutine owns the ring state and everything derived from it;

@@ -5,11 +5,14 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/hashicorp/memberlist"
 )
 
 // testKey returns a key of n bytes, all b.
@@ -120,5 +123,129 @@ func TestGenerateKey(t *testing.T) {
 	}
 	if len(keys[0]) != 32 || len(keys[1]) != 32 {
 		t.Fatalf("key lengths %d, %d; want 32", len(keys[0]), len(keys[1]))
+	}
+}
+
+func TestStartRejectsBadKeys(t *testing.T) {
+	k := testKey(1, 32)
+	for _, keys := range [][][]byte{
+		{testKey(1, 20)},
+		{k, {}},
+		{k, testKey(2, 33)},
+		{k, testKey(2, 16), k},
+		{testKey(1, 16), testKey(2, 16), testKey(3, 16), testKey(4, 16), testKey(5, 16)},
+	} {
+		m, err := Start(Config{NodeID: "n1", GossipAddr: "127.0.0.65:0", Keys: keys, NewCluster: true})
+		if err == nil {
+			_ = m.Close()
+			t.Errorf("Start with %d keys of %d bytes: no error", len(keys), len(keys[0]))
+			continue
+		}
+		if !errors.Is(err, ErrInvalidConfig) {
+			t.Errorf("Start: %v; want ErrInvalidConfig", err)
+		}
+		if bytes.Contains([]byte(err.Error()), []byte(b64(k)[:8])) {
+			t.Errorf("Start: %v echoes a key", err)
+		}
+	}
+}
+
+// checkedKeyring is a memberlist keyring that fails the test when a
+// change writes into a slice GetKeys returned before: memberlist's
+// decrypting goroutines read those without the keyring's lock (see
+// installKeys).
+type checkedKeyring struct {
+	t     *testing.T
+	inner *memberlist.Keyring
+	seen  []seenKeys // every slice GetKeys returned, as it was then
+	op    string
+}
+
+type seenKeys struct{ s, was [][]byte }
+
+func (c *checkedKeyring) GetKeys() [][]byte {
+	s := c.inner.GetKeys()
+	c.seen = append(c.seen, seenKeys{s, slices.Clone(s)})
+	return s
+}
+
+func (c *checkedKeyring) change(op string, f func() error) error {
+	c.GetKeys() // as a reader would, just before
+	err := f()
+	for _, v := range c.seen {
+		for i := range v.s {
+			if &v.s[i][0] != &v.was[i][0] || len(v.s[i]) != len(v.was[i]) {
+				c.t.Fatalf("%s (after %s) rewrote a key slice a reader may hold: %x, was %x", op, c.op, v.s, v.was)
+			}
+		}
+	}
+	c.op = op
+	return err
+}
+
+func (c *checkedKeyring) AddKey(k []byte) error {
+	return c.change(fmt.Sprintf("AddKey(%x)", k[0]), func() error { return c.inner.AddKey(k) })
+}
+
+func (c *checkedKeyring) UseKey(k []byte) error {
+	return c.change(fmt.Sprintf("UseKey(%x)", k[0]), func() error { return c.inner.UseKey(k) })
+}
+
+func (c *checkedKeyring) RemoveKey(k []byte) error {
+	return c.change(fmt.Sprintf("RemoveKey(%x)", k[0]), func() error { return c.inner.RemoveKey(k) })
+}
+
+// TestInstallKeys changes a keyring's keys from many lists to others: it
+// ends with exactly the keys asked for, the first primary, and never
+// writes into a slice of keys memberlist may be decrypting with.
+func TestInstallKeys(t *testing.T) {
+	pool := make([][]byte, 6)
+	for i := range pool {
+		pool[i] = testKey(byte(i+1), 16+8*(i%3))
+	}
+	inner, err := memberlist.NewKeyring(pool[:3], pool[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	kr := &checkedKeyring{t: t, inner: inner}
+	rng := rand.New(rand.NewPCG(1, 2))
+	lists := [][][]byte{
+		{pool[0], pool[2]},          // drop a key in the middle
+		{pool[2], pool[0], pool[1]}, // new key, new primary
+		{pool[1]},                   // only the last one
+		{pool[3]},                   // another key altogether
+		{pool[3], pool[4], pool[5]},
+		{pool[5], pool[3]}, // the primary goes, a kept key behind it
+		{pool[0], pool[1], pool[2], pool[3]},
+		{pool[3], pool[1]},
+	}
+	for range 300 {
+		perm := rng.Perm(len(pool))
+		list := make([][]byte, 1+rng.IntN(MaxKeys))
+		for i := range list {
+			list[i] = pool[perm[i]]
+		}
+		lists = append(lists, list)
+	}
+	for i, keys := range lists {
+		if err := installKeys(kr, keys); err != nil {
+			t.Fatalf("list %d: %v", i, err)
+		}
+		got := inner.GetKeys()
+		if !bytes.Equal(got[0], keys[0]) || len(got) != len(keys) {
+			t.Fatalf("list %d: keyring %x, want %x with the first primary", i, got, keys)
+		}
+		for _, k := range keys {
+			if !containsKey(got, k) {
+				t.Fatalf("list %d: keyring %x lacks %x", i, got, k)
+			}
+		}
+	}
+}
+
+func TestKeyID(t *testing.T) {
+	k := testKey(9, 32)
+	if id := keyID(k); len(id) != 8 || strings.Contains(b64(k), id) || id == keyID(testKey(8, 32)) {
+		t.Fatalf("keyID = %q", id)
 	}
 }

@@ -113,6 +113,14 @@ type Config struct {
 	// ready on it: secrets[0] signs, the others still verify. It is called
 	// from Start or from the membership's goroutine, and must not block.
 	OnSecret func(secrets [][]byte)
+	// Keys, if not empty, encrypt gossip (--gossip-key-file; keys.go):
+	// Keys[0] encrypts every packet and stream, every key decrypts, and
+	// nothing unencrypted or under another key is accepted, so a node
+	// without one of the keys cannot join. Each key is 16, 24 or 32 bytes
+	// (AES-128, -192, -256); at most MaxKeys, distinct. Empty: plain
+	// gossip. SetKeys changes them on the running node. Start copies
+	// them.
+	Keys [][]byte
 	// Fast selects the test tuning (testTuning): a stopped or cut-off
 	// node is declared dead in about a second, yet a live node starved of
 	// CPU (race detector, a busy machine) has seconds to answer.
@@ -299,6 +307,10 @@ type Membership struct {
 	// for the secret, and turns ready once it has it.
 	secret       atomic.Pointer[clusterSecret]
 	readyPending atomic.Bool
+	// keyring is memberlist's keyring (nil: plain gossip); SetKeys
+	// changes it, holding keysMu.
+	keyring *memberlist.Keyring
+	keysMu  sync.Mutex
 
 	in   inbox
 	wake chan struct{} // 1-buffered: "the inbox may hold something"
@@ -385,6 +397,14 @@ func Start(cfg Config) (_ *Membership, err error) {
 	m.own.refusedCh = make(chan struct{})
 	m.readyCh = make(chan struct{})
 	m.reqs = make(chan func())
+	if len(cfg.Keys) > 0 {
+		m.cfg.Keys = cloneKeys(cfg.Keys)
+		kr, err := memberlist.NewKeyring(m.cfg.Keys, m.cfg.Keys[0]) // in order, Keys[0] primary
+		if err != nil {
+			return nil, fmt.Errorf("%w: gossip keys: %w", ErrInvalidConfig, err)
+		}
+		m.keyring = kr
+	}
 	if err := m.load(); err != nil {
 		return nil, err
 	}
@@ -485,6 +505,9 @@ func Start(cfg Config) (_ *Membership, err error) {
 			m.log.Info("gossip: joining the cluster", "join", others)
 		}
 	}
+	if m.keyring != nil {
+		m.log.Info("gossip: gossip is encrypted", "keys", len(m.cfg.Keys), "primary", keyID(m.cfg.Keys[0]))
+	}
 	m.log.Info("gossip: started", "gossip", m.addr, "members", len(m.View().Members()), "ready", m.ready.Load())
 	// From here on m.own belongs to run.
 	m.wg.Go(m.run)
@@ -516,6 +539,9 @@ func (cfg *Config) check() (net.IP, int, error) {
 	port, err := strconv.ParseUint(portStr, 10, 16)
 	if err != nil {
 		return nil, 0, fmt.Errorf("%w: gossip address %q: bad port", ErrInvalidConfig, cfg.GossipAddr)
+	}
+	if err := checkKeys(cfg.Keys); err != nil {
+		return nil, 0, err
 	}
 	if len(encodeMeta(cfg.HTTPAddr, cfg.RPCAddr)) > memberlist.MetaMaxSize {
 		return nil, 0, fmt.Errorf("%w: HTTP and RPC addresses too long for node metadata", ErrInvalidConfig)
@@ -553,6 +579,12 @@ func (m *Membership) memberlistConfig(tr memberlist.Transport, ip net.IP, port i
 	c.SuspicionMult = m.tune.suspicionMult
 	c.SuspicionMaxTimeoutMult = m.tune.suspicionMaxMult
 	c.RetransmitMult = m.tune.retransmitMult
+	if m.keyring != nil {
+		// Encrypt everything sent, accept nothing unencrypted (keys.go).
+		c.Keyring = m.keyring
+		c.GossipVerifyIncoming = true
+		c.GossipVerifyOutgoing = true
+	}
 	return c
 }
 

@@ -29,6 +29,18 @@ import (
 // cluster converges on one, and the established cluster's wins over a
 // lone node's. A node that gives its own secret up still verifies the
 // tokens it signed with it, until it restarts.
+//
+// The secret travels only in push-pull state (LocalState, on join and
+// every PushPullInterval), which memberlist sends as a TCP stream; the
+// broadcasts piggybacked on UDP gossip carry ring entries without it
+// (encodeState), and node metadata holds only addresses. With gossip
+// keys (Config.Keys) memberlist encrypts every stream, push-pull
+// included, and accepts none unencrypted, so the secret never crosses
+// the network readable (TestGossipKeyEncryptsEverythingOnTheWire checks
+// the bytes on the wire). Without keys it crosses it in plain text: run
+// such a cluster on a trusted network, or give every node
+// --cluster-secret-file (Config.ExternalSecret: gossip then never sends
+// a secret).
 
 // secretKey is the Store metadata name of the cluster secret: its date
 // (Unix nanoseconds, 8 bytes big-endian), then its bytes.
