@@ -74,11 +74,13 @@
 //
 // With Config.Keys (--gossip-key-file), memberlist encrypts every packet
 // and stream with AES-GCM under the primary key and accepts only what one
-// of the keys decrypts; a node with another key, or none, cannot join.
-// SetKeys rotates the keys of a running node (keys.go). Everything
-// gossip sends, ring state and the cluster secret included, is then
-// encrypted. Without keys gossip is plain text, and the cluster secret
-// crosses the network readable (secret.go).
+// of the keys decrypts; a node with another key, or none, cannot join,
+// and a fresh node with Config.NewCluster refuses to form a cluster of
+// its own when its Join addresses answer under another key
+// (ErrKeyMismatch). SetKeys rotates the keys of a running node
+// (keys.go). Everything gossip sends, ring state and the cluster secret
+// included, is then encrypted. Without keys gossip is plain text, and
+// the cluster secret crosses the network readable (secret.go).
 //
 // # Concurrency
 //

@@ -50,6 +50,12 @@ var ErrInvalidKeyFile = errors.New("gossip: invalid gossip key file")
 // encryption on or off: that needs a restart.
 var ErrEncryptionChange = errors.New("gossip: turning gossip encryption on or off needs a restart")
 
+// ErrKeyMismatch is wrapped by Start's error when a node with no ring
+// state and Config.NewCluster finds a cluster at a Join address that
+// gossips under another key (or without encryption, or with it when
+// this node has no key): it does not form a cluster of its own then.
+var ErrKeyMismatch = errors.New("gossip: gossip key mismatch")
+
 // checkKeys validates a list of gossip keys (none is valid: no
 // encryption). Its errors wrap ErrInvalidConfig and name keys by their
 // position, 1-based, never by their contents.
@@ -280,4 +286,27 @@ func installKeys(kr keyring, keys [][]byte) error {
 		return errors.New("the keyring does not hold the keys asked for") // a bug, here or in memberlist
 	}
 	return nil
+}
+
+// keyMismatch reports whether a memberlist join failed because the peer
+// gossips under another key, or encrypted when this node does not, or
+// not encrypted when this node does, and says which. It recognises
+// memberlist v0.7.0's error texts (TestGossipKey* fail if they change):
+// a peer that cannot read our push-pull answers with an error message
+// under its own settings, which we cannot read either.
+func keyMismatch(err error) (reason string, ok bool) {
+	if err == nil {
+		return "", false
+	}
+	s := err.Error()
+	for _, c := range []struct{ text, reason string }{
+		{"no installed keys could decrypt the message", "it gossips under another key"},
+		{"remote state is encrypted and encryption is not configured", "it encrypts gossip and this node has no key"},
+		{"encryption is configured but remote state is not encrypted", "this node encrypts gossip and it does not"},
+	} {
+		if strings.Contains(s, c.text) {
+			return c.reason, true
+		}
+	}
+	return "", false
 }

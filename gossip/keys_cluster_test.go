@@ -3,14 +3,17 @@ package gossip
 import (
 	"context"
 	"encoding/base64"
+	"errors"
 	"log/slog"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/hashicorp/memberlist"
 
+	"github.com/dotkv/dotkv/storage"
 	"github.com/dotkv/dotkv/transport"
 )
 
@@ -103,6 +106,8 @@ func streamFrom(ips []string) func(string) bool {
 }
 
 func joinFailed(l string) bool { return strings.Contains(l, "gossip: rejoin failed") }
+
+func mismatchWarned(l string) bool { return strings.Contains(l, msgKeyMismatch) }
 
 // keyNode is a node of these tests.
 type keyNode struct {
@@ -242,7 +247,7 @@ func assertKeptOut(t *testing.T, good []*keyNode, bad ...*keyNode) {
 	seed := good[0]
 	took := waitFor(t, waitLimit, "refused join attempts", func() bool {
 		for _, b := range bad {
-			if b.tap.count(joinFailed) < attempts || seed.tap.count(refusedFrom(b.ip)) < attempts {
+			if b.tap.count(joinFailed) < attempts || b.tap.count(mismatchWarned) == 0 || seed.tap.count(refusedFrom(b.ip)) < attempts {
 				return false
 			}
 		}
@@ -310,6 +315,61 @@ func TestGossipKeyClusterFormsAndKeepsOthersOut(t *testing.T) {
 	}
 }
 
+// TestGossipKeyNewClusterRefusesToFormBesideAnotherKey: a fresh node with
+// --new-cluster whose --join address answers under another key (or
+// encryption setting) does not form a cluster of its own: Start fails.
+// With the right key it joins. SetKeys refuses to turn encryption on or
+// off.
+func TestGossipKeyNewClusterRefusesToFormBesideAnotherKey(t *testing.T) {
+	t.Parallel()
+	k1, k2 := newKey(t), newKey(t)
+	keyed := mustStartKeyed(t, "n1", "127.0.0.65", nil, [][]byte{k1}, nil, true)
+	plain := mustStartKeyed(t, "p1", "127.0.0.74", nil, nil, nil, true)
+	for _, c := range []struct {
+		id     string
+		to     *keyNode
+		keys   [][]byte
+		reason string
+	}{
+		{"x1", keyed, [][]byte{k2}, "it gossips under another key"},
+		{"x2", keyed, nil, "it encrypts gossip and this node has no key"},
+		{"x3", plain, [][]byte{k1}, "this node encrypts gossip and it does not"},
+	} {
+		n, err := startKeyed(t, c.id, "127.0.0.75", []string{c.to.m.GossipAddr()}, c.keys, nil, true)
+		if err == nil {
+			t.Errorf("%s (joining %s): started (ready %v, ring %v); want ErrKeyMismatch", c.id, c.to.id, n.m.Ready(), n.m.View().Members())
+			_ = n.m.Close()
+			continue
+		}
+		if !errors.Is(err, ErrKeyMismatch) || !strings.Contains(err.Error(), c.reason) {
+			t.Errorf("%s (joining %s): %v; want ErrKeyMismatch saying %q", c.id, c.to.id, err, c.reason)
+		}
+		t.Logf("%s: %v", c.id, err)
+		if h := c.to.m.Hosts(c.id); h != nil {
+			t.Errorf("%s knows %s: %v", c.to.id, c.id, h)
+		}
+	}
+
+	j := mustStartKeyed(t, "j1", "127.0.0.75", []string{keyed.m.GossipAddr()}, [][]byte{k1}, nil, true)
+	waitConverged(t, []*keyNode{keyed, j})
+	if got := j.m.View().Members(); !slices.Equal(got, []string{"j1", "n1"}) {
+		t.Errorf("j1's ring %v, want it joined to n1's", got)
+	}
+
+	if err := plain.m.SetKeys([][]byte{k1}); !errors.Is(err, ErrEncryptionChange) {
+		t.Errorf("SetKeys on a plain node: %v, want ErrEncryptionChange", err)
+	}
+	if err := keyed.m.SetKeys(nil); !errors.Is(err, ErrEncryptionChange) {
+		t.Errorf("SetKeys(nil) on an encrypted node: %v, want ErrEncryptionChange", err)
+	}
+	if err := keyed.m.SetKeys([][]byte{testKey(1, 20)}); !errors.Is(err, ErrInvalidConfig) {
+		t.Errorf("SetKeys with a 20-byte key: %v, want ErrInvalidConfig", err)
+	}
+	if got := keyed.m.keyring.GetKeys(); len(got) != 1 || !slices.Equal(got[0], k1) {
+		t.Errorf("refused SetKeys changed the keyring: %d keys", len(got))
+	}
+}
+
 // TestGossipKeyRotation rotates a running cluster from k1 to k2 with
 // SetKeys on every node at each step ([k1 k2], [k2 k1], [k2]), waiting
 // for gossip between the steps: no node refuses a single message, the
@@ -352,4 +412,62 @@ func TestGossipKeyRotation(t *testing.T) {
 	waitConverged(t, nodes)
 	old := mustStartKeyed(t, "n5", "127.0.0.70", join, [][]byte{k1}, nil, false)
 	assertKeptOut(t, nodes, old)
+}
+
+// TestGossipKeyRestartedNodeWithAnotherKeyDoesNotServe: a member
+// restarted with its data directory but another key hears its recorded
+// peers answer under their key; it must not take that for "none
+// answered" and serve alone on its recorded ring. Restarted with the
+// cluster's key, it rejoins.
+func TestGossipKeyRestartedNodeWithAnotherKeyDoesNotServe(t *testing.T) {
+	t.Parallel()
+	k1, k2 := newKey(t), newKey(t)
+	fs := vfs.NewMem()
+	openStore := func() *storage.Store {
+		st, err := storage.Open("n3", storage.Options{NodeID: "n3", FS: fs, CacheSize: 1 << 20, MemTableSize: 1 << 20})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	st := openStore()
+	n1 := mustStartKeyed(t, "n1", "127.0.0.71", nil, [][]byte{k1}, nil, true)
+	join := []string{n1.m.GossipAddr()}
+	n2 := mustStartKeyed(t, "n2", "127.0.0.72", join, [][]byte{k1}, nil, false)
+	n3 := mustStartKeyed(t, "n3", "127.0.0.73", join, [][]byte{k1}, st, false)
+	waitConverged(t, []*keyNode{n1, n2, n3})
+	n3.m.crash()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, waitLimit, "n3 dead on n1 and n2", func() bool {
+		return n1.m.Liveness("n3") == Dead && n2.m.Liveness("n3") == Dead
+	})
+
+	st = openStore()
+	n3 = mustStartKeyed(t, "n3", "127.0.0.73", nil, [][]byte{k2}, st, false)
+	waitFor(t, waitLimit, "n3's rejoin attempts refused", func() bool {
+		return n3.tap.count(mismatchWarned) > 0 && n3.tap.count(joinFailed) >= 6 &&
+			n1.tap.count(refusedFrom(n3.ip)) >= 2 && n2.tap.count(refusedFrom(n3.ip)) >= 2
+	})
+	if n3.m.Ready() {
+		t.Fatal("n3, restarted with another key, serves on its recorded ring")
+	}
+	select {
+	case <-n3.m.ReadyCh():
+		t.Fatal("n3, restarted with another key, was ready")
+	default:
+	}
+	if n1.m.Liveness("n3") != Dead || n2.m.Liveness("n3") != Dead {
+		t.Fatalf("n3 with another key is %s on n1, %s on n2", n1.m.Liveness("n3"), n2.m.Liveness("n3"))
+	}
+	n3.m.crash()
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	st = openStore()
+	t.Cleanup(func() { _ = st.Close() })
+	n3 = mustStartKeyed(t, "n3", "127.0.0.73", nil, [][]byte{k1}, st, false)
+	waitConverged(t, []*keyNode{n1, n2, n3})
 }

@@ -311,6 +311,9 @@ type Membership struct {
 	// changes it, holding keysMu.
 	keyring *memberlist.Keyring
 	keysMu  sync.Mutex
+	// lastKeyWarn is when rejoin last warned of a key mismatch (touched
+	// only by rejoinLoop).
+	lastKeyWarn time.Time
 
 	in   inbox
 	wake chan struct{} // 1-buffered: "the inbox may hold something"
@@ -480,8 +483,15 @@ func Start(cfg Config) (_ *Membership, err error) {
 	}
 	m.ml = ml
 	if m.own.fresh && cfg.NewCluster && len(others) > 0 {
-		// Form a new cluster only if none of the others answers.
-		if n, _ := ml.Join(others); n == 0 {
+		// Form a new cluster only if none of the others answers. One that
+		// answers under another key is a cluster this node cannot join:
+		// forming another would hide the mistake.
+		n, err := ml.Join(others)
+		if reason, ok := keyMismatch(err); n == 0 && ok {
+			_ = ml.Shutdown()
+			return nil, fmt.Errorf("%w: a --join address answered, but %s: check the gossip key file (not forming a new cluster)", ErrKeyMismatch, reason)
+		}
+		if n == 0 {
 			m.log.Info("gossip: no --join address answered: forming a new cluster", "join", others)
 			if err := m.form(); err != nil {
 				_ = ml.Shutdown()
@@ -1148,8 +1158,10 @@ func (m *Membership) rejoinLoop() {
 			return
 		case <-t.C:
 		}
-		m.rejoin()
-		if m.awaitPeers.Load() && !m.ready.Load() && m.ml.NumMembers() <= 1 {
+		mismatch := m.rejoin()
+		// A recorded member that answered under another gossip key is
+		// there: this node must not serve alone on its recorded ring.
+		if m.awaitPeers.Load() && !m.ready.Load() && m.ml.NumMembers() <= 1 && !mismatch {
 			m.log.Warn("gossip: none of the recorded members answered: serving on the recorded ring")
 			m.setReady()
 		}
@@ -1161,7 +1173,9 @@ func (m *Membership) rejoinLoop() {
 	}
 }
 
-func (m *Membership) rejoin() {
+// rejoin makes one pass; it reports whether a peer answered under
+// another gossip key (or encryption setting).
+func (m *Membership) rejoin() (mismatch bool) {
 	seen := map[string]bool{m.addr: true}
 	var targets []string
 	add := func(addr string) {
@@ -1187,14 +1201,31 @@ func (m *Membership) rejoin() {
 	for _, addr := range targets {
 		select {
 		case <-m.quit:
-			return
+			return mismatch
 		default:
 		}
-		if _, err := m.ml.Join([]string{addr}); err != nil {
-			m.log.Debug("gossip: rejoin failed", "addr", addr, "err", err)
+		_, err := m.ml.Join([]string{addr})
+		if err == nil {
+			continue
 		}
+		if reason, ok := keyMismatch(err); ok {
+			mismatch = true
+			if time.Since(m.lastKeyWarn) >= keyWarnEvery {
+				m.lastKeyWarn = time.Now()
+				m.log.Warn(msgKeyMismatch, "addr", addr, "reason", reason)
+			}
+		}
+		m.log.Debug("gossip: rejoin failed", "addr", addr, "err", err)
 	}
+	return mismatch
 }
+
+// keyWarnEvery spaces rejoin's warnings of a key mismatch, which it
+// meets at every attempt; msgKeyMismatch is the warning.
+const (
+	keyWarnEvery   = time.Minute
+	msgKeyMismatch = "gossip: a peer cannot be joined: it gossips under another key or encryption setting; check the gossip key file"
+)
 
 // entryBroadcast carries one node's changed ring entry. A newer broadcast
 // for the same node replaces an older one still in the queue.
