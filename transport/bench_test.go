@@ -27,6 +27,20 @@ func BenchmarkCall(b *testing.B) {
 	})
 }
 
+// BenchmarkCallTLS is BenchmarkCall over mutual TLS (TLS 1.3, ECDSA P-256
+// certificates of one CA, as certs.GenerateDev makes them); the
+// connection is made, handshake included, before the timing starts.
+func BenchmarkCallTLS(b *testing.B) {
+	_, src := devSources(b, "a", "b")
+	srv, err := NewServer("b", "127.0.0.1:0", nil, nil, WithTLS(src["b"].PeerServer()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchCalls(b, srv, func(resolve func(string) (string, bool)) *Client {
+		return NewClient("a", "", nil, resolve, WithTLS(src["a"].PeerClient()))
+	})
+}
+
 // benchCalls serves an echo method on srv and calls it through the client
 // newClient returns (resolve gives srv's address).
 func benchCalls(b *testing.B, srv *Server, newClient func(resolve func(string) (string, bool)) *Client) {
@@ -37,6 +51,9 @@ func benchCalls(b *testing.B, srv *Server, newClient func(resolve func(string) (
 	cli := newClient(func(string) (string, bool) { return addr, true })
 	defer cli.Close()
 	req := make([]byte, 1024)
+	if _, err := cli.Call(context.Background(), "b", "echo", req); err != nil { // connect
+		b.Fatal(err)
+	}
 	for _, callers := range []int{1, 8, 64} {
 		b.Run(fmt.Sprintf("callers=%d", callers), func(b *testing.B) {
 			b.ReportAllocs()

@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -44,6 +45,7 @@ type Client struct {
 	filter  *Filter
 	resolve func(id string) (addr string, ok bool)
 	dialer  net.Dialer
+	tls     *tls.Config // nil: plain TCP
 
 	mu struct {
 		sync.Mutex
@@ -65,8 +67,9 @@ type dialing struct {
 // NewClient returns a client for node self. resolve maps node IDs to RPC
 // addresses; sourceIP, if not empty, is the local address outgoing
 // connections use (so that iptables rules between node addresses apply).
-func NewClient(self string, sourceIP string, filter *Filter, resolve func(id string) (string, bool)) *Client {
-	c := &Client{self: self, filter: filter, resolve: resolve}
+// Options: WithTLS.
+func NewClient(self string, sourceIP string, filter *Filter, resolve func(id string) (string, bool), opts ...Option) *Client {
+	c := &Client{self: self, filter: filter, resolve: resolve, tls: collect(opts).tls}
 	c.dialer = net.Dialer{Timeout: dialTimeout, KeepAlive: 15 * time.Second}
 	if ip := net.ParseIP(sourceIP); ip != nil && !ip.IsUnspecified() {
 		c.dialer.LocalAddr = &net.TCPAddr{IP: ip}
@@ -172,20 +175,34 @@ func (d *dialing) stale(addr string) bool {
 
 // dial connects to addr within ctx (and dialTimeout), says hello and
 // starts the connection's reader and writer. A dial error is a
-// *net.OpError with Op "dial" (NotDelivered); callers waiting for the same
-// dial get it too, and the next call dials again.
+// *net.OpError with Op "dial", or (TLS) a failed handshake or hello
+// exchange: NotDelivered either way. Callers waiting for the same dial
+// get it too, and the next call dials again.
 func (c *Client) dial(ctx context.Context, addr string) (*peerConn, error) {
-	nc, err := c.dialer.DialContext(ctx, "tcp", addr)
+	raw, err := c.dialer.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	pc := &peerConn{conn: newConn(nc)}
+	var (
+		nc = raw
+		br *bufio.Reader
+	)
+	if c.tls != nil {
+		if nc, br, err = c.secure(ctx, raw, addr); err != nil {
+			_ = raw.Close()
+			return nil, fmt.Errorf("tls with %s: %w: %w", addr, err, errNotSent)
+		}
+	}
+	pc := &peerConn{conn: newConn(nc, raw)}
 	pc.pending = map[uint64]*call{}
 	pc.slots = make(chan struct{}, maxInFlight)
 	pc.onSent = pc.sent
 	pc.onShut = pc.failAll
-	// The hello goes first, ahead of any request.
-	pc.enqueue(outFrame{kind: frameHello, payload: helloPayload(c.self)})
+	if br == nil {
+		// The hello goes first, ahead of any request.
+		pc.enqueue(outFrame{kind: frameHello, payload: helloPayload(c.self)})
+		br = bufio.NewReaderSize(nc, 64<<10)
+	}
 	c.mu.Lock()
 	if c.mu.closed {
 		c.mu.Unlock()
@@ -195,8 +212,51 @@ func (c *Client) dial(ctx context.Context, addr string) (*peerConn, error) {
 	c.wg.Add(2)
 	c.mu.Unlock()
 	go func() { defer c.wg.Done(); pc.writeLoop() }()
-	go func() { defer c.wg.Done(); pc.readLoop() }()
+	go func() { defer c.wg.Done(); pc.readLoop(br) }()
 	return pc, nil
+}
+
+// secure runs the TLS handshake over raw, sends the hello and waits for
+// the server's (WithTLS says why), all within ctx and dialTimeout. It
+// returns the TLS connection and a reader of it.
+func (c *Client) secure(ctx context.Context, raw net.Conn, addr string) (*tls.Conn, *bufio.Reader, error) {
+	cfg := c.tls
+	if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+		// Verify the server against the host dialled (a config without
+		// its own verification, not certs.Source.PeerClient's).
+		if host, _, err := net.SplitHostPort(addr); err == nil {
+			cfg = cfg.Clone()
+			cfg.ServerName = host
+		}
+	}
+	dl := time.Now().Add(dialTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	_ = raw.SetDeadline(dl)
+	stop := context.AfterFunc(ctx, func() { _ = raw.SetDeadline(time.Now()) })
+	defer stop()
+	tc := tls.Client(raw, cfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return nil, nil, fmt.Errorf("handshake: %w", err)
+	}
+	hello := outFrame{kind: frameHello, payload: helloPayload(c.self)}
+	if _, err := tc.Write(append(appendHeader(make([]byte, 0, maxHelloFrame+4), &hello), hello.payload...)); err != nil {
+		return nil, nil, fmt.Errorf("sending the hello: %w", err)
+	}
+	br := bufio.NewReaderSize(tc, 64<<10)
+	f, err := readFrameMax(br, maxHelloFrame)
+	if err != nil {
+		return nil, nil, fmt.Errorf("waiting for the server's hello (was our certificate refused?): %w", err)
+	}
+	if _, err := parseHello(f); err != nil {
+		return nil, nil, err
+	}
+	if !stop() {
+		return nil, nil, ctx.Err() // it ended meanwhile, and cut the deadline short
+	}
+	_ = raw.SetDeadline(time.Time{})
+	return tc, br, nil
 }
 
 // Close closes every connection (calls in flight fail) and waits for
@@ -331,9 +391,9 @@ func (pc *peerConn) failAll(err error) {
 	}
 }
 
-// readLoop delivers replies to their calls until the connection fails.
-func (pc *peerConn) readLoop() {
-	br := bufio.NewReaderSize(pc.nc, 64<<10)
+// readLoop delivers replies read from br (the connection's reader) to
+// their calls until the connection fails.
+func (pc *peerConn) readLoop(br *bufio.Reader) {
 	for {
 		f, err := readFrame(br)
 		if err != nil {

@@ -18,7 +18,8 @@ const writeBuffer = 64 << 10
 // are queued by any goroutine and written by the connection's one writer
 // goroutine, which coalesces everything queued into a single write.
 type conn struct {
-	nc   net.Conn
+	nc   net.Conn      // what frames are read from and written to
+	raw  net.Conn      // the TCP connection under nc (nc itself without TLS)
 	wake chan struct{} // has a value when the queue may be non-empty
 	done chan struct{} // closed by shut
 
@@ -40,8 +41,10 @@ type conn struct {
 	cancel context.CancelFunc
 }
 
-func newConn(nc net.Conn) *conn {
-	return &conn{nc: nc, wake: make(chan struct{}, 1), done: make(chan struct{})}
+// newConn returns the conn of nc, which runs over the TCP connection raw
+// (nc itself, or a TLS connection over it).
+func newConn(nc, raw net.Conn) *conn {
+	return &conn{nc: nc, raw: raw, wake: make(chan struct{}, 1), done: make(chan struct{})}
 }
 
 // enqueue queues f for writing; it returns false if the connection is
@@ -153,7 +156,10 @@ func (c *conn) shut(err error) {
 	}
 	c.mu.Unlock()
 	close(c.done)
-	_ = c.nc.Close()
+	// The TCP connection: a TLS connection's Close would first send a
+	// close_notify alert, which can block for seconds on a peer that does
+	// not read, and frames need no end-of-stream marker.
+	_ = c.raw.Close()
 }
 
 // closed reports whether the connection is shut.

@@ -37,6 +37,29 @@
 // whole life closes that connection, so that a silently cut link is
 // redialled rather than queued on.
 //
+// # TLS
+//
+// With WithTLS (certs.Source.PeerServer for the server,
+// certs.Source.PeerClient for the client), connections are mutual TLS:
+// each end verifies the other's certificate against the cluster CA. The
+// server runs the handshake in the connection's goroutine within the
+// hello timeout, and reads nothing before it succeeds, so a caller
+// without a certificate from the CA reaches no handler; refusals are
+// counted (TLSRefused) and logged at debug level, at warn level at most
+// once a minute. A TLS server answers the caller's hello with its own and
+// the client sends no request before that answer (with TLS 1.3 the
+// client's handshake completes before the server has checked the
+// client's certificate): a failed handshake or hello exchange is a failed
+// dial, not delivered. Certificates reloaded by the Source apply to new
+// connections; established ones keep theirs.
+//
+// # Frame sizes
+//
+// The hello, read before the caller is known, is at most 268 bytes. A
+// body over 1 MiB is read into a buffer that grows as its bytes arrive,
+// so a frame's declared size alone cannot make the reader allocate more
+// than about 1 MiB.
+//
 // # Why a protocol of our own
 //
 // Measured on one loopback micro-benchmark (1 KiB request echoed, one

@@ -3,6 +3,7 @@ package transport
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -68,6 +69,11 @@ type Server struct {
 	}
 	expired atomic.Uint64 // requests dropped because their deadline had passed
 
+	tls          *tls.Config   // nil: plain TCP
+	helloTimeout time.Duration // helloTimeout (tests shorten it)
+	refused      atomic.Uint64 // failed TLS handshakes
+	refusedLog   atomic.Int64  // Unix nanoseconds of the last one logged at warn level
+
 	tasks   chan task      // to idle workers
 	quit    chan struct{}  // closed when workers must exit
 	calls   sync.WaitGroup // handlers in flight
@@ -88,16 +94,22 @@ type task struct {
 }
 
 // NewServer listens on addr (host:port; port 0 picks one). Register
-// handlers, then call Serve.
-func NewServer(self, addr string, filter *Filter, log *slog.Logger) (*Server, error) {
+// handlers, then call Serve. Options: WithTLS.
+func NewServer(self, addr string, filter *Filter, log *slog.Logger, opts ...Option) (*Server, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	o := collect(opts)
+	if o.tls != nil {
+		if err := checkServerTLS(o.tls); err != nil {
+			return nil, err
+		}
 	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("rpc listen on %s: %w", addr, err)
 	}
-	s := &Server{self: self, filter: filter, log: log, ln: ln, tasks: make(chan task), quit: make(chan struct{})}
+	s := &Server{self: self, filter: filter, log: log, ln: ln, tls: o.tls, helloTimeout: helloTimeout, tasks: make(chan task), quit: make(chan struct{})}
 	s.base, s.cancel = context.WithCancel(context.Background())
 	s.mu.handlers = map[string]route{}
 	s.mu.conns = map[*conn]struct{}{}
@@ -133,6 +145,32 @@ type route struct {
 // after their deadline.
 func (s *Server) Expired() uint64 { return s.expired.Load() }
 
+// TLSRefused returns how many connections were closed because their TLS
+// handshake failed (no certificate, one the CA did not sign, not TLS at
+// all, or no handshake within the hello timeout).
+func (s *Server) TLSRefused() uint64 { return s.refused.Load() }
+
+// refusedWarnEvery spaces out the warnings for refused TLS handshakes:
+// each refusal is logged at debug level, and at most one per interval at
+// warn level, so that a misconfigured peer or a scanner cannot flood the
+// log.
+const refusedWarnEvery = time.Minute
+
+// handshakeFailed counts and logs a failed TLS handshake.
+func (s *Server) handshakeFailed(remote string, err error) {
+	if s.closing() {
+		return // Close interrupted it
+	}
+	n := s.refused.Add(1)
+	s.log.Debug("rpc: TLS handshake failed", "remote", remote, "err", err)
+	now, last := time.Now().UnixNano(), s.refusedLog.Load()
+	if last != 0 && now-last < int64(refusedWarnEvery) || !s.refusedLog.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn("rpc: refused a connection whose TLS handshake failed (a peer without a certificate from the cluster CA?); more within a minute are logged at debug level",
+		"remote", remote, "err", err, "refused_total", n)
+}
+
 // Serve starts serving in the background; Close stops it.
 func (s *Server) Serve() {
 	s.served.Store(true)
@@ -152,7 +190,11 @@ func (s *Server) acceptLoop() {
 			_ = nc.Close() // as a cut link would
 			continue
 		}
-		c := newConn(nc)
+		raw := nc
+		if s.tls != nil {
+			nc = tls.Server(raw, s.tls) // the handshake runs in serveConn
+		}
+		c := newConn(nc, raw)
 		s.mu.Lock()
 		if s.mu.closed {
 			s.mu.Unlock()
@@ -176,8 +218,18 @@ func (s *Server) serveConn(c *conn) {
 	var writer sync.WaitGroup
 	writer.Go(c.writeLoop)
 	defer writer.Wait()
+	remote := c.nc.RemoteAddr().String()
+	// The handshake (TLS) and the hello within helloTimeout; nothing else
+	// is read before both succeed.
+	_ = c.nc.SetDeadline(time.Now().Add(s.helloTimeout))
+	if tc, ok := c.nc.(*tls.Conn); ok {
+		if err := tc.HandshakeContext(s.base); err != nil {
+			s.handshakeFailed(remote, err)
+			c.shut(err)
+			return
+		}
+	}
 	br := bufio.NewReaderSize(c.nc, 64<<10)
-	_ = c.nc.SetReadDeadline(time.Now().Add(helloTimeout))
 	f, err := readFrameMax(br, maxHelloFrame)
 	if err != nil {
 		c.shut(err)
@@ -185,12 +237,19 @@ func (s *Server) serveConn(c *conn) {
 	}
 	from, err := parseHello(f)
 	if err != nil {
-		s.log.Debug("rpc: refused connection", "remote", c.nc.RemoteAddr().String(), "err", err)
+		s.log.Debug("rpc: refused connection", "remote", remote, "err", err)
 		c.shut(err)
 		return
 	}
-	_ = c.nc.SetReadDeadline(time.Time{})
-	remote := c.nc.RemoteAddr().String()
+	if s.filter.BlockedID(from) || s.filter.BlockedAddr(remote) {
+		c.shut(ErrBlocked) // as a cut link would
+		return
+	}
+	_ = c.nc.SetDeadline(time.Time{})
+	if s.tls != nil {
+		// The caller waits for this before sending requests (WithTLS).
+		c.enqueue(outFrame{kind: frameHello, payload: helloPayload(s.self)})
+	}
 	// Handlers' contexts end when the caller's connection does.
 	connCtx, cancel := context.WithCancel(s.base)
 	c.cancel = cancel // Close calls it if the loop below does not
@@ -330,7 +389,7 @@ func (s *Server) close() error {
 	s.mu.Unlock()
 	// Stop reading new requests; replies can still be written.
 	for _, c := range conns {
-		if tc, ok := c.nc.(interface{ CloseRead() error }); ok {
+		if tc, ok := c.raw.(interface{ CloseRead() error }); ok {
 			_ = tc.CloseRead()
 		} else {
 			_ = c.nc.SetReadDeadline(time.Now())
