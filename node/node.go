@@ -22,6 +22,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/dotkv/dotkv/api"
+	"github.com/dotkv/dotkv/auth"
+	"github.com/dotkv/dotkv/certs"
 	"github.com/dotkv/dotkv/gossip"
 	"github.com/dotkv/dotkv/handoff"
 	"github.com/dotkv/dotkv/repair"
@@ -102,6 +104,25 @@ type Config struct {
 	// CleanupInterval is how often records of partitions this node does
 	// not own are handed to their owners (default 5 s).
 	CleanupInterval time.Duration
+	// AuthTokenFile, if set, turns access control on: it holds the bearer
+	// tokens of the client API and their roles (auth.Parse), reread by
+	// Reload. MetricsAuth makes /metrics need a token too (see
+	// api.Config.Auth).
+	AuthTokenFile string
+	MetricsAuth   bool
+	// TLS, if its files are set, serves the client API (and the admin
+	// address) over HTTPS and the internode RPC over mutual TLS: peers must
+	// present a certificate of the CA (see package certs). The files are
+	// reread when they change and on Reload. On an injected Network it
+	// applies to the client API alone.
+	TLS certs.Files
+	// GossipKeyFile, if set, encrypts gossip with the keys it holds (see
+	// gossip.ParseKeyFile); Reload rereads it and installs its keys, for a
+	// rotation. Nodes with other keys cannot join.
+	GossipKeyFile string
+	// AdminHTTPAddr, if set, serves /admin/ and /debug/ on this address
+	// (host:port) instead of on the client API's.
+	AdminHTTPAddr string
 	// ClusterSecrets, from --cluster-secret-file, sign and verify context
 	// tokens: [0] signs, every one verifies (a previous secret, during a
 	// rotation). Nil: the node that forms the cluster generates the
@@ -207,7 +228,12 @@ type Node struct {
 	http       *http.Server
 	httpLn     net.Listener
 	httpDone   chan error
-	keys       contextKeys // signs context tokens (secret.go)
+	keys       contextKeys   // signs context tokens (secret.go)
+	tokens     *auth.File    // the client API's access tokens (nil: no access control)
+	tls        *certs.Source // nil: no TLS
+	admin      *http.Server
+	adminLn    net.Listener
+	adminDone  chan error
 }
 
 // MaxRecordLimit is the largest MaxRecordBytes a node accepts: half an
@@ -261,6 +287,9 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err := n.initContextKeys(cfg.GossipAddr != "" || cfg.Network != nil); err != nil {
 		return nil, err
 	}
+	if err := n.initTLS(); err != nil {
+		return nil, err
+	}
 	// The Merkle trees and the tombstone index live in memory: rebuild
 	// them before anything can write.
 	rebuildStart := time.Now()
@@ -282,6 +311,7 @@ func Start(cfg Config) (_ *Node, err error) {
 			return nil, fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 		}
 	}
+	n.httpLn = n.tlsListener(n.httpLn)
 	n.reg = prometheus.NewRegistry()
 	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		limitCollector{n.store})
@@ -312,7 +342,14 @@ func Start(cfg Config) (_ *Node, err error) {
 	if cfg.FaultInjection && n.filter != nil {
 		apiCfg.Faults = n.filter
 	}
-	n.http = api.NewHTTPServer(cfg.HTTPAddr, api.New(n.coord, apiCfg), log)
+	if err := n.initAccess(&apiCfg); err != nil {
+		return nil, err
+	}
+	handler := api.New(n.coord, apiCfg)
+	if err := n.serveAdmin(handler); err != nil {
+		return nil, err
+	}
+	n.http = api.NewHTTPServer(cfg.HTTPAddr, handler, log)
 	go func() { n.httpDone <- n.http.Serve(n.httpLn) }()
 	log.Info("serving", "http", n.HTTPAddr(), "gossip", n.GossipAddr(), "rpc", n.RPCAddr(),
 		"data", cfg.DataDir, "fsync", cfg.Fsync.String(), "actor", n.store.Actor())
@@ -338,6 +375,11 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 		OnSecret:       n.onSecret,
 	}
 	var err error
+	if cfg.GossipKeyFile != "" {
+		if gcfg.Keys, err = gossip.LoadKeyFile(cfg.GossipKeyFile); err != nil {
+			return err
+		}
+	}
 	if cfg.Network != nil {
 		ep, err := cfg.Network.RPC(cfg.ID)
 		if err != nil {
@@ -361,11 +403,17 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 			rpcAddr = net.JoinHostPort(host, strconv.Itoa(p+1))
 		}
 		n.filter = transport.NewFilter(nil)
-		srv, err := transport.NewServer(cfg.ID, rpcAddr, n.filter, n.log)
+		srv, err := transport.NewServer(cfg.ID, rpcAddr, n.filter, n.log, n.rpcTLS(true))
 		if err != nil {
 			return err
 		}
 		n.rpc = srv
+		if n.tls != nil {
+			n.reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+				Name: "dotkv_rpc_tls_refused_total",
+				Help: "Internode RPC connections refused in the TLS handshake (no certificate of the cluster CA).",
+			}, func() float64 { return float64(srv.TLSRefused()) }))
+		}
 		gcfg.Filter = n.filter
 	}
 	gcfg.RPCAddr = n.rpc.Addr()
@@ -379,7 +427,7 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 		n.client = transport.NewClient(cfg.ID, rpcHost, n.filter, func(id string) (string, bool) {
 			m, ok := n.membership.Member(id)
 			return m.RPC, ok && m.RPC != ""
-		})
+		}, n.rpcTLS(false))
 	}
 	n.coord, err = replica.NewCoordinator(cfg.ID, n.store, livenessView{n.membership}, n.client, rcfg)
 	if err != nil {
@@ -658,6 +706,7 @@ func (n *Node) Close() error {
 		}
 		n.http = nil
 	}
+	n.closeAdmin()
 	return n.closeParts()
 }
 
@@ -672,6 +721,7 @@ func (n *Node) closeParts() error {
 	if n.httpLn != nil && n.http == nil {
 		_ = n.httpLn.Close()
 	}
+	n.closeAdmin()
 	if n.coord != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), drainGrace)
 		n.coord.Shutdown(ctx)

@@ -15,6 +15,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dotkv/dotkv/api"
+	"github.com/dotkv/dotkv/certs"
 )
 
 var addrFlag = &cli.StringFlag{
@@ -29,7 +30,37 @@ func defaultAddr() string {
 	return "http://127.0.0.1:8081"
 }
 
-var httpClient = &http.Client{Timeout: 70 * time.Second}
+// clientFlags are the flags of every command that talks to a node.
+func clientFlags() []cli.Flag {
+	return []cli.Flag{
+		addrFlag,
+		&cli.StringFlag{Name: "token", Usage: "bearer `TOKEN` for a node with access control (--auth-token-file)", EnvVars: []string{"DOTKV_TOKEN"}},
+		&cli.StringFlag{Name: "ca", Usage: "`FILE` of the CA certificate that signed the nodes' (https:// addresses)", EnvVars: []string{"DOTKV_CA"}},
+	}
+}
+
+var (
+	httpClient = &http.Client{Timeout: 70 * time.Second}
+	// authHeader is the Authorization header every request carries ("":
+	// none), from --token.
+	authHeader string
+)
+
+// configureClient applies --token and --ca to the requests the command
+// sends.
+func configureClient(c *cli.Context) error {
+	if t := c.String("token"); t != "" {
+		authHeader = "Bearer " + t
+	}
+	if f := c.String("ca"); f != "" {
+		conf, err := certs.ClientConfig(f)
+		if err != nil {
+			return cli.Exit("--ca: "+err.Error(), exitError)
+		}
+		httpClient.Transport = &http.Transport{TLSClientConfig: conf}
+	}
+	return nil
+}
 
 // kvURL builds the URL of key on the node at addr, with query parameters.
 func kvURL(addr, key string, q url.Values) (string, error) {
@@ -83,6 +114,9 @@ func do(method, u string, body io.Reader, hdr http.Header) (*http.Response, erro
 	for k, v := range hdr {
 		req.Header[k] = v
 	}
+	if authHeader != "" {
+		req.Header.Set("Authorization", authHeader)
+	}
 	resp, err := httpClient.Do(req)
 	if err != nil {
 		return nil, cli.Exit(err.Error(), exitError)
@@ -116,13 +150,13 @@ func putCommand() *cli.Command {
 		Name:      "put",
 		Usage:     "write a value (VALUE - reads stdin); prints the new version's context",
 		ArgsUsage: "KEY VALUE",
-		Flags: []cli.Flag{
-			addrFlag,
+		Before:    configureClient,
+		Flags: append(clientFlags(),
 			&cli.StringFlag{Name: "context", Usage: "context token from a read (omit for a blind write, which adds a sibling)"},
 			&cli.StringFlag{Name: "w", Usage: "write level: one, quorum, all or a number"},
 			&cli.StringFlag{Name: "pw", Usage: "primary write level"},
 			&cli.StringFlag{Name: "content-type", Value: "application/octet-stream"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
 				return cli.Exit("usage: dotkv put [flags] KEY VALUE", exitError)
@@ -150,12 +184,12 @@ func getCommand() *cli.Command {
 		Name:      "get",
 		Usage:     "read a key: every sibling and the context to write back with",
 		ArgsUsage: "KEY",
-		Flags: []cli.Flag{
-			addrFlag,
+		Before:    configureClient,
+		Flags: append(clientFlags(),
 			&cli.StringFlag{Name: "r", Usage: "read level: one, quorum, all or a number"},
 			&cli.StringFlag{Name: "pr", Usage: "primary read level"},
 			&cli.BoolFlag{Name: "json", Usage: "print the server's JSON"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return cli.Exit("usage: dotkv get [flags] KEY", exitError)
@@ -210,12 +244,12 @@ func deleteCommand() *cli.Command {
 		Name:      "delete",
 		Usage:     "delete a key (without --context: what a read sees now)",
 		ArgsUsage: "KEY",
-		Flags: []cli.Flag{
-			addrFlag,
+		Before:    configureClient,
+		Flags: append(clientFlags(),
 			&cli.StringFlag{Name: "context", Usage: "context token from a read"},
 			&cli.StringFlag{Name: "w", Usage: "write level"},
 			&cli.StringFlag{Name: "pw", Usage: "primary write level"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return cli.Exit("usage: dotkv delete [flags] KEY", exitError)

@@ -942,6 +942,11 @@ func TestServerFlagErrors(t *testing.T) {
 		{"replace a bad id", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--gossip", "127.0.0.1:0", "--join", "127.0.0.1:7946", "--replace", "n 2"}, "--replace", true},
 		{"replace and new-cluster", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--gossip", "127.0.0.1:0", "--join", "127.0.0.1:7946", "--replace", "n2", "--new-cluster"}, "--new-cluster", true},
 		{"replace without join", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--gossip", "127.0.0.1:0", "--replace", "n2"}, "--join", true},
+		{"tls cert alone", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--tls-cert", "c.pem"}, "--tls-key and --tls-ca", true},
+		{"tls files missing", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-ca", "ca.pem"}, "c.pem", false},
+		{"metrics-auth without tokens", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--metrics-auth"}, "--auth-token-file", true},
+		{"missing token file", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--auth-token-file", "nowhere"}, "auth token file", false},
+		{"gossip key without gossip", []string{"server", "--id", "n1", "--data", "DATA", "--http", addr, "--gossip-key-file", "k"}, "--gossip", true},
 	}
 	for i, c := range cases {
 		data := filepath.Join(tmp, strconv.Itoa(i))

@@ -1,6 +1,6 @@
 // Command dotkv is the dotkv key-value store: the server, a one-command
 // local cluster (dev), a client (put, get, delete, status) and the
-// membership changes (leave, remove).
+// membership changes (leave, remove), and keygen for gossip encryption.
 //
 // Client exit codes: 0 ok, 1 not found, 2 any other error.
 package main
@@ -66,6 +66,7 @@ func newApp() *cli.App {
 			removeCommand(),
 			loadCommand(),
 			benchCommand(),
+			keygenCommand(),
 		},
 	}
 }

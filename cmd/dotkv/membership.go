@@ -16,7 +16,8 @@ func leaveCommand() *cli.Command {
 		Name: "leave",
 		Usage: "decommission the node at --addr: it hands its partitions to their new owners, " +
 			"then leaves the cluster and its server exits",
-		Flags: []cli.Flag{addrFlag},
+		Flags:  clientFlags(),
+		Before: configureClient,
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 0 {
 				return cli.Exit("usage: dotkv leave [--addr URL]", exitError)
@@ -32,10 +33,10 @@ func removeCommand() *cli.Command {
 		Usage: "take node ID out of the cluster for good (asking the node at --addr); " +
 			"the surviving owners re-create its copies. A node that is alive is refused unless --force",
 		ArgsUsage: "ID",
-		Flags: []cli.Flag{
-			addrFlag,
+		Before:    configureClient,
+		Flags: append(clientFlags(),
 			&cli.BoolFlag{Name: "force", Usage: "remove the node even though it is alive"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
 				return cli.Exit("usage: dotkv remove [--force] [--addr URL] ID (flags go before ID)", exitError)

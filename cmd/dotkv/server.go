@@ -7,12 +7,14 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/dotkv/dotkv/api"
+	"github.com/dotkv/dotkv/certs"
 	"github.com/dotkv/dotkv/node"
 	"github.com/dotkv/dotkv/replica"
 	"github.com/dotkv/dotkv/storage"
@@ -56,6 +58,13 @@ func serverCommand() *cli.Command {
 			&cli.IntFlag{Name: "aae-keys-per-sec", Usage: "most keys anti-entropy lists or syncs per second", Value: 50_000},
 			&cli.DurationFlag{Name: "tombstone-grace", Usage: "keep a delete's tombstone at least this long before collecting it", Value: time.Hour},
 			&cli.StringFlag{Name: "cluster-secret-file", Usage: "`FILE` holding the secret that signs context tokens, the same on every node: one line, or two (current, previous) during a rotation; without it the first node generates one and the others adopt it through gossip"},
+			&cli.StringFlag{Name: "tls-cert", Usage: "`FILE` (PEM) of this node's certificate, signed by --tls-ca: the client API serves HTTPS and the internode RPC mutual TLS; reread on change and on SIGHUP"},
+			&cli.StringFlag{Name: "tls-key", Usage: "`FILE` (PEM) of the private key of --tls-cert"},
+			&cli.StringFlag{Name: "tls-ca", Usage: "`FILE` (PEM) of the cluster CA: RPC peers must present a certificate it signed"},
+			&cli.StringFlag{Name: "gossip-key-file", Usage: "`FILE` of gossip encryption keys (base64, 16/24/32 bytes, one per line, the first encrypts; see dotkv keygen); nodes without them cannot join; reread on SIGHUP"},
+			&cli.StringFlag{Name: "auth-token-file", Usage: "`FILE` of bearer tokens, one \"ROLE TOKEN\" per line (roles read, write, admin); turns access control on, reread on SIGHUP"},
+			&cli.BoolFlag{Name: "metrics-auth", Usage: "/metrics needs a token too (of any role); without it /metrics is open"},
+			&cli.StringFlag{Name: "admin-http", Usage: "serve /admin/ and /debug/ on this `HOST:PORT` instead of on the client API's address"},
 			&cli.StringFlag{Name: "log-level", Usage: "debug, info, warn or error", Value: "info"},
 		},
 		Action: func(c *cli.Context) error {
@@ -144,8 +153,23 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 	if err != nil {
 		return node.Config{}, err
 	}
+	if c.Bool("metrics-auth") && c.String("auth-token-file") == "" {
+		return node.Config{}, fmt.Errorf("--metrics-auth needs --auth-token-file")
+	}
+	if c.String("gossip-key-file") != "" && c.String("gossip") == "" {
+		return node.Config{}, fmt.Errorf("--gossip-key-file needs --gossip")
+	}
+	tlsFiles := certs.Files{Cert: c.String("tls-cert"), Key: c.String("tls-key"), CA: c.String("tls-ca")}
+	if err := tlsFiles.Validate(); err != nil {
+		return node.Config{}, err
+	}
 	return node.Config{
 		ClusterSecrets: secrets,
+		TLS:            tlsFiles,
+		GossipKeyFile:  c.String("gossip-key-file"),
+		AuthTokenFile:  c.String("auth-token-file"),
+		MetricsAuth:    c.Bool("metrics-auth"),
+		AdminHTTPAddr:  c.String("admin-http"),
 		ID:             c.String("id"),
 		DataDir:        c.String("data"),
 		HTTPAddr:       c.String("http"),
@@ -293,6 +317,8 @@ func runNode(ctx context.Context, cfg node.Config, ready func(n *node.Node)) err
 	left := n.Left() // nil on a single node: never ready
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	stopReload := reloadOnHangup(wctx, n, cfg.Logger)
+	defer stopReload()
 	go func() {
 		select {
 		case <-left:
@@ -311,6 +337,33 @@ func runNode(ctx context.Context, cfg node.Config, ready func(n *node.Node)) err
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return werr
+}
+
+// reloadOnHangup rereads the node's security files (certificates, tokens,
+// gossip keys) on every SIGHUP until ctx ends; the returned function stops
+// it and waits for it.
+func reloadOnHangup(ctx context.Context, n *node.Node, log *slog.Logger) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			select {
+			case <-hup:
+				if err := n.Reload(); err != nil {
+					log.Error("reload on SIGHUP: kept what was loaded before", "err", err)
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	return func() {
+		signal.Stop(hup)
+		cancel()
+		wg.Wait()
+	}
 }
 
 // holdsData reports whether dir exists and has entries.

@@ -14,12 +14,12 @@ import (
 
 func statusCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "status",
-		Usage: "print the cluster's members, liveness and ring, and optionally a key's preference list",
-		Flags: []cli.Flag{
-			addrFlag,
+		Name:   "status",
+		Usage:  "print the cluster's members, liveness and ring, and optionally a key's preference list",
+		Before: configureClient,
+		Flags: append(clientFlags(),
 			&cli.StringFlag{Name: "key", Usage: "also print this key's partition and preference list"},
-		},
+		),
 		Action: func(c *cli.Context) error {
 			base := baseURL(c.String("addr"))
 			var st struct {
@@ -85,9 +85,9 @@ func statusCommand() *cli.Command {
 }
 
 func getJSON(u string, v any) error {
-	resp, err := httpClient.Get(u)
+	resp, err := do(http.MethodGet, u, nil, nil)
 	if err != nil {
-		return cli.Exit(err.Error(), exitError)
+		return err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
