@@ -53,6 +53,7 @@ type Cluster struct {
 	keep    bool
 	logs    io.Writer
 	client  *http.Client
+	sec     *security // nil: plain HTTP, no token, plain gossip
 
 	mu      sync.Mutex
 	members []*Node // current members, in start order
@@ -72,6 +73,10 @@ type SpawnOptions struct {
 	Args []string
 	// Logs receives the servers' stderr (default: discarded).
 	Logs io.Writer
+	// Secure runs every node with TLS (client API and internode RPC, a
+	// throwaway CA), bearer tokens (the run's clients hold an admin
+	// token) and gossip encryption.
+	Secure bool
 }
 
 // Spawn starts n `dotkv server` processes that form one cluster, each on
@@ -91,8 +96,7 @@ func Spawn(ctx context.Context, n int, o SpawnOptions) (*Cluster, error) {
 	if o.Logs == nil {
 		o.Logs = io.Discard
 	}
-	c := &Cluster{spawned: true, binary: o.Binary, args: o.Args, keep: o.Keep, logs: o.Logs,
-		client: &http.Client{Timeout: 5 * time.Second}}
+	c := &Cluster{spawned: true, binary: o.Binary, args: o.Args, keep: o.Keep, logs: o.Logs}
 	if o.Dir == "" {
 		dir, err := os.MkdirTemp("", "dotkv-bench-")
 		if err != nil {
@@ -102,6 +106,15 @@ func Spawn(ctx context.Context, n int, o SpawnOptions) (*Cluster, error) {
 	} else {
 		c.dir, c.keep = o.Dir, true
 	}
+	if o.Secure {
+		sec, err := newSecurity(c.dir)
+		if err != nil {
+			c.Stop()
+			return nil, err
+		}
+		c.sec, c.args = sec, append(slices.Clone(c.args), sec.args...)
+	}
+	c.client = c.NewHTTPClient(16, 5*time.Second)
 	deadline := time.Now().Add(time.Duration(n) * 60 * time.Second)
 	for i := range n {
 		nd, err := c.NewNode()
@@ -158,7 +171,7 @@ func (c *Cluster) NewNode() (*Node, error) {
 		addrs[j] = a
 	}
 	id := "n" + strconv.Itoa(k)
-	nd := &Node{ID: id, IP: ip, URL: "http://" + addrs[0], Gossip: addrs[1], tail: &tailWriter{max: 4 << 10}}
+	nd := &Node{ID: id, IP: ip, URL: c.sec.urlScheme() + "://" + addrs[0], Gossip: addrs[1], tail: &tailWriter{max: 4 << 10}}
 	nd.base = append([]string{c.binary, "server", "--id", id, "--data", filepath.Join(c.dir, id),
 		"--http", addrs[0], "--gossip", addrs[1], "--rpc", addrs[2], "--fault-injection", "--log-level", "warn"}, c.args...)
 	c.all = append(c.all, nd) // reserves the ID and the address; Stop sees it
@@ -199,7 +212,8 @@ func (c *Cluster) Retire(nd *Node) {
 // Attach uses a running cluster: targets are node base URLs; node IDs
 // come from each node's /cluster/status.
 func Attach(ctx context.Context, targets []string) (*Cluster, error) {
-	c := &Cluster{client: &http.Client{Timeout: 5 * time.Second}, logs: io.Discard}
+	c := &Cluster{logs: io.Discard}
+	c.client = c.NewHTTPClient(16, 5*time.Second)
 	for _, t := range targets {
 		t = strings.TrimRight(t, "/")
 		if !strings.Contains(t, "://") {
@@ -218,6 +232,18 @@ func Attach(ctx context.Context, targets []string) (*Cluster, error) {
 		c.members = append(c.members, nd)
 	}
 	return c, nil
+}
+
+// NewHTTPClient returns a client for the cluster's nodes with up to conns
+// connections per node, each request bounded by timeout: with the run's
+// TLS configuration and token when it is secured.
+func (c *Cluster) NewHTTPClient(conns int, timeout time.Duration) *http.Client {
+	tr := &http.Transport{
+		MaxIdleConnsPerHost: conns,
+		MaxConnsPerHost:     conns,
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+	}
+	return &http.Client{Timeout: timeout, Transport: c.sec.transport(tr)}
 }
 
 func freePort(ip string) (string, error) {

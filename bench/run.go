@@ -83,6 +83,7 @@ func Run(ctx context.Context, cfg Config) (check.Report, error) {
 	wcfg := cfg.Workload
 	wcfg.Targets = c.URLs()
 	wcfg.LiveTargets = c.URLs // the members change under the membership nemesis
+	wcfg.Client = c.NewHTTPClient(max(wcfg.Concurrency, 1), 30*time.Second)
 	started := len(wcfg.Targets)
 	wl, err := NewWorkload(wcfg, hist, t0, nem.Phase)
 	if err != nil {
@@ -173,7 +174,7 @@ func describe(cfg Config, c *Cluster, started int) map[string]any {
 		"dist": w.Dist, "value_size": w.ValueSize, "mix": fmt.Sprintf("r:%d,w:%d,d:%d", w.Mix.Read, w.Mix.Write, w.Mix.Delete),
 		"r": w.R, "w": w.W, "pr": w.PR, "pw": w.PW, "timeout_ms": w.Timeout.Milliseconds(), "seed": w.Seed,
 		"nemesis": strings.Join(cfg.Nemesis, ","), "nemesis_interval_s": cfg.NemesisInterval.Seconds(), "nemesis_count": cfg.NemesisCount,
-		"nemesis_mode": cfg.NemesisMode, "server_args": strings.Join(cfg.Spawner.Args, " "),
+		"nemesis_mode": cfg.NemesisMode, "server_args": strings.Join(cfg.Spawner.Args, " "), "secure": cfg.Spawner.Secure,
 	}
 	if !slices.Contains(cfg.Nemesis, "membership") {
 		return m
@@ -253,7 +254,7 @@ func (c *Cluster) converged(ctx context.Context) (bool, string) {
 // retrying failures.
 func (c *Cluster) FinalReads(ctx context.Context, keys []string) (map[string]check.FinalState, error) {
 	out := make(map[string]check.FinalState, len(keys))
-	client := &http.Client{Timeout: 10 * time.Second}
+	client := c.NewHTTPClient(4, 10*time.Second)
 	defer client.CloseIdleConnections()
 	nodes := c.Nodes()
 	if len(nodes) == 0 {

@@ -70,6 +70,8 @@ type WorkloadConfig struct {
 	// Timeout is each request's server-side timeout.
 	Timeout time.Duration
 	Seed    uint64
+	// Client sends the requests (nil: NewClient(Concurrency)).
+	Client *http.Client
 }
 
 // Workload runs clients that read, write with the context they read, and
@@ -108,7 +110,11 @@ func NewWorkload(cfg WorkloadConfig, hist *history.History, t0 time.Time, phase 
 	}
 	// Scramble key ranks so that hot zipfian keys spread over the ring.
 	perm := rand.New(rand.NewPCG(cfg.Seed, 99)).Perm(cfg.Keys)
-	return &Workload{cfg: cfg, hist: hist, t0: t0, phase: phase, client: NewClient(cfg.Concurrency),
+	client := cfg.Client
+	if client == nil {
+		client = NewClient(cfg.Concurrency)
+	}
+	return &Workload{cfg: cfg, hist: hist, t0: t0, phase: phase, client: client,
 		perm: perm, touched: map[string]bool{}}, nil
 }
 

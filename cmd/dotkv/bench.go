@@ -23,6 +23,7 @@ func benchCommand() *cli.Command {
 			&cli.IntFlag{Name: "spawn", Usage: "start this many `dotkv server` processes (own loopback address each, temp data)"},
 			&cli.StringFlag{Name: "targets", Usage: "or: base URLs of a running cluster, comma-separated"},
 			&cli.BoolFlag{Name: "keep", Usage: "keep the spawned nodes' data directory"},
+			&cli.BoolFlag{Name: "secure", Usage: "run the spawned nodes with TLS (client API and internode RPC, a throwaway CA), bearer tokens and gossip encryption"},
 			&cli.StringFlag{Name: "data", Usage: "data directory of the spawned nodes (default: a temp dir, removed unless --keep)"},
 			&cli.StringFlag{Name: "fsync", Usage: "spawned nodes' --fsync", Value: "always"},
 			&cli.DurationFlag{Name: "aae-interval", Usage: "spawned nodes' --aae-interval", Value: time.Second},
@@ -104,7 +105,7 @@ func benchConfigFrom(c *cli.Context) (bench.Config, error) {
 		if f := c.String("fsync"); f != "always" && f != "never" {
 			return cfg, fmt.Errorf("--fsync %q: want always or never", f)
 		}
-		cfg.Spawner = bench.SpawnOptions{Keep: c.Bool("keep"), Dir: c.String("data"), Args: []string{
+		cfg.Spawner = bench.SpawnOptions{Keep: c.Bool("keep"), Dir: c.String("data"), Secure: c.Bool("secure"), Args: []string{
 			"--fsync", c.String("fsync"), "--aae-interval", c.Duration("aae-interval").String(),
 			"--tombstone-grace", "10m"}}
 	case c.String("targets") != "":

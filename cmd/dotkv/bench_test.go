@@ -24,8 +24,10 @@ func serversOf(t *testing.T, dir string) []string {
 }
 
 // TestBenchRunPassesAndCleansUp runs a short bench with partition and
-// kill nemeses against spawned servers: it must pass its checks, write
-// its three files, and leave no process behind.
+// kill nemeses against spawned servers, secured (--secure: TLS, tokens,
+// gossip encryption; the partitions go through the admin endpoint with
+// the run's admin token): it must pass its checks, write its three
+// files, and leave no process behind.
 func TestBenchRunPassesAndCleansUp(t *testing.T) {
 	dotkvBin(t)
 	t.Parallel()
@@ -33,7 +35,7 @@ func TestBenchRunPassesAndCleansUp(t *testing.T) {
 	data := filepath.Join(t.TempDir(), "cluster")
 	r := runDotkvEnv(t, nil, "", "bench", "--spawn", "3", "--duration", "8s", "--nemesis", "partition-halves,kill",
 		"--nemesis-interval", "1500ms", "--nemesis-mode", "filter", "--concurrency", "8", "--keys", "200",
-		"--out", out, "--data", data, "--seed", "7")
+		"--out", out, "--data", data, "--seed", "7", "--secure")
 	if r.code != 0 {
 		t.Fatalf("bench: %v", r)
 	}
@@ -75,6 +77,12 @@ func TestBenchRunPassesAndCleansUp(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(data, "n1")); err != nil {
 		t.Errorf("--data directory not kept: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(data, "secure", "ca.pem")); err != nil {
+		t.Errorf("--secure made no CA: %v", err)
+	}
+	if cfg, _ := rep["config"].(map[string]any); cfg["secure"] != true {
+		t.Errorf("report.json's config does not say the run was secure: %v", cfg)
 	}
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/dotkv/dotkv/certs"
 	"github.com/dotkv/dotkv/storage"
 )
 
@@ -35,6 +36,7 @@ func devCommand() *cli.Command {
 			&cli.StringFlag{Name: "memtable-size", Usage: "size of each pebble memtable of each node, e.g. 64MiB",
 				DefaultText: storage.FormatSize(storage.DefaultMemTableSize)},
 			&cli.BoolFlag{Name: "fault-injection", Usage: "enable /admin/fault on every node"},
+			&cli.BoolFlag{Name: "tls", Usage: "serve HTTPS and mutual-TLS RPC with a throwaway CA and node certificates, made under DATA/tls on the first start (clients: --ca DATA/tls/ca.pem)"},
 			&cli.IntFlag{Name: "port", Usage: "HTTP port of every node (Linux; elsewhere node I uses port+I)", Value: 8080},
 			&cli.IntFlag{Name: "gossip-port", Usage: "gossip port (RPC uses it + 1; elsewhere node I uses port+2I)", Value: 7946},
 		},
@@ -64,7 +66,13 @@ func devCommand() *cli.Command {
 			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			nodes := devLayout(n, c.String("data"), c.Int("port"), c.Int("gossip-port"))
-			return runDev(ctx, c.App.Writer, self, nodes, c.String("fsync"), c.Bool("fault-injection"), sizes)
+			o := devOptions{fsync: c.String("fsync"), faults: c.Bool("fault-injection"), sizes: sizes}
+			if c.Bool("tls") {
+				if o.tlsDir, err = devCertificates(c.String("data"), nodes); err != nil {
+					return cli.Exit(err.Error(), exitError)
+				}
+			}
+			return runDev(ctx, c.App.Writer, self, nodes, o)
 		},
 	}
 }
@@ -99,23 +107,69 @@ type devProc struct {
 	done chan struct{} // closed when the process has exited
 }
 
-// sizes are the servers' --cache-size and --memtable-size flags.
-func runDev(ctx context.Context, out io.Writer, bin string, nodes []devNode, fsync string, faults bool, sizes []string) error {
+// devOptions are the servers' flags a dev cluster chooses.
+type devOptions struct {
+	fsync  string
+	faults bool
+	sizes  []string // --cache-size and --memtable-size
+	tlsDir string   // the certificates (devCertificates); "" without TLS
+}
+
+// devCertificates makes, on the first start with --tls, a throwaway CA and
+// a certificate for each node under data/tls, and keeps them afterwards
+// (clients keep trusting the same CA); a node that has none yet gets one
+// from the CA there. It returns the directory.
+func devCertificates(data string, nodes []devNode) (string, error) {
+	dir := filepath.Join(data, "tls")
+	var missing []certs.DevNode
+	for _, nd := range nodes {
+		host, _, _ := net.SplitHostPort(nd.http)
+		if _, err := os.Stat(certs.DevFiles(dir, nd.id).Cert); err != nil {
+			missing = append(missing, certs.DevNode{ID: nd.id, IPs: []net.IP{net.ParseIP(host)}})
+		}
+	}
+	var err error
+	switch _, statErr := os.Stat(filepath.Join(dir, certs.DevCAFile)); {
+	case len(missing) == 0:
+	case statErr != nil:
+		err = certs.GenerateDev(dir, missing)
+	default:
+		err = certs.IssueDev(dir, missing...)
+	}
+	if err != nil {
+		return "", fmt.Errorf("dev --tls: %w", err)
+	}
+	return dir, nil
+}
+
+// scheme is the URL scheme of the nodes' client API.
+func (o devOptions) scheme() string {
+	if o.tlsDir != "" {
+		return "https"
+	}
+	return "http"
+}
+
+func runDev(ctx context.Context, out io.Writer, bin string, nodes []devNode, o devOptions) error {
 	var procs []*devProc
 	exited := make(chan string, len(nodes))
 	defer func() { stopAll(procs) }()
 	for _, nd := range nodes {
 		args := []string{"server", "--id", nd.id, "--data", nd.data, "--http", nd.http,
-			"--gossip", nd.gossip, "--fsync", fsync, "--log-level", "warn"}
+			"--gossip", nd.gossip, "--fsync", o.fsync, "--log-level", "warn"}
 		if nd.id == nodes[0].id {
 			args = append(args, "--new-cluster") // the others join it
 		} else {
 			args = append(args, "--join", nodes[0].gossip)
 		}
-		if faults {
+		if o.faults {
 			args = append(args, "--fault-injection")
 		}
-		args = append(args, sizes...)
+		if o.tlsDir != "" {
+			f := certs.DevFiles(o.tlsDir, nd.id)
+			args = append(args, "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-ca", f.CA)
+		}
+		args = append(args, o.sizes...)
 		cmd := exec.Command(bin, args...)
 		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches dev, which stops the nodes
@@ -130,16 +184,28 @@ func runDev(ctx context.Context, out io.Writer, bin string, nodes []devNode, fsy
 			exited <- p.id
 		}()
 	}
-	if err := waitReady(ctx, nodes, exited); err != nil {
+	client := &http.Client{Timeout: time.Second}
+	curl, cliFlags := "curl", ""
+	if o.tlsDir != "" {
+		ca := certs.DevFiles(o.tlsDir, nodes[0].id).CA
+		conf, err := certs.ClientConfig(ca)
+		if err != nil {
+			return cli.Exit(err.Error(), exitError)
+		}
+		client.Transport = &http.Transport{TLSClientConfig: conf}
+		curl, cliFlags = "curl --cacert "+ca, " --ca "+ca
+	}
+	defer client.CloseIdleConnections()
+	if err := waitReady(ctx, client, o.scheme(), nodes, exited); err != nil {
 		return cli.Exit(err.Error(), exitError)
 	}
 	fmt.Fprintf(out, "dotkv dev: %d node(s)\n\n  %-4s  %-24s  %-18s  %s\n", len(nodes), "NODE", "HTTP", "GOSSIP", "DATA")
 	for _, nd := range nodes {
-		fmt.Fprintf(out, "  %-4s  %-24s  %-18s  %s\n", nd.id, "http://"+nd.http, nd.gossip, nd.data)
+		fmt.Fprintf(out, "  %-4s  %-24s  %-18s  %s\n", nd.id, o.scheme()+"://"+nd.http, nd.gossip, nd.data)
 	}
-	fmt.Fprintf(out, "\nTry:  curl -i -X PUT --data-binary hello http://%s/kv/greeting\n", nodes[0].http)
-	fmt.Fprintf(out, "      curl -i http://%s/kv/greeting\n", nodes[len(nodes)-1].http)
-	fmt.Fprintf(out, "      go run ./cmd/dotkv status --addr %s\n", nodes[0].http)
+	fmt.Fprintf(out, "\nTry:  %s -i -X PUT --data-binary hello %s://%s/kv/greeting\n", curl, o.scheme(), nodes[0].http)
+	fmt.Fprintf(out, "      %s -i %s://%s/kv/greeting\n", curl, o.scheme(), nodes[len(nodes)-1].http)
+	fmt.Fprintf(out, "      go run ./cmd/dotkv status --addr %s://%s%s\n", o.scheme(), nodes[0].http, cliFlags)
 	fmt.Fprintln(out, "Stop with Ctrl-C (data stays in "+filepath.Dir(nodes[0].data)+").")
 	for running := len(procs); ; {
 		select {
@@ -166,12 +232,10 @@ func runDev(ctx context.Context, out io.Writer, bin string, nodes []devNode, fsy
 // waitReady polls every node until it serves (/healthz) and its ring
 // holds every node of the dev cluster, so the first request a user sends
 // meets the whole cluster.
-func waitReady(ctx context.Context, nodes []devNode, exited <-chan string) error {
+func waitReady(ctx context.Context, client *http.Client, scheme string, nodes []devNode, exited <-chan string) error {
 	deadline := time.Now().Add(30 * time.Second)
-	client := &http.Client{Timeout: time.Second}
-	defer client.CloseIdleConnections()
 	ready := func(nd devNode) bool {
-		resp, err := client.Get("http://" + nd.http + "/healthz")
+		resp, err := client.Get(scheme + "://" + nd.http + "/healthz")
 		if err != nil {
 			return false
 		}
@@ -184,7 +248,7 @@ func waitReady(ctx context.Context, nodes []devNode, exited <-chan string) error
 				Members []string `json:"members"`
 			} `json:"ring"`
 		}
-		resp, err = client.Get("http://" + nd.http + "/cluster/status")
+		resp, err = client.Get(scheme + "://" + nd.http + "/cluster/status")
 		if err != nil {
 			return false
 		}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -96,6 +98,61 @@ func TestSecureServerAgainstBinary(t *testing.T) {
 	}
 	if r := runDotkv(t, "", append([]string{"put", "--token", writeTok}, append(sec, "k", "v4")...)...); r.code != exitError || !strings.Contains(r.stderr, "401") {
 		t.Fatalf("put with the removed token after SIGHUP: %v; want 401", r)
+	}
+	p.stop()
+}
+
+var devTLSAddr = regexp.MustCompile(`(n\d+)\s+https://(127\.0\.0\.\d+:\d+)`)
+
+// TestDevTLSAgainstBinary: `dotkv dev --tls` makes a throwaway CA and node
+// certificates under DATA/tls, serves HTTPS (the CLI reaches it with --ca,
+// plain HTTP is refused) and keeps the same CA when started again.
+func TestDevTLSAgainstBinary(t *testing.T) {
+	dotkvBin(t)
+	t.Parallel()
+	data := t.TempDir()
+	httpPort := strings.Split(freeAddr(t), ":")[1]
+	gossipPort := strings.Split(freeAddr(t), ":")[1]
+	ca := filepath.Join(data, "tls", certs.DevCAFile)
+	run := func() (*proc, []string) {
+		t.Helper()
+		p := startProc(t, "dotkv dev --tls", "dev", "--tls", "--nodes", "3", "--data", data, "--port", httpPort, "--gossip-port", gossipPort)
+		deadline := time.Now().Add(3 * startTimeout)
+		for {
+			if m := devTLSAddr.FindAllStringSubmatch(p.stdout.String(), -1); len(m) == 3 {
+				return p, []string{m[0][2], m[1][2], m[2][2]}
+			}
+			if p.exited() || time.Now().After(deadline) {
+				t.Fatalf("dev --tls did not print three https addresses in time (exited: %v)", p.exited())
+			}
+			time.Sleep(pollInterval)
+		}
+	}
+	p, addrs := run()
+	if !strings.Contains(p.stdout.String(), "--cacert "+ca) {
+		t.Errorf("the banner does not say how to trust the CA:\n%s", p.stdout)
+	}
+	if r := runDotkv(t, "", "put", "--addr", "https://"+addrs[0], "--ca", ca, "--w", "all", "greeting", "hello"); r.code != 0 {
+		t.Fatalf("put over HTTPS: %v", r)
+	}
+	if r := runDotkv(t, "", "get", "--addr", "https://"+addrs[2], "--ca", ca, "greeting"); r.code != 0 || !strings.Contains(r.stdout, "hello") {
+		t.Fatalf("get over HTTPS from n3: %v", r)
+	}
+	if r := runDotkv(t, "", "get", "--addr", "http://"+addrs[2], "greeting"); r.code != exitError {
+		t.Fatalf("plain HTTP get: %v; want exit 2", r)
+	}
+	before, err := os.ReadFile(ca)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.stop()
+
+	p, addrs = run()
+	if after, err := os.ReadFile(ca); err != nil || !bytes.Equal(after, before) {
+		t.Fatalf("a second dev --tls changed the CA (%v)", err)
+	}
+	if r := runDotkv(t, "", "get", "--addr", "https://"+addrs[1], "--ca", ca, "greeting"); r.code != 0 || !strings.Contains(r.stdout, "hello") {
+		t.Fatalf("get over HTTPS after a restart: %v", r)
 	}
 	p.stop()
 }
