@@ -3,6 +3,7 @@ package bench
 import (
 	"crypto/rand"
 	"crypto/tls"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -12,7 +13,6 @@ import (
 	"runtime"
 
 	"github.com/dotkv/dotkv/certs"
-	"github.com/dotkv/dotkv/gossip"
 )
 
 // security is what a secured bench cluster (--secure) runs with: a
@@ -52,18 +52,17 @@ func newSecurity(dir string) (*security, error) {
 	if err != nil {
 		return nil, fmt.Errorf("secure bench: %w", err)
 	}
-	key, err := gossip.GenerateKey()
-	if err != nil {
-		return nil, fmt.Errorf("secure bench: %w", err)
-	}
-	token := make([]byte, 24)
+	// A gossip key as `dotkv keygen` prints one (the bench imports no
+	// server package).
+	token, key := make([]byte, 24), make([]byte, 32)
 	_, _ = rand.Read(token) // never fails
+	_, _ = rand.Read(key)
 	s := &security{tls: conf, token: hex.EncodeToString(token), scheme: "https"}
 	tokens, gossipKey := filepath.Join(dir, "tokens"), filepath.Join(dir, "gossip.key")
 	if err := os.WriteFile(tokens, []byte("# dotkv bench: every client is an admin (faults, leave, remove)\nadmin "+s.token+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(gossipKey, []byte(key+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(gossipKey, []byte(base64.StdEncoding.EncodeToString(key)+"\n"), 0o600); err != nil {
 		return nil, err
 	}
 	s.args = []string{"--tls-cert", files.Cert, "--tls-key", files.Key, "--tls-ca", files.CA,
