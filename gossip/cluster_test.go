@@ -8,6 +8,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +26,9 @@ type testNode struct {
 	id     string
 	m      *Membership
 	filter *transport.Filter
+	// hold, while true, stops the node from reporting partitions received
+	// (autoReceive), which holds up the change in progress.
+	hold *atomic.Bool
 }
 
 // testLogger shows warnings and errors with -v; DOTKV_TEST_DEBUG=1 shows
@@ -97,15 +101,20 @@ func startNode(t *testing.T, id, ip string, join []string, store Store) *testNod
 		t.Fatalf("start %s: %v", id, err)
 	}
 	f.SetResolver(m.Hosts)
-	stop := autoReceive(m, id)
+	hold := new(atomic.Bool)
+	stop := autoReceiveUnless(m, id, hold)
 	t.Cleanup(func() { stop(); _ = m.Close() })
-	return &testNode{id: id, m: m, filter: f}
+	return &testNode{id: id, m: m, filter: f, hold: hold}
 }
 
 // autoReceive stands in for the partition transfer engine of a node with
 // no data: it reports every partition the node receives as received, so
 // that joins and leaves complete. stop ends it and waits.
-func autoReceive(m *Membership, id string) (stop func()) {
+func autoReceive(m *Membership, id string) (stop func()) { return autoReceiveUnless(m, id, nil) }
+
+// autoReceiveUnless is autoReceive, reporting nothing while hold (if not
+// nil) is true.
+func autoReceiveUnless(m *Membership, id string, hold *atomic.Bool) (stop func()) {
 	quit, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
@@ -114,6 +123,9 @@ func autoReceive(m *Membership, id string) (stop func()) {
 			case <-quit:
 				return
 			case <-time.After(10 * time.Millisecond):
+			}
+			if hold != nil && hold.Load() {
+				continue
 			}
 			v := m.View()
 			for p := range uint32(v.Partitions()) {
@@ -559,10 +571,17 @@ func TestOthersCompleteTheLeaveOfANodeThatDied(t *testing.T) {
 	nodes := startCluster(t, "127.0.0.46", "127.0.0.47", "127.0.0.48", "127.0.0.49")
 	waitFor(t, waitLimit, "4 alive members everywhere", func() bool { return allSee(nodes, nodes, Alive) })
 	n4 := nodes[3]
+	others := nodes[:3]
+	// Until n4 is cut off, its new owners do not report its partitions
+	// received, so its leave cannot complete (which it used to do, now
+	// and then, before every node had seen it leaving, and the wait below
+	// then never ended).
+	for _, o := range others {
+		o.hold.Store(true)
+	}
 	if err := n4.m.Leave(); err != nil {
 		t.Fatal(err)
 	}
-	others := nodes[:3]
 	waitFor(t, waitLimit, "every other node to see n4 leaving", func() bool {
 		for _, o := range others {
 			if mem, _ := o.m.Member("n4"); mem.Status != StatusLeaving {
@@ -575,6 +594,9 @@ func TestOthersCompleteTheLeaveOfANodeThatDied(t *testing.T) {
 		o.filter.Block("n4")
 	}
 	n4.m.crash()
+	for _, o := range others {
+		o.hold.Store(false)
+	}
 	waitFor(t, waitLimit, "every other node to see n4 left and no change", func() bool {
 		for _, o := range others {
 			if mem, _ := o.m.Member("n4"); mem.Status != StatusLeft || o.m.View().Change() != "" {
