@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"bytes"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -94,5 +95,43 @@ func TestContextsNeedTheSecret(t *testing.T) {
 	keys.Store(testKeys)
 	if got := get(); got != http.StatusNotFound {
 		t.Fatalf("GET with the secret = %d; want 404", got)
+	}
+}
+
+// TestContextBeyondTheVectorLimitIsRefused: a signed context whose actors,
+// merged with the key's, would make a version vector beyond the
+// encoding's limit (versioning.MaxActors) is 400 bad_context, not a 500:
+// nothing is stored and the dot it would have taken is not consumed.
+// (Only a holder of the cluster secret can sign such a context.)
+func TestContextBeyondTheVectorLimitIsRefused(t *testing.T) {
+	n := newNode(t)
+	first := n.put("k", "v1", ctText, "")
+	before := n.debugReplica("k").body
+	many := make(versioning.VersionVector, versioning.MaxActors)
+	for i := range many {
+		many[i] = versioning.Entry{Actor: fmt.Sprintf("foreign-%04d", i), Counter: 1}
+	}
+	token := testKeys.Seal([]byte("k"), many)
+	r := n.do(http.MethodPut, kvPath("k"), map[string]string{api.HeaderContext: token, "Content-Type": ctText}, strings.NewReader("v2"))
+	e := wantError(t, r, http.StatusBadRequest, "bad_context")
+	if !strings.Contains(*e.Error, "nothing written") || !strings.Contains(*e.Error, "actors exceed limit") {
+		t.Errorf("error %q; want it to say nothing was written and which limit", *e.Error)
+	}
+	if after := n.debugReplica("k").body; !bytes.Equal(after, before) {
+		t.Fatalf("the refused write changed k:\nbefore %s\nafter  %s", before, after)
+	}
+	// The refused write's dot was taken back: the next write gets the
+	// counter after the first write's.
+	counter := func(key, token string) uint64 {
+		t.Helper()
+		vv, err := testKeys.Open([]byte(key), token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return vv.Max(n.store.Actor())
+	}
+	issued := counter("k", first)
+	if c := counter("other", n.put("other", "x", ctText, "")); c != issued+1 {
+		t.Fatalf("the next write's dot is %d; want %d (the refused write's dot reissued)", c, issued+1)
 	}
 }

@@ -260,8 +260,8 @@ func (s *Server) requestError(w http.ResponseWriter, r *http.Request, op string,
 		})
 	case errors.Is(err, replica.ErrNotReady):
 		writeError(w, http.StatusServiceUnavailable, codeNotReady, err.Error())
-	case errors.Is(err, versioning.ErrUnissuedDot):
-		writeError(w, http.StatusBadRequest, codeBadContext, "X-Dotkv-Context: "+err.Error())
+	case errors.Is(err, versioning.ErrUnissuedDot), errors.Is(err, versioning.ErrEncodingLimit), errors.Is(err, replica.ErrBadContext):
+		writeError(w, http.StatusBadRequest, codeBadContext, "X-Dotkv-Context: nothing written: "+err.Error())
 	case errors.Is(err, context.DeadlineExceeded):
 		msg := op + " timed out"
 		if op == "write" {

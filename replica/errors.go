@@ -10,6 +10,13 @@ import (
 // ErrUnavailable is wrapped by UnavailableError: the quorum could not be met.
 var ErrUnavailable = errors.New("quorum not reached")
 
+// ErrBadContext is wrapped by the error of a write refused for its
+// client's context, nothing written: one that names a write its
+// coordinator never issued (versioning.ErrUnissuedDot), or that would make
+// the key's version vector exceed the encoding's limits
+// (versioning.ErrEncodingLimit). A forwarded write carries it back.
+var ErrBadContext = errors.New("the write's context was refused")
+
 // UnavailableError says how many replicas acknowledged of how many the
 // request needed. For a write it does not mean the write had no effect:
 // replicas that did acknowledge keep it, and it may spread later.

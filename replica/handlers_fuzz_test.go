@@ -467,7 +467,7 @@ func putOutcome(err error) string {
 		return "not primary"
 	case errors.Is(err, errTimeout):
 		return "timeout"
-	case errors.Is(err, versioning.ErrUnissuedDot):
+	case errors.Is(err, versioning.ErrUnissuedDot), errors.Is(err, versioning.ErrEncodingLimit), errors.Is(err, ErrBadContext):
 		return "bad context"
 	case errors.Is(err, versioning.ErrMalformed), errors.Is(err, wire.ErrMalformed):
 		return "malformed"

@@ -142,7 +142,7 @@ func encodePutResult(vctx versioning.VersionVector, err error) []byte {
 		return w.Byte(putUnavailable).String(ua.Op).String(ua.Kind).Uvarint(uint64(ua.Acks)).Uvarint(uint64(ua.Required))
 	case errors.Is(err, errNotPrimary):
 		return w.Byte(putNotPrimary)
-	case errors.Is(err, versioning.ErrUnissuedDot):
+	case errors.Is(err, versioning.ErrUnissuedDot), errors.Is(err, versioning.ErrEncodingLimit), errors.Is(err, ErrBadContext):
 		return w.Byte(putBadContext).String(err.Error())
 	case errors.Is(err, errTimeout):
 		return w.Byte(putTimeout)
@@ -179,7 +179,7 @@ func decodePutResult(data []byte) (versioning.VersionVector, error) {
 	case putTimeout:
 		return nil, fmt.Errorf("forwarded write: %w", errTimeout)
 	case putBadContext:
-		return nil, fmt.Errorf("forwarded write: %s: %w", r.String(), versioning.ErrUnissuedDot)
+		return nil, fmt.Errorf("forwarded write: %s: %w", r.String(), ErrBadContext)
 	case putFailed:
 		return nil, fmt.Errorf("forwarded write failed: %s", r.String())
 	default:

@@ -3,6 +3,7 @@ package replica
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/dotkv/dotkv/internal/wire"
@@ -23,7 +24,10 @@ func TestPutResultRoundTrip(t *testing.T) {
 		}},
 		{"not primary", errNotPrimary, func(_ versioning.VersionVector, err error) bool { return errors.Is(err, errNotPrimary) }},
 		{"bad context", fmt.Errorf("x: %w", versioning.ErrUnissuedDot), func(_ versioning.VersionVector, err error) bool {
-			return errors.Is(err, versioning.ErrUnissuedDot)
+			return errors.Is(err, ErrBadContext) && strings.Contains(err.Error(), versioning.ErrUnissuedDot.Error())
+		}},
+		{"context beyond the limits", fmt.Errorf("x: %w", versioning.ErrEncodingLimit), func(_ versioning.VersionVector, err error) bool {
+			return errors.Is(err, ErrBadContext) && strings.Contains(err.Error(), versioning.ErrEncodingLimit.Error())
 		}},
 		{"timeout", errTimeout, func(_ versioning.VersionVector, err error) bool { return errors.Is(err, errTimeout) }},
 		{"too many siblings", fmt.Errorf("write: %w", &LimitError{Err: ErrTooManySiblings, Siblings: 100, Would: 101, Max: 100}),

@@ -140,8 +140,8 @@ func TestForwardedWriteWithForgedContextIsRefused(t *testing.T) {
 	prims, _ := c.prefs(k)
 	forged := versioning.VersionVector{{Actor: c.nodes[prims[0]].store.Actor(), Counter: 1_000_000}}
 	_, err := c.put("n1", k, "v", forged, WriteOptions{})
-	if !errors.Is(err, versioning.ErrUnissuedDot) {
-		t.Fatalf("err = %v, want ErrUnissuedDot", err)
+	if !errors.Is(err, ErrBadContext) || !strings.Contains(err.Error(), versioning.ErrUnissuedDot.Error()) {
+		t.Fatalf("err = %v, want ErrBadContext saying %q", err, versioning.ErrUnissuedDot)
 	}
 	for _, id := range c.ids {
 		if got := c.stored(id, k); len(got) != 0 {

@@ -500,6 +500,11 @@ func (s *Store) WriteDeferSync(partition uint32, key []byte, ctx versioning.Vers
 		return err
 	}, true)
 	if err != nil {
+		if dot.Counter != 0 && errors.Is(err, versioning.ErrEncodingLimit) {
+			// The client's context made a state beyond the encoding's
+			// limits (versioning.MaxActors...): nothing was stored.
+			s.releaseCounter(dot.Counter)
+		}
 		return versioning.State{}, versioning.Dot{}, nil, err
 	}
 	return st, dot, sync, nil

@@ -38,6 +38,11 @@ const (
 // ErrMalformed is wrapped by every decoding error.
 var ErrMalformed = errors.New("versioning: malformed encoding")
 
+// ErrEncodingLimit is wrapped by AppendBinary's errors for a state beyond
+// the decoders' limits (actors, actor IDs, counters, extra dots): a state
+// that could not be read back, which is therefore never stored.
+var ErrEncodingLimit = errors.New("versioning: state beyond an encoding limit")
+
 const flagDeleted = 1 << 0
 
 // AppendBinary appends the compact encoding of s to dst:
@@ -54,20 +59,20 @@ func (s State) AppendBinary(dst []byte) ([]byte, error) {
 	// Refuse what DecodeState would reject: a record written but not
 	// readable back is lost.
 	if len(s.Context) > MaxActors {
-		return nil, fmt.Errorf("encode state: %d actors exceed limit %d", len(s.Context), MaxActors)
+		return nil, fmt.Errorf("encode state: %d actors exceed limit %d: %w", len(s.Context), MaxActors, ErrEncodingLimit)
 	}
 	dots := 0
 	for _, e := range s.Context {
 		if len(e.Actor) > MaxActorLen {
-			return nil, fmt.Errorf("encode state: actor ID of %d bytes exceeds limit %d", len(e.Actor), MaxActorLen)
+			return nil, fmt.Errorf("encode state: actor ID of %d bytes exceeds limit %d: %w", len(e.Actor), MaxActorLen, ErrEncodingLimit)
 		}
 		if e.Counter > MaxCounter || (len(e.Dots) > 0 && e.Dots[len(e.Dots)-1] > MaxCounter) {
-			return nil, fmt.Errorf("encode state: counter of %q exceeds limit %d", e.Actor, uint64(MaxCounter))
+			return nil, fmt.Errorf("encode state: counter of %q exceeds limit %d: %w", e.Actor, uint64(MaxCounter), ErrEncodingLimit)
 		}
 		dots += len(e.Dots)
 	}
 	if dots > MaxDots {
-		return nil, fmt.Errorf("encode state: %d extra dots exceed limit %d", dots, MaxDots)
+		return nil, fmt.Errorf("encode state: %d extra dots exceed limit %d: %w", dots, MaxDots, ErrEncodingLimit)
 	}
 	if len(dst) == cap(dst) {
 		// No room (MarshalBinary's nil, say): grow once, not step by step.
