@@ -44,6 +44,7 @@ const (
 	routeClusterRemove   = "cluster_remove"
 	routeAdminAAE        = "admin_aae"
 	routeAdminFault      = "admin_fault"
+	routeAdminBackup     = "admin_backup"
 	routePprof           = "pprof"
 	routeHealthz         = "healthz"
 	routeMetrics         = "metrics"
@@ -107,6 +108,8 @@ func (s *Server) classify(method, path string) endpoint {
 		return endpoint{route: routeAdminAAE, need: auth.Admin, admin: true}
 	case path == "/admin/fault":
 		return endpoint{route: routeAdminFault, need: auth.Admin, admin: true}
+	case path == "/admin/backup":
+		return endpoint{route: routeAdminBackup, need: auth.Admin, admin: true}
 	case hasPrefix(path, "/admin/") || hasPrefix(path, "/debug/"):
 		return endpoint{route: routeOther, need: auth.Admin, admin: true}
 	case path == "/healthz":

@@ -78,6 +78,9 @@ type Config struct {
 	// MetricsAuth makes /metrics need a valid token of any role when Auth
 	// is set; otherwise /metrics is open.
 	MetricsAuth bool
+	// Backup, if not nil, serves GET /admin/backup: a consistent backup of
+	// the node's store, as a tar archive.
+	Backup Backuper
 	// SeparateAdmin makes the handler answer 404 for /admin/ and /debug/,
 	// which AdminHandler serves on a separate address (--admin-http).
 	SeparateAdmin bool
@@ -190,6 +193,8 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, sc scope) string 
 		s.adminAAE(w, r)
 	case routeAdminFault:
 		s.adminFault(w, r)
+	case routeAdminBackup:
+		s.adminBackup(w, r)
 	case routePprof:
 		s.mux.ServeHTTP(w, r)
 	case routeHealthz, routeMetrics:

@@ -156,6 +156,8 @@ func (o Options) Validate() error {
 // Store is a node's pebble database of records and metadata.
 type Store struct {
 	db        *pebble.DB
+	fs        vfs.FS // the data directory's filesystem
+	dir       string // the data directory
 	log       *slog.Logger
 	nodeID    string
 	actor     string
@@ -218,7 +220,7 @@ func Open(dir string, o Options) (*Store, error) {
 	}
 	log.Info("opened pebble", "dir", dir, "cache_size", FormatSize(o.CacheSize),
 		"memtable_size", FormatSize(int64(o.MemTableSize)))
-	s := &Store{db: db, log: log, nodeID: o.NodeID, writeOpts: pebble.Sync, observer: o.Observer, limits: o.Limits}
+	s := &Store{db: db, fs: popts.FS, dir: dir, log: log, nodeID: o.NodeID, writeOpts: pebble.Sync, observer: o.Observer, limits: o.Limits}
 	if o.Fsync == FsyncNever {
 		s.writeOpts = pebble.NoSync
 	}
@@ -227,6 +229,10 @@ func Open(dir string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
 	if err := s.loadHints(o.HintLimits); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("open store %s: %w", dir, err)
+	}
+	if err := s.removeStaleBackups(); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("open store %s: %w", dir, err)
 	}
@@ -259,10 +265,19 @@ func (s *Store) init(o Options) error {
 	if err != nil {
 		return err
 	}
+	restored, err := s.restoredFromBackup()
+	if err != nil {
+		return err
+	}
 	switch {
 	case s.inc == 0:
 		s.inc = newIncarnation()
 		s.log.Info("new data directory", "incarnation", s.inc)
+	case restored:
+		old := s.inc
+		s.inc = newIncarnation()
+		s.log.Warn("data directory restored from a backup: taking a new incarnation, so that no dot issued after the backup is issued again",
+			"old_incarnation", old, "incarnation", s.inc)
 	case haveID && !clean && string(lastFsync) == FsyncNever.String():
 		old := s.inc
 		s.inc = newIncarnation()
@@ -280,7 +295,15 @@ func (s *Store) init(o Options) error {
 	_ = b.Set(metaFsync, []byte(o.Fsync.String()), nil)
 	_ = b.Set(metaCounter, binary.BigEndian.AppendUint64(nil, s.counter.leased), nil)
 	_ = b.Delete(metaClean, nil)
-	return b.Commit(pebble.Sync)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	if restored {
+		// Only once the new incarnation is durable: a crash before this
+		// takes yet another one, which is harmless.
+		return s.clearRestoredMarker()
+	}
+	return nil
 }
 
 func newIncarnation() uint64 {
