@@ -335,7 +335,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		n.goEngine(n.aae.Run)
 	}
 	apiCfg := api.Config{NodeID: cfg.ID, MaxValue: cfg.MaxValue, Logger: log, Cluster: view, Registry: n.reg,
-		Hints: n.store, AAE: n.trees, ContextKeys: n.keys.p.Load}
+		Hints: n.store, AAE: n.trees, ContextKeys: n.keys.p.Load, Backup: n.store}
 	if n.handoff != nil {
 		apiCfg.Transfers = n.handoff
 	}
