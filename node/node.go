@@ -33,7 +33,9 @@ import (
 	"github.com/dotkv/dotkv/transport"
 )
 
-// Config configures a node.
+// Config configures a node. DefaultConfig returns the defaults in full
+// and Validate checks one; a zero field selects its default, as each field
+// says.
 type Config struct {
 	ID      string
 	DataDir string
@@ -246,18 +248,17 @@ func (cfg Config) limits() storage.Limits {
 	return storage.Limits{MaxSiblings: cfg.MaxSiblings, WarnSiblings: cfg.WarnSiblings, MaxRecordBytes: cfg.MaxRecordBytes}
 }
 
-// Start opens the store, starts every part and serves until Close.
+// Start opens the store, starts every part and serves until Close. It
+// refuses a configuration that Validate refuses before it creates
+// anything.
 func Start(cfg Config) (_ *Node, err error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	if cfg.N == 0 {
-		cfg.N = 3
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.MaxRecordBytes < 0 || cfg.MaxRecordBytes > MaxRecordLimit {
-		return nil, fmt.Errorf("max record size %s: want at most %s (half an internode message)",
-			storage.FormatSize(cfg.MaxRecordBytes), storage.FormatSize(MaxRecordLimit))
-	}
+	cfg = cfg.withDefaults()
 	log := cfg.Logger.With("node", cfg.ID)
 	n := &Node{cfg: cfg, log: log, httpDone: make(chan error, 1)}
 	defer func() {
@@ -271,16 +272,13 @@ func Start(cfg Config) (_ *Node, err error) {
 		}
 	}
 	n.trees, n.tombs = repair.NewTrees(), repair.NewTombstones()
-	n.store, err = storage.Open(cfg.DataDir, storage.Options{
-		NodeID: cfg.ID, Fsync: cfg.Fsync, FS: cfg.FS, Logger: log,
-		CacheSize: cfg.CacheSize, MemTableSize: cfg.MemTableSize,
-		HintLimits: storage.HintLimits{MaxCount: cfg.MaxHints, MaxBytes: cfg.MaxHintBytes},
-		Limits:     cfg.limits(),
-		Observer: func(p uint32, key, old, cur []byte) {
-			n.trees.Observe(p, key, old, cur)
-			n.tombs.Observe(p, key, old, cur)
-		},
-	})
+	sopts := cfg.storageOptions()
+	sopts.Logger = log
+	sopts.Observer = func(p uint32, key, old, cur []byte) {
+		n.trees.Observe(p, key, old, cur)
+		n.tombs.Observe(p, key, old, cur)
+	}
+	n.store, err = storage.Open(cfg.DataDir, sopts)
 	if err != nil {
 		return nil, err
 	}
