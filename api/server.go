@@ -39,6 +39,9 @@ type Backend interface {
 type Config struct {
 	// NodeID names this node in /healthz.
 	NodeID string
+	// Version is the version of the running binary, reported by /healthz
+	// (which leaves it out if empty).
+	Version string
 	// MaxValue is the largest accepted value in bytes (default 1 MiB).
 	MaxValue int64
 	// DefaultTimeout bounds each request unless it sets timeout= (default 1 s).
@@ -212,7 +215,9 @@ func hasPrefix(s, p string) bool { return len(s) >= len(p) && s[:len(p)] == p }
 // healthz answers 200 while this node serves everything it owns ("ok", or
 // "leaving" while it hands its partitions off), and 503 while it does not
 // ("joining": not ready, or still receiving its partitions) or no longer
-// belongs to the cluster ("left", "removed").
+// belongs to the cluster ("left", "removed"). Its JSON body names the
+// status, the node and, if Config.Version is set, the version of its
+// binary.
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	status, code := "ok", http.StatusOK
 	switch st := s.selfStatus(); {
@@ -223,7 +228,11 @@ func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
 	case st == gossip.StatusLeaving:
 		status = string(st)
 	}
-	writeJSON(w, code, map[string]string{"status": status, "node": s.cfg.NodeID})
+	body := map[string]string{"status": status, "node": s.cfg.NodeID}
+	if s.cfg.Version != "" {
+		body["version"] = s.cfg.Version
+	}
+	writeJSON(w, code, body)
 }
 
 // selfStatus returns this node's own ring status ("" if its cluster view
