@@ -264,18 +264,30 @@ func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
+// codePartialWrite is the code of a 503 for a write applied and sent, but
+// acknowledged by fewer replicas than asked: outcome unknown, it may
+// still spread. codeUnavailable's 503 says nothing was written.
+const codePartialWrite = "partial_write"
+
 // requestError maps a backend error to a response.
 func (s *Server) requestError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	var unavail *replica.UnavailableError
 	switch {
 	case errors.As(err, &unavail):
+		code := codeUnavailable // nothing written (or a read)
+		if unavail.Op == "write" && unavail.Written {
+			code = codePartialWrite
+		}
 		writeJSON(w, http.StatusServiceUnavailable, errorBody{
-			Error: unavail.Error(), Code: codeUnavailable, Acks: &unavail.Acks, Required: &unavail.Required,
+			Error: unavail.Error(), Code: code, Acks: &unavail.Acks, Required: &unavail.Required,
 		})
 	case errors.Is(err, replica.ErrNotReady):
 		writeError(w, http.StatusServiceUnavailable, codeNotReady, err.Error())
 	case errors.Is(err, versioning.ErrUnissuedDot), errors.Is(err, versioning.ErrEncodingLimit), errors.Is(err, replica.ErrBadContext):
 		writeError(w, http.StatusBadRequest, codeBadContext, "X-Dotkv-Context: nothing written: "+err.Error())
+	case errors.Is(err, replica.ErrOutcomeUnknown):
+		writeError(w, http.StatusGatewayTimeout, codeTimeout, op+" failed: "+err.Error()+
+			" (the write may have been applied and may appear later)")
 	case errors.Is(err, context.DeadlineExceeded):
 		msg := op + " timed out"
 		if op == "write" {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -188,4 +189,46 @@ func TestFaultFilterMakesNodeDeadAndHealRevives(t *testing.T) {
 	}
 	c.Heal()
 	c.WaitAllAlive()
+}
+
+// TestUnavailableWriteSaysWhetherItWrote: a w=all write that cannot get
+// every ack answers 503 either "unavailable" (failed fast, nothing written
+// anywhere) or "partial_write" (applied and kept by the replicas that
+// acknowledged, outcome unknown), and says which truthfully. n3 is cut
+// off just before the write; whether the failure detector has noticed
+// decides which of the two it is.
+func TestUnavailableWriteSaysWhetherItWrote(t *testing.T) {
+	c := kvtest.NewCluster(t, 3, kvtest.Options{DisableHints: true})
+	c.Isolate(2)
+	seen := map[string]bool{}
+	for i := 0; i < 20 && !(seen["unavailable"] && seen["partial_write"]); i++ {
+		key := fmt.Sprintf("k%d", i)
+		r := c.Put(0, key, "v", "", "w=all")
+		e := r.JSONError()
+		if r.Status != http.StatusServiceUnavailable {
+			t.Fatalf("w=all with n3 cut off: %d %s", r.Status, r.Body)
+		}
+		seen[e.Code] = true
+		written := c.Replica(0, key).Status == http.StatusOK
+		switch e.Code {
+		case "partial_write":
+			if !written || !strings.Contains(e.Error, "outcome unknown") {
+				t.Fatalf("partial_write, yet n1 (the coordinator) holds %s: %v; error %q", key, written, e.Error)
+			}
+		case "unavailable":
+			if written || !strings.Contains(e.Error, "nothing was written") {
+				t.Fatalf("unavailable (nothing written), yet n1 holds %s: %v; error %q", key, written, e.Error)
+			}
+		default:
+			t.Fatalf("w=all with n3 cut off: code %q (%s)", e.Code, r.Body)
+		}
+		if i == 0 {
+			// The rest run once n3 is known dead: they fail fast.
+			c.WaitLiveness(0, 2, gossip.Dead, waitLimit)
+		}
+	}
+	if !seen["unavailable"] {
+		t.Fatal("no write failed fast once n3 was dead")
+	}
+	t.Logf("codes seen: %v", seen)
 }

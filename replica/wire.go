@@ -139,7 +139,11 @@ func encodePutResult(vctx versioning.VersionVector, err error) []byte {
 		}
 		return w.Byte(code).Uvarint(uint64(le.Siblings)).Uvarint(uint64(le.Would)).Uvarint(uint64(le.Max))
 	case errors.As(err, &ua):
-		return w.Byte(putUnavailable).String(ua.Op).String(ua.Kind).Uvarint(uint64(ua.Acks)).Uvarint(uint64(ua.Required))
+		written := byte(0)
+		if ua.Written {
+			written = 1
+		}
+		return w.Byte(putUnavailable).String(ua.Op).String(ua.Kind).Uvarint(uint64(ua.Acks)).Uvarint(uint64(ua.Required)).Byte(written)
 	case errors.Is(err, errNotPrimary):
 		return w.Byte(putNotPrimary)
 	case errors.Is(err, versioning.ErrUnissuedDot), errors.Is(err, versioning.ErrEncodingLimit), errors.Is(err, ErrBadContext):
@@ -161,6 +165,11 @@ func decodePutResult(data []byte) (versioning.VersionVector, error) {
 		return versioning.DecodeContext(token)
 	case putUnavailable:
 		ua := &UnavailableError{Op: r.String(), Kind: r.String(), Acks: int(r.Uvarint()), Required: int(r.Uvarint())}
+		if r.Len() > 0 { // absent from nodes of an older dotkv: written (outcome unknown)
+			ua.Written = r.Byte() != 0
+		} else {
+			ua.Written = true
+		}
 		if err := r.Done(); err != nil {
 			return nil, err
 		}

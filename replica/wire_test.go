@@ -22,6 +22,10 @@ func TestPutResultRoundTrip(t *testing.T) {
 			var ua *UnavailableError
 			return errors.As(err, &ua) && *ua == UnavailableError{Op: "write", Kind: "primaries", Acks: 1, Required: 3}
 		}},
+		{"written, too few acks", &UnavailableError{Op: "write", Kind: "replicas", Acks: 1, Required: 2, Written: true}, func(_ versioning.VersionVector, err error) bool {
+			var ua *UnavailableError
+			return errors.As(err, &ua) && *ua == UnavailableError{Op: "write", Kind: "replicas", Acks: 1, Required: 2, Written: true}
+		}},
 		{"not primary", errNotPrimary, func(_ versioning.VersionVector, err error) bool { return errors.Is(err, errNotPrimary) }},
 		{"bad context", fmt.Errorf("x: %w", versioning.ErrUnissuedDot), func(_ versioning.VersionVector, err error) bool {
 			return errors.Is(err, ErrBadContext) && strings.Contains(err.Error(), versioning.ErrUnissuedDot.Error())

@@ -74,7 +74,7 @@ func (c *Coordinator) forward(ctx context.Context, prims []string, req putReques
 			if ctx.Err() != nil {
 				return nil, fmt.Errorf("forward write to %s: %w", node, errTimeout), true
 			}
-			return nil, fmt.Errorf("forward write to %s (outcome unknown): %w", node, err), true
+			return nil, fmt.Errorf("forward write to %s: %w: %w", node, ErrOutcomeUnknown, err), true
 		}
 		vctx, err := decodePutResult(resp)
 		if errors.Is(err, errNotPrimary) {
@@ -164,7 +164,9 @@ func (c *Coordinator) coordinate(ctx context.Context, r *ring.View, w write,
 			return nil, fmt.Errorf("write %q: %d of %d acks (outcome unknown): %w", w.key, t.acks, need, errTimeout)
 		}
 		if t.hopeless() {
-			return nil, countReady(t, results).err()
+			err := countReady(t, results).err()
+			err.Written = true // applied here, and sent
+			return nil, err
 		}
 		select {
 		case res := <-results:

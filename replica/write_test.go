@@ -134,6 +134,29 @@ func TestForwardedWriteOutcomeUnknownIsNotRetried(t *testing.T) {
 	}
 }
 
+// TestForwardedWriteToAPrimaryThatFailsIsOutcomeUnknown: the primary a
+// write was forwarded to fails mid-request (here its handler errs after
+// the request arrived; a connection lost after the request left is the
+// same to the forwarder): the write may have been applied, so the answer
+// is ErrOutcomeUnknown (504 at the API), and it is not forwarded again.
+func TestForwardedWriteToAPrimaryThatFailsIsOutcomeUnknown(t *testing.T) {
+	c := newTestCluster(t, 5, Config{})
+	k := c.keyWhere(func(prims, _ []string) bool { return !slices.Contains(prims, "n1") })
+	prims, _ := c.prefs(k)
+	for _, p := range prims {
+		c.nodes[p].ep.Handle(methodPut, func(context.Context, string, []byte) ([]byte, error) {
+			return nil, errors.New("the node failed while it handled the write")
+		})
+	}
+	_, err := c.put("n1", k, "v", nil, WriteOptions{})
+	if !errors.Is(err, ErrOutcomeUnknown) {
+		t.Fatalf("err = %v, want ErrOutcomeUnknown", err)
+	}
+	if got := c.calls(methodPut); got != 1 {
+		t.Errorf("%d forwards, want 1 (outcome unknown: never retried elsewhere)", got)
+	}
+}
+
 func TestForwardedWriteWithForgedContextIsRefused(t *testing.T) {
 	c := newTestCluster(t, 5, Config{})
 	k := c.keyWhere(func(prims, _ []string) bool { return !slices.Contains(prims, "n1") })
@@ -202,8 +225,8 @@ func TestNoPrimaryReachableWithoutHintsIsUnavailable(t *testing.T) {
 	c.net.Isolate(prims...)
 	_, err := c.put("n1", k, "v1", nil, WriteOptions{})
 	var ua *UnavailableError
-	if !errors.As(err, &ua) || ua.Acks != 0 || ua.Required != 2 {
-		t.Fatalf("err = %v, want 0 of 2 unavailable", err)
+	if !errors.As(err, &ua) || ua.Acks != 0 || ua.Required != 2 || ua.Written || !strings.Contains(ua.Error(), "nothing was written") {
+		t.Fatalf("err = %v, want 0 of 2 unavailable, nothing written", err)
 	}
 	if h := c.hintHolders(k); len(h) != 0 {
 		t.Errorf("hints kept with hints off: %v", h)
@@ -284,6 +307,11 @@ func TestWriteOutcomes(t *testing.T) {
 				}
 				if ua.Kind != kind || ua.Required != required || ua.Acks > acks {
 					t.Errorf("put err = %q, want %q (or fewer acks)", ua, tc.err)
+				}
+				// Written: the write was applied somewhere (outcome
+				// unknown), or failed fast with nothing written.
+				if written := len(tc.records) > 0; ua.Written != written {
+					t.Errorf("put err %q says written=%v; want %v", ua, ua.Written, written)
 				}
 			}
 			// Replication and hints may finish after the answer.
