@@ -3,6 +3,7 @@ module github.com/dotkv/dotkv
 go 1.26.8
 
 require (
+	github.com/BurntSushi/toml v1.5.0
 	github.com/HdrHistogram/hdrhistogram-go v1.4.0
 	github.com/cespare/xxhash/v2 v2.3.0
 	github.com/cockroachdb/datadriven v1.0.3
