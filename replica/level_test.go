@@ -55,7 +55,16 @@ func TestUnavailableError(t *testing.T) {
 	if !errors.Is(err, ErrUnavailable) {
 		t.Fatal("UnavailableError does not wrap ErrUnavailable")
 	}
-	if got := err.Error(); got != "write: 1 of 2 required replicas answered (outcome unknown: acknowledging replicas keep the write)" {
+	if got := err.Error(); got != "write: 1 of 2 required replicas reachable: nothing was written" {
+		t.Fatalf("Error() = %q", got)
+	}
+	err = &UnavailableError{Op: "write", Kind: "replicas", Acks: 1, Required: 2, Written: true}
+	if got := err.Error(); got != "write: 1 of 2 required replicas acknowledged (outcome unknown: "+
+		"the write was applied and the replicas that have it keep it; it may still spread)" {
+		t.Fatalf("Error() = %q", got)
+	}
+	err = &UnavailableError{Op: "read", Kind: "primaries", Acks: 1, Required: 2}
+	if got := err.Error(); got != "read: 1 of 2 required primaries answered" {
 		t.Fatalf("Error() = %q", got)
 	}
 }
