@@ -562,6 +562,10 @@ func hintDeliverySurvivesRestartOfTarget(t *testing.T) {
 	c.WaitAllAlive()
 	c.WaitHintsDrained(waitLimit)
 	requireSame(t, c, 0, 2, keys)
+	// Drained hints read 0 in /metrics; the series stays.
+	if r := c.Do(0, http.MethodGet, "/metrics", nil, nil); !strings.Contains(string(r.Body), `dotkv_hints_pending{target="n3"} 0`+"\n") {
+		t.Errorf("n1's /metrics lacks dotkv_hints_pending{target=\"n3\"} 0 once its hints are delivered")
+	}
 
 	// Part 2: the holder restarts, first while its target is unreachable
 	// (its hints come back from pebble, all of them), then mid-delivery.

@@ -447,7 +447,7 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 		Interval: cfg.HintInterval,
 		Logger:   n.log,
 	})
-	n.reg.MustRegister(hintCollector{n.store, n.deliverer})
+	n.reg.MustRegister(hintCollector{n.store, n.deliverer, func() []string { return n.membership.View().Members() }})
 	n.aae = n.newEngine(n.client, n.membership.View, dead)
 	n.aae.Register(n.rpc)
 
@@ -556,10 +556,13 @@ func (n *Node) goEngine(f func(ctx context.Context)) {
 // AAE returns the node's anti-entropy engine.
 func (n *Node) AAE() *repair.Engine { return n.aae }
 
-// hintCollector exports the hint store's and the deliverer's counts.
+// hintCollector exports the hint store's and the deliverer's counts:
+// pending hints for every member (0 when none, so that the series does not
+// vanish once delivered) and for any other target.
 type hintCollector struct {
 	store     *storage.Store
 	deliverer *repair.Deliverer
+	members   func() []string
 }
 
 var (
@@ -575,7 +578,13 @@ func (c hintCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c hintCollector) Collect(ch chan<- prometheus.Metric) {
-	for target, n := range c.store.HintCounts() {
+	counts := c.store.HintCounts()
+	for _, m := range c.members() {
+		if _, ok := counts[m]; !ok && m != c.store.NodeID() {
+			ch <- prometheus.MustNewConstMetric(hintsPendingDesc, prometheus.GaugeValue, 0, m)
+		}
+	}
+	for target, n := range counts {
 		ch <- prometheus.MustNewConstMetric(hintsPendingDesc, prometheus.GaugeValue, float64(n), target)
 	}
 	ch <- prometheus.MustNewConstMetric(hintOverflowsDesc, prometheus.CounterValue, float64(c.store.HintOverflows()))
