@@ -12,7 +12,7 @@
 
 ARG GO_VERSION=1.26.8
 
-FROM docker.io/library/golang:${GO_VERSION}-bookworm AS build
+FROM docker.io/library/golang:${GO_VERSION} AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download

@@ -678,3 +678,15 @@ func TestManifestPodsRun(t *testing.T) {
 	}
 	p0.waitProbe(t, probePort(t, c, c.ReadinessProbe.HTTPGet.Port), c.ReadinessProbe.HTTPGet.Path)
 }
+
+// TestPodmanScriptSyntax checks that deploy/podman/cluster.sh parses
+// (running it needs podman: see the script).
+func TestPodmanScriptSyntax(t *testing.T) {
+	bash, err := exec.LookPath("bash")
+	if err != nil {
+		t.Skip("no bash")
+	}
+	if out, err := exec.Command(bash, "-n", "podman/cluster.sh").CombinedOutput(); err != nil {
+		t.Fatalf("bash -n podman/cluster.sh: %v\n%s", err, out)
+	}
+}
