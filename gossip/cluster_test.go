@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -458,8 +459,9 @@ func (h funcHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
 func (h funcHandler) WithGroup(string) slog.Handler      { return h }
 
 // TestNotReadyUntilTheSeedAnswers: a node whose seed is not up yet must
-// not consider its one-member ring the cluster's; it becomes ready once
-// it has merged a peer's ring state.
+// not consider its one-member ring the cluster's, and says at INFO level
+// that it waits for it; it becomes ready once it has merged a peer's ring
+// state.
 func TestNotReadyUntilTheSeedAnswers(t *testing.T) {
 	ln, err := net.Listen("tcp", "127.0.0.41:0")
 	if err != nil {
@@ -467,10 +469,23 @@ func TestNotReadyUntilTheSeedAnswers(t *testing.T) {
 	}
 	seedAddr := ln.Addr().String()
 	_ = ln.Close()
-	late := startNode(t, "n2", "127.0.0.42", []string{seedAddr}, nil)
-	if late.m.Ready() {
+	var waiting atomic.Int32
+	late, err := Start(Config{NodeID: "n2", GossipAddr: "127.0.0.42:0", HTTPAddr: "127.0.0.42:8080", RPCAddr: "127.0.0.42:8081",
+		Join: []string{seedAddr}, Partitions: 256, N: 3, Fast: true,
+		Logger: recordHandler(func(level, msg string) {
+			if level == "INFO" && strings.Contains(msg, "waiting for the cluster") {
+				waiting.Add(1)
+			}
+		})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopReceive := autoReceive(late, "n2")
+	defer func() { stopReceive(); _ = late.Close() }()
+	if late.Ready() {
 		t.Fatal("ready before the seed exists")
 	}
+	waitFor(t, waitLimit, "n2 to say at INFO level that it waits for its seed", func() bool { return waiting.Load() > 0 })
 	f := transport.NewFilter(nil)
 	seed, err := Start(Config{NodeID: "n1", GossipAddr: seedAddr, HTTPAddr: "127.0.0.41:8080", RPCAddr: "127.0.0.41:8081",
 		Partitions: 256, N: 3, Filter: f, Fast: true, Logger: testLogger(t), NewCluster: true})
@@ -481,8 +496,8 @@ func TestNotReadyUntilTheSeedAnswers(t *testing.T) {
 	if !seed.Ready() {
 		t.Fatal("a node without seeds is not ready")
 	}
-	waitFor(t, waitLimit, "n2 to join through its late seed", late.m.Ready)
-	if got := late.m.View().Members(); !slices.Equal(got, []string{"n1", "n2"}) {
+	waitFor(t, waitLimit, "n2 to join through its late seed", late.Ready)
+	if got := late.View().Members(); !slices.Equal(got, []string{"n1", "n2"}) {
 		t.Fatalf("n2's ring once ready = %v", got)
 	}
 }

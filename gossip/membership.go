@@ -314,6 +314,9 @@ type Membership struct {
 	// lastKeyWarn is when rejoin last warned of a key mismatch (touched
 	// only by rejoinLoop).
 	lastKeyWarn time.Time
+	// lastSeedWarn is when rejoin last said, while not ready, that a join
+	// address did not answer (touched only by the rejoin loop).
+	lastSeedWarn time.Time
 
 	in   inbox
 	wake chan struct{} // 1-buffered: "the inbox may hold something"
@@ -376,7 +379,6 @@ func Start(cfg Config) (_ *Membership, err error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	logger = logger.With("node", cfg.NodeID)
 	m := &Membership{
 		id:   cfg.NodeID,
 		cfg:  cfg,
@@ -1216,6 +1218,12 @@ func (m *Membership) rejoin() (mismatch bool) {
 			}
 		}
 		m.log.Debug("gossip: rejoin failed", "addr", addr, "err", err)
+		if !m.ready.Load() && time.Since(m.lastSeedWarn) >= seedWarnEvery {
+			// A node that cannot reach its cluster says so (not only at
+			// debug level), now and then.
+			m.lastSeedWarn = time.Now()
+			m.log.Info("gossip: waiting for the cluster: a join address did not answer; still trying", "addr", addr, "err", err)
+		}
 	}
 	return mismatch
 }
@@ -1223,6 +1231,7 @@ func (m *Membership) rejoin() (mismatch bool) {
 // keyWarnEvery spaces rejoin's warnings of a key mismatch, which it
 // meets at every attempt; msgKeyMismatch is the warning.
 const (
+	seedWarnEvery  = 10 * time.Second
 	keyWarnEvery   = time.Minute
 	msgKeyMismatch = "gossip: a peer cannot be joined: it gossips under another key or encryption setting; check the gossip key file"
 )
