@@ -16,7 +16,7 @@ import (
 )
 
 var updateNotice = flag.Bool("update-notice", false,
-	"rewrite ../NOTICE from the licence files in the module cache (run go mod download all first), then check it")
+	"rewrite ../NOTICE from the licence files of the modules' sources (downloaded into the module cache if missing), then check it")
 
 // binaryPackages are the commands shipped in the image: NOTICE lists the
 // modules compiled into them apart from the rest of the module graph.
@@ -45,8 +45,14 @@ func (m module) String() string { return m.Path + " " + m.Version }
 // standard output.
 func goCmd(t *testing.T, env []string, args ...string) []byte {
 	t.Helper()
+	return goCmdIn(t, "..", env, args...)
+}
+
+// goCmdIn runs the go command in dir and returns its standard output.
+func goCmdIn(t *testing.T, dir string, env []string, args ...string) []byte {
+	t.Helper()
 	cmd := exec.Command("go", args...)
-	cmd.Dir = ".."
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -142,7 +148,7 @@ func TestNotice(t *testing.T) {
 		writeNotice(t, mods, compiled)
 	}
 	entries := readNotice(t)
-	const fix = "(go mod download all && go test ./deploy -run TestNotice -update-notice)"
+	const fix = "(go test ./deploy -run TestNotice -update-notice)"
 	for _, m := range mods {
 		e, ok := entries[m.Path]
 		switch {
@@ -277,9 +283,21 @@ func classify(text string) []string {
 }
 
 // writeNotice rewrites ../NOTICE from the licence files of every module
-// in the module cache.
+// in the module cache. It downloads the modules whose source is not there
+// (go list -m all needs only their go.mod files), from outside this
+// module so that go.sum is left as it is.
 func writeNotice(t *testing.T, mods []module, compiled map[string]bool) {
 	cache := strings.TrimSpace(string(goCmd(t, nil, "env", "GOMODCACHE")))
+	var missing []string
+	for _, m := range mods {
+		if _, err := os.Stat(moduleDir(cache, m)); err != nil {
+			missing = append(missing, m.Path+"@"+m.Version)
+		}
+	}
+	if len(missing) > 0 {
+		t.Logf("downloading the source of %d modules", len(missing))
+		goCmdIn(t, t.TempDir(), nil, append([]string{"mod", "download"}, missing...)...)
+	}
 	var b bytes.Buffer
 	b.WriteString(`dotkv
 Copyright 2026 The dotkv Authors
@@ -296,7 +314,7 @@ licences of modules that carry several. The last part reproduces the
 NOTICE files of the modules compiled in.
 
 This file is checked by deploy/notice_test.go; rewrite it with
-  go mod download all && go test ./deploy -run TestNotice -update-notice
+  go test ./deploy -run TestNotice -update-notice
 
 `)
 	type row struct {
@@ -308,7 +326,7 @@ This file is checked by deploy/notice_test.go; rewrite it with
 	for _, m := range mods {
 		license, notice, err := licenseOf(moduleDir(cache, m))
 		if err != nil {
-			t.Fatalf("%s: %v (run go mod download all)", m, err)
+			t.Fatalf("%s: %v", m, err)
 		}
 		if o, ok := licenseOverrides[m.Path]; ok {
 			license = o
