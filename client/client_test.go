@@ -277,23 +277,30 @@ func TestTypedErrors(t *testing.T) {
 	}
 	wantNothingWritten("large record", err)
 
-	// 503 unavailable: for a write, the outcome is unknown.
-	unavailable := stubNode(t, func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusServiceUnavailable)
-		_, _ = io.WriteString(w, `{"error":"write: 1 of 2 required replicas answered","code":"unavailable","acks":1,"required":2}`)
-	})
-	u := newClient(t, client.Config{Endpoints: []string{unavailable, n.URL}, InOrder: true})
-	_, err = u.Put(ctx, "u", []byte("x"))
-	var ua *client.UnavailableError
-	if !errors.As(err, &ua) || ua.Acks != 1 || ua.Required != 2 || ua.Body.Code != client.CodeUnavailable || !client.MaybeApplied(err) {
-		t.Fatalf("put on an unavailable cluster: %v (MaybeApplied %v)", err, client.MaybeApplied(err))
-	}
-	if _, err := c.Get(ctx, "u"); !errors.As(err, &nf) {
-		t.Fatalf("the write refused as unavailable went on to the next endpoint: %v", err)
-	}
-	if _, err := u.Get(ctx, "u"); !errors.As(err, &ua) || client.MaybeApplied(err) {
-		t.Fatalf("get on an unavailable cluster: %v", err)
+	// 503: unavailable (a write failed fast, nothing written) and
+	// partial_write (outcome unknown); neither goes on to the next
+	// endpoint.
+	for _, tc := range []struct {
+		code         string
+		maybeApplied bool
+	}{{client.CodeUnavailable, false}, {client.CodePartialWrite, true}} {
+		stub := stubNode(t, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = fmt.Fprintf(w, `{"error":"write: 1 of 2 required replicas","code":%q,"acks":1,"required":2}`, tc.code)
+		})
+		u := newClient(t, client.Config{Endpoints: []string{stub, n.URL}, InOrder: true})
+		_, err = u.Put(ctx, "u", []byte("x"))
+		var ua *client.UnavailableError
+		if !errors.As(err, &ua) || ua.Acks != 1 || ua.Required != 2 || ua.Body.Code != tc.code || client.MaybeApplied(err) != tc.maybeApplied {
+			t.Fatalf("put answered 503 %s: %v (MaybeApplied %v)", tc.code, err, client.MaybeApplied(err))
+		}
+		if _, err := c.Get(ctx, "u"); !errors.As(err, &nf) {
+			t.Fatalf("the write answered 503 %s went on to the next endpoint: %v", tc.code, err)
+		}
+		if _, err := u.Get(ctx, "u"); !errors.As(err, &ua) || client.MaybeApplied(err) {
+			t.Fatalf("get answered 503 %s: %v", tc.code, err)
+		}
 	}
 
 	// Another status: an ErrorResponse, text bodies kept.

@@ -38,15 +38,18 @@
 // *BadRequestError (400, among them a refused context: bad_context),
 // *UnauthorizedError (401), *ForbiddenError (403),
 // *TooManySiblingsError (409), *TooLargeError (413), *UnavailableError
-// (503: levels not met, with Acks and Required), and *OutcomeUnknownError
-// (504, 500, or no answer after the request was sent). When every endpoint
+// (503: levels not met, with Acks and Required; for a write, code
+// unavailable if it failed fast, partial_write if it was applied but too
+// few replicas acknowledged), and *OutcomeUnknownError (504, 500, or no
+// answer after the request was sent). When every endpoint
 // refused the request the error is an *UnreachableError. AsResponse
 // returns the answer any of them carries (status, code, message).
 //
 // Nothing was written for a NotFoundError, BadRequestError,
-// UnauthorizedError, ForbiddenError, TooManySiblingsError, TooLargeError
-// and UnreachableError. A write that failed with an OutcomeUnknownError or
-// an UnavailableError may have been applied and may appear later.
+// UnauthorizedError, ForbiddenError, TooManySiblingsError, TooLargeError,
+// UnreachableError, and an UnavailableError with code unavailable. A write
+// that failed with an OutcomeUnknownError or a partial_write
+// UnavailableError may have been applied and may appear later.
 // MaybeApplied tells the two apart.
 //
 // # JSON shapes

@@ -115,11 +115,13 @@ type TooLargeError struct {
 	RecordBytes, MaxRecordBytes int64
 }
 
-// UnavailableError is a 503: the request's levels could not be met
-// (unavailable: Acks of Required replicas answered). For a read, nothing
-// was read. For a write it does not mean nothing was written: replicas
-// that acknowledged keep the write, and it may spread later (MaybeApplied
-// reports true).
+// UnavailableError is a 503: the request's levels could not be met, Acks
+// of Required replicas answered. A read read nothing. A write with code
+// unavailable failed fast: too few replicas were reachable, and nothing
+// was written. One with code partial_write was applied by its coordinator
+// and sent to the replicas, too few of which acknowledged: those that did
+// keep it, and it may spread later (outcome unknown; MaybeApplied reports
+// true, as for any other code).
 //
 // A node that does not serve — it has not joined its cluster yet
 // (not_ready), or it is stopping (shutting_down) — answers 503 too, having
@@ -205,10 +207,12 @@ func (e *UnreachableError) Endpoint() string {
 // MaybeApplied reports whether a failed write or delete may have been
 // applied (and may appear later). It is false only when err says for
 // certain that nothing was written: NotFoundError, BadRequestError,
-// UnauthorizedError, ForbiddenError, TooManySiblingsError, TooLargeError
-// and UnreachableError. It is true for OutcomeUnknownError, an
-// UnavailableError of a write, any other error (a canceled context, say:
-// the request may have been sent), and nil (the write was applied).
+// UnauthorizedError, ForbiddenError, TooManySiblingsError, TooLargeError,
+// UnreachableError, and an UnavailableError with code unavailable (or of
+// a read). It is true for OutcomeUnknownError, an UnavailableError of a
+// write with code partial_write (or any other), any other error (a
+// canceled context, say: the request may have been sent), and nil (the
+// write was applied).
 func MaybeApplied(err error) bool {
 	if err == nil {
 		return true
@@ -224,7 +228,11 @@ func MaybeApplied(err error) bool {
 	case errors.As(err, &unknown):
 		return true
 	case errors.As(err, &unavailable):
-		return unavailable.Method != http.MethodGet && unavailable.Body.Code != CodeNotReady && unavailable.Body.Code != CodeShuttingDown
+		switch unavailable.Body.Code {
+		case CodeUnavailable, CodeNotReady, CodeShuttingDown:
+			return false
+		}
+		return unavailable.Method != http.MethodGet
 	case errors.As(err, new(*NotFoundError)), errors.As(err, new(*BadRequestError)),
 		errors.As(err, new(*UnauthorizedError)), errors.As(err, new(*ForbiddenError)),
 		errors.As(err, new(*TooManySiblingsError)), errors.As(err, new(*TooLargeError)):

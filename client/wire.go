@@ -33,7 +33,8 @@ const (
 	CodeTooLarge         = "too_large"          // 413: value above --max-value; nothing written
 	CodeObjectTooLarge   = "object_too_large"   // 413: the write would exceed --max-record; nothing written
 	CodeInternal         = "internal"           // 500: unexpected failure; for a write, outcome unknown
-	CodeUnavailable      = "unavailable"        // 503: levels not met (Acks of Required)
+	CodeUnavailable      = "unavailable"        // 503: levels not met (Acks of Required); a write failed fast, nothing written
+	CodePartialWrite     = "partial_write"      // 503: a write applied but acknowledged by too few replicas; outcome unknown
 	CodeNotReady         = "not_ready"          // 503: the node has not joined its cluster yet; nothing written
 	CodeShuttingDown     = "shutting_down"      // 503: the node is stopping; nothing written
 	CodeTimeout          = "timeout"            // 504: the request's timeout passed; for a write, outcome unknown
@@ -165,6 +166,8 @@ type Health struct {
 	Node string `json:"node"`
 	// Status is ok or leaving (200), joining, left or removed (503).
 	Status string `json:"status"`
+	// Version is the node's dotkv version, if it reports one.
+	Version string `json:"version,omitempty"`
 }
 
 // AAE is the answer of GET /admin/aae: the Merkle root of every
