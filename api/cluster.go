@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/dotkv/dotkv/client"
 	"github.com/dotkv/dotkv/gossip"
 	"github.com/dotkv/dotkv/handoff"
 	"github.com/dotkv/dotkv/ring"
@@ -47,43 +48,21 @@ type FaultFilter interface {
 	Blocked() []string
 }
 
-type memberJSON struct {
-	ID          string `json:"id"`
-	HTTP        string `json:"http"`
-	RPC         string `json:"rpc,omitempty"`
-	Gossip      string `json:"gossip,omitempty"`
-	Liveness    string `json:"liveness"`
-	Status      string `json:"status"`
-	RingVersion uint64 `json:"ring_version"`
-	Partitions  int    `json:"partitions"`
-}
-
-type ringJSON struct {
-	Partitions int      `json:"partitions"`
-	N          int      `json:"n"`
-	Members    []string `json:"members"`
-	Epoch      uint64   `json:"version"`
-}
-
-type statusJSON struct {
-	Node         string             `json:"node"`
-	Members      []memberJSON       `json:"members"`
-	Ring         ringJSON           `json:"ring"`
-	HintsPending map[string]int     `json:"hints_pending"`
-	Transfers    []handoff.Transfer `json:"transfers"`
-}
-
 func (s *Server) clusterStatus(w http.ResponseWriter, _ *http.Request) {
 	r := s.cfg.Cluster.View()
-	out := statusJSON{
+	out := client.ClusterStatus{
 		Node:         s.cfg.NodeID,
-		Members:      []memberJSON{},
-		Ring:         ringJSON{Partitions: r.Partitions(), N: r.N(), Members: r.Members(), Epoch: r.Epoch()},
+		Members:      []client.Member{},
+		Ring:         client.Ring{Partitions: r.Partitions(), N: r.N(), Members: r.Members(), Version: r.Epoch()},
 		HintsPending: map[string]int{},
-		Transfers:    []handoff.Transfer{},
+		Transfers:    []client.Transfer{},
 	}
 	if s.cfg.Transfers != nil {
-		out.Transfers = append(out.Transfers, s.cfg.Transfers.Transfers()...)
+		for _, t := range s.cfg.Transfers.Transfers() {
+			out.Transfers = append(out.Transfers, client.Transfer{
+				Partition: t.Partition, From: t.From, To: t.To, State: t.State, Keys: t.Keys, Bytes: t.Bytes,
+			})
+		}
 	}
 	if s.cfg.Hints != nil {
 		for target, n := range s.cfg.Hints.HintCounts() {
@@ -91,19 +70,12 @@ func (s *Server) clusterStatus(w http.ResponseWriter, _ *http.Request) {
 		}
 	}
 	for _, m := range s.cfg.Cluster.Members() {
-		out.Members = append(out.Members, memberJSON{
+		out.Members = append(out.Members, client.Member{
 			ID: m.ID, HTTP: m.HTTP, RPC: m.RPC, Gossip: m.Gossip, RingVersion: m.Applied,
 			Liveness: string(m.Liveness), Status: string(m.Status), Partitions: len(r.Owned(m.ID)),
 		})
 	}
 	writeJSON(w, http.StatusOK, out)
-}
-
-type preflistJSON struct {
-	Key       string   `json:"key"`
-	Partition uint32   `json:"partition"`
-	Primaries []string `json:"primaries"`
-	Fallbacks []string `json:"fallbacks"`
 }
 
 func (s *Server) clusterPreflist(w http.ResponseWriter, r *http.Request, escapedKey string) {
@@ -117,7 +89,7 @@ func (s *Server) clusterPreflist(w http.ResponseWriter, r *http.Request, escaped
 	}
 	rg := s.cfg.Cluster.View()
 	p := rg.PartitionOf(key)
-	writeJSON(w, http.StatusOK, preflistJSON{
+	writeJSON(w, http.StatusOK, client.Preflist{
 		Key: string(key), Partition: p,
 		Primaries: append([]string{}, rg.Primaries(p)...),
 		Fallbacks: append([]string{}, rg.Fallbacks(p)...),
@@ -132,10 +104,7 @@ func (s *Server) adminFault(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, codeNotFound, "fault injection is off (start the node with --fault-injection)")
 		return
 	}
-	var body struct {
-		Block []string `json:"block"`
-		Heal  []string `json:"heal"`
-	}
+	var body client.FaultChange
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
 	case http.MethodPost, http.MethodDelete:
@@ -166,7 +135,7 @@ func (s *Server) adminFault(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusMethodNotAllowed, codeMethodNotAllowed, "method "+r.Method+" not allowed on /admin/fault")
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string][]string{"blocked": f.Blocked()})
+	writeJSON(w, http.StatusOK, client.Faults{Blocked: f.Blocked()})
 }
 
 // SingleNode returns the cluster view of a node running without gossip:
@@ -193,11 +162,6 @@ var ErrNotClustered = errors.New("this node runs without gossip (no --gossip): a
 func (singleNode) Leave() error              { return ErrNotClustered }
 func (singleNode) Remove(string, bool) error { return ErrNotClustered }
 
-type aaeJSON struct {
-	Node  string            `json:"node"`
-	Roots map[string]string `json:"roots"`
-}
-
 // adminAAE returns the Merkle root of every partition this node replicates
 // (16 hex digits; all zeros for an empty partition), so that a checker can
 // tell when replicas agree.
@@ -205,7 +169,7 @@ func (s *Server) adminAAE(w http.ResponseWriter, r *http.Request) {
 	if !readOnly(w, r, "/admin/aae") {
 		return
 	}
-	out := aaeJSON{Node: s.cfg.NodeID, Roots: map[string]string{}}
+	out := client.AAE{Node: s.cfg.NodeID, Roots: map[string]string{}}
 	if s.cfg.AAE != nil {
 		parts := s.cfg.Cluster.View().Owned(s.cfg.NodeID)
 		for i, root := range s.cfg.AAE.Roots(parts) {

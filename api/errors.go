@@ -5,46 +5,34 @@ import (
 	"errors"
 	"net/http"
 
+	"github.com/dotkv/dotkv/client"
 	"github.com/dotkv/dotkv/replica"
 )
 
-// Error codes in JSON error bodies.
+// Error codes in JSON error bodies (declared in package client).
 const (
-	codeBadKey           = "bad_key"
-	codeBadParameter     = "bad_parameter"
-	codeBadContext       = "bad_context"
-	codeTooLarge         = "too_large"
-	codeNotFound         = "not_found"
-	codeMethodNotAllowed = "method_not_allowed"
-	codeUnavailable      = "unavailable"
-	codeNotReady         = "not_ready"
-	codeTimeout          = "timeout"
-	codeInternal         = "internal"
-	codeUnknownNode      = "unknown_node"
-	codeNodeAlive        = "node_alive"
-	codeNotMember        = "not_member"
-	codeLastMember       = "last_member"
-	codeNotClustered     = "not_clustered"
-	codeTooManySiblings  = "too_many_siblings"
-	codeObjectTooLarge   = "object_too_large"
-	codeShuttingDown     = "shutting_down"
+	codeBadKey           = client.CodeBadKey
+	codeBadParameter     = client.CodeBadParameter
+	codeBadContext       = client.CodeBadContext
+	codeTooLarge         = client.CodeTooLarge
+	codeNotFound         = client.CodeNotFound
+	codeMethodNotAllowed = client.CodeMethodNotAllowed
+	codeUnavailable      = client.CodeUnavailable
+	codeNotReady         = client.CodeNotReady
+	codeTimeout          = client.CodeTimeout
+	codeInternal         = client.CodeInternal
+	codeUnknownNode      = client.CodeUnknownNode
+	codeNodeAlive        = client.CodeNodeAlive
+	codeNotMember        = client.CodeNotMember
+	codeLastMember       = client.CodeLastMember
+	codeNotClustered     = client.CodeNotClustered
+	codeTooManySiblings  = client.CodeTooManySiblings
+	codeObjectTooLarge   = client.CodeObjectTooLarge
+	codeShuttingDown     = client.CodeShuttingDown
 )
 
 // errorBody is the JSON shape of every error response.
-type errorBody struct {
-	Error    string `json:"error"`
-	Code     string `json:"code"`
-	Acks     *int   `json:"acks,omitempty"`
-	Required *int   `json:"required,omitempty"`
-	Context  string `json:"context,omitempty"`
-	// A write refused for a limit of the key's record: the siblings the
-	// key holds, and the bound (too_many_siblings) or the record's bytes
-	// the write would have left and the bound (object_too_large).
-	Siblings       *int   `json:"siblings,omitempty"`
-	MaxSiblings    *int64 `json:"max_siblings,omitempty"`
-	RecordBytes    *int64 `json:"record_bytes,omitempty"`
-	MaxRecordBytes *int64 `json:"max_record_bytes,omitempty"`
-}
+type errorBody = client.ErrorBody
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	b, err := json.Marshal(v)

@@ -18,15 +18,16 @@ import (
 
 	"github.com/cespare/xxhash/v2"
 
+	"github.com/dotkv/dotkv/client"
 	"github.com/dotkv/dotkv/replica"
 	"github.com/dotkv/dotkv/versioning"
 )
 
 // HeaderContext carries the opaque causal context token.
-const HeaderContext = "X-Dotkv-Context"
+const HeaderContext = client.HeaderContext
 
 // HeaderDeleted marks a tombstone part in a multipart sibling response.
-const HeaderDeleted = "X-Dotkv-Deleted"
+const HeaderDeleted = client.HeaderDeleted
 
 const defaultContentType = "application/octet-stream"
 
@@ -293,24 +294,11 @@ func (s *Server) delete(w http.ResponseWriter, r *http.Request, escapedKey strin
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// jsonSibling is one sibling in JSON responses.
-type jsonSibling struct {
-	Value       []byte `json:"value"` // base64
-	ContentType string `json:"content_type"`
-	Deleted     bool   `json:"deleted"`
-	Dot         string `json:"dot,omitempty"`
-}
-
-type jsonState struct {
-	Context  string        `json:"context"`
-	Siblings []jsonSibling `json:"siblings"`
-}
-
 // toJSON returns st as JSON, with its context token vctx.
-func toJSON(st versioning.State, vctx string, withDots bool) jsonState {
-	out := jsonState{Context: vctx, Siblings: make([]jsonSibling, 0, len(st.Siblings))}
+func toJSON(st versioning.State, vctx string, withDots bool) client.ReadJSON {
+	out := client.ReadJSON{Context: vctx, Siblings: make([]client.SiblingJSON, 0, len(st.Siblings))}
 	for _, sib := range st.Siblings {
-		js := jsonSibling{Value: sib.Value, ContentType: sib.ContentType, Deleted: sib.Deleted}
+		js := client.SiblingJSON{Value: sib.Value, ContentType: sib.ContentType, Deleted: sib.Deleted}
 		if js.Value == nil {
 			js.Value = []byte{}
 		}

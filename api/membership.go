@@ -9,15 +9,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dotkv/dotkv/client"
 	"github.com/dotkv/dotkv/gossip"
 )
-
-// changeJSON is the 202 answer of POST /cluster/leave and
-// POST /cluster/remove/{id}: the node whose decommission started.
-type changeJSON struct {
-	Node   string `json:"node"`
-	Status string `json:"status"`
-}
 
 // post answers 405 and reports false unless r is a POST of the endpoint
 // named what.
@@ -44,7 +38,7 @@ func (s *Server) clusterLeave(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("leaving the cluster: handing off partitions", "node", s.cfg.NodeID)
-	writeJSON(w, http.StatusAccepted, changeJSON{Node: s.cfg.NodeID, Status: string(gossip.StatusLeaving)})
+	writeJSON(w, http.StatusAccepted, client.Change{Node: s.cfg.NodeID, Status: string(gossip.StatusLeaving)})
 }
 
 // clusterRemove serves POST /cluster/remove/{id}[?force=true]: node id is
@@ -67,7 +61,7 @@ func (s *Server) clusterRemove(w http.ResponseWriter, r *http.Request, escapedID
 		return
 	}
 	s.log.Warn("removing a node from the cluster", "removed", id, "force", force)
-	writeJSON(w, http.StatusAccepted, changeJSON{Node: id, Status: string(gossip.StatusLeaving)})
+	writeJSON(w, http.StatusAccepted, client.Change{Node: id, Status: string(gossip.StatusLeaving)})
 }
 
 // changeQuery checks the query of a membership change: no parameters but,
