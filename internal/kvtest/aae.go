@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
+
+	"github.com/dotkv/dotkv/client"
 )
 
 // Helpers for tests of Merkle anti-entropy and tombstone collection.
@@ -23,10 +25,7 @@ func (c *Cluster) TryRoots(i int) (map[string]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	var out struct {
-		Node  string            `json:"node"`
-		Roots map[string]string `json:"roots"`
-	}
+	var out client.AAE
 	if r.Status != http.StatusOK {
 		return nil, fmt.Errorf("/admin/aae on %s: %d %s", c.Nodes[i].ID, r.Status, r.Body)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dotkv/dotkv/api"
+	"github.com/dotkv/dotkv/client"
 	"github.com/dotkv/dotkv/gossip"
 )
 
@@ -86,15 +87,7 @@ func (c *Cluster) SameReplica(i, j int, key string) (same bool, detail string, e
 }
 
 // Status is a decoded /cluster/status.
-type Status struct {
-	Node    string `json:"node"`
-	Members []struct {
-		ID       string `json:"id"`
-		Liveness string `json:"liveness"`
-		Status   string `json:"status"`
-	} `json:"members"`
-	HintsPending map[string]int `json:"hints_pending"`
-}
+type Status = client.ClusterStatus
 
 // TryStatus returns node i's /cluster/status.
 func (c *Cluster) TryStatus(i int) (Status, error) {
@@ -183,11 +176,7 @@ func (c *Cluster) WaitDead(observers, targets []int, timeout time.Duration) {
 }
 
 // Preflist is a decoded /cluster/preflist/{key}.
-type Preflist struct {
-	Partition uint32   `json:"partition"`
-	Primaries []string `json:"primaries"`
-	Fallbacks []string `json:"fallbacks"`
-}
+type Preflist = client.Preflist
 
 // Preflist returns key's preference list as node i sees it.
 func (c *Cluster) Preflist(i int, key string) Preflist {

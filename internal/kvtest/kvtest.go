@@ -26,6 +26,7 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/dotkv/dotkv/api"
+	"github.com/dotkv/dotkv/client"
 	"github.com/dotkv/dotkv/gossip"
 	"github.com/dotkv/dotkv/internal/memnet"
 	"github.com/dotkv/dotkv/node"
@@ -414,14 +415,21 @@ type Response struct {
 // Context returns the X-Dotkv-Context header.
 func (r Response) Context() string { return r.Header.Get(api.HeaderContext) }
 
-// JSONError decodes an error body.
+// JSONError decodes an error body (client.ErrorBody), with 0 for a
+// missing acks or required.
 func (r Response) JSONError() (e struct {
-	Error    string `json:"error"`
-	Code     string `json:"code"`
-	Acks     int    `json:"acks"`
-	Required int    `json:"required"`
+	Error, Code    string
+	Acks, Required int
 }) {
-	_ = json.Unmarshal(r.Body, &e)
+	var b client.ErrorBody
+	_ = json.Unmarshal(r.Body, &b)
+	e.Error, e.Code = b.Error, b.Code
+	if b.Acks != nil {
+		e.Acks = *b.Acks
+	}
+	if b.Required != nil {
+		e.Required = *b.Required
+	}
 	return e
 }
 
@@ -469,17 +477,24 @@ func (c *Cluster) Delete(i int, key, vctx, q string) Response {
 }
 
 // Sibling is one sibling of a JSON read.
-type Sibling struct {
-	Value       []byte `json:"value"`
-	ContentType string `json:"content_type"`
-	Deleted     bool   `json:"deleted"`
-}
+type Sibling = client.SiblingJSON
 
-// Read is a decoded JSON read.
+// Read is a decoded JSON read: the answer, and its body (a
+// client.ReadJSON) decoded if 200.
 type Read struct {
 	Response
-	Context  string    `json:"context"`
-	Siblings []Sibling `json:"siblings"`
+	Context  string
+	Siblings []Sibling
+}
+
+// decode decodes the body of a 200 read into rd.
+func (rd *Read) decode() error {
+	var js client.ReadJSON
+	if err := json.Unmarshal(rd.Body, &js); err != nil {
+		return err
+	}
+	rd.Context, rd.Siblings = js.Context, js.Siblings
+	return nil
 }
 
 // Values returns the non-deleted sibling values, sorted.
@@ -500,7 +515,7 @@ func (c *Cluster) Get(i int, key, q string) Read {
 	resp := c.Do(i, http.MethodGet, kvPath(key, q), http.Header{"Accept": {"application/json"}}, nil)
 	rd := Read{Response: resp}
 	if resp.Status == http.StatusOK {
-		if err := json.Unmarshal(resp.Body, &rd); err != nil {
+		if err := rd.decode(); err != nil {
 			c.t.Fatalf("decode read of %q: %v: %s", key, err, resp.Body)
 		}
 	}
@@ -514,7 +529,7 @@ func (c *Cluster) Replica(i int, key string) Read {
 	resp := c.Do(i, http.MethodGet, "/debug/replica/"+url.PathEscape(key), nil, nil)
 	rd := Read{Response: resp}
 	if resp.Status == http.StatusOK {
-		if err := json.Unmarshal(resp.Body, &rd); err != nil {
+		if err := rd.decode(); err != nil {
 			c.t.Fatalf("decode replica of %q: %v", key, err)
 		}
 	}
