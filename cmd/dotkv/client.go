@@ -1,12 +1,10 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"runtime"
 	"strings"
@@ -14,8 +12,8 @@ import (
 
 	"github.com/urfave/cli/v2"
 
-	"github.com/dotkv/dotkv/api"
 	"github.com/dotkv/dotkv/certs"
+	"github.com/dotkv/dotkv/client"
 )
 
 var addrFlag = &cli.StringFlag{
@@ -40,17 +38,19 @@ func clientFlags() []cli.Flag {
 }
 
 var (
+	// httpClient sends every request of the client commands (with --ca's
+	// TLS configuration).
 	httpClient = &http.Client{Timeout: 70 * time.Second}
-	// authHeader is the Authorization header every request carries ("":
-	// none), from --token.
-	authHeader string
+	// token is --token; authHeader the Authorization header every raw
+	// request (do) carries ("": none).
+	token, authHeader string
 )
 
 // configureClient applies --token and --ca to the requests the command
 // sends.
 func configureClient(c *cli.Context) error {
 	if t := c.String("token"); t != "" {
-		authHeader = "Bearer " + t
+		token, authHeader = t, "Bearer "+t
 	}
 	if f := c.String("ca"); f != "" {
 		conf, err := certs.ClientConfig(f)
@@ -62,39 +62,61 @@ func configureClient(c *cli.Context) error {
 	return nil
 }
 
-// kvURL builds the URL of key on the node at addr, with query parameters.
-func kvURL(addr, key string, q url.Values) (string, error) {
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
+// newClient returns an API client for the node at --addr, with --token and
+// --ca.
+func newClient(c *cli.Context) (*client.Client, error) {
+	cfg := client.DefaultConfig()
+	cfg.Endpoints = []string{c.String("addr")}
+	cfg.HTTPClient = httpClient
+	cfg.Token = token
+	cl, err := client.New(cfg)
+	if err != nil {
+		return nil, cli.Exit("--addr: "+err.Error(), exitError)
 	}
-	u := strings.TrimRight(addr, "/") + "/kv/" + url.PathEscape(key)
-	if len(q) > 0 {
-		u += "?" + q.Encode()
-	}
-	if _, err := url.Parse(u); err != nil {
-		return "", fmt.Errorf("--addr %q: %w", addr, err)
-	}
-	return u, nil
+	return cl, nil
 }
 
-// levels collects the consistency flags that were set.
-func levels(c *cli.Context, names ...string) url.Values {
-	q := url.Values{}
+// apiError turns an error of the API client into an exit error: 1 for a
+// 404, 2 otherwise, with the node's status and message if it answered.
+func apiError(err error) error {
+	r, ok := client.AsResponse(err)
+	if !ok {
+		return cli.Exit(err.Error(), exitError)
+	}
+	code := exitError
+	if r.Status == http.StatusNotFound {
+		code = exitNotFound
+	}
+	return cli.Exit(fmt.Sprintf("%d %s: %s", r.Status, http.StatusText(r.Status), r.Body.Error), code)
+}
+
+// levels returns the options of the level flags that were set.
+func levels(c *cli.Context, names ...string) []client.Option {
+	var opts []client.Option
 	for _, n := range names {
-		if c.IsSet(n) {
-			q.Set(n, c.String(n))
+		if !c.IsSet(n) {
+			continue
+		}
+		l := client.Level(c.String(n))
+		switch n {
+		case "r":
+			opts = append(opts, client.R(l))
+		case "pr":
+			opts = append(opts, client.PR(l))
+		case "w":
+			opts = append(opts, client.W(l))
+		case "pw":
+			opts = append(opts, client.PW(l))
 		}
 	}
-	return q
+	return opts
 }
 
-// serverError turns an error response into an exit error: 1 for 404, 2
-// otherwise, with the server's JSON message.
+// serverError turns an error response of a raw request (do) into an exit
+// error: 1 for 404, 2 otherwise, with the server's JSON message.
 func serverError(resp *http.Response) error {
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	var e struct {
-		Error string `json:"error"`
-	}
+	var e client.ErrorBody
 	msg := strings.TrimSpace(string(body))
 	if json.Unmarshal(body, &e) == nil && e.Error != "" {
 		msg = e.Error
@@ -106,6 +128,8 @@ func serverError(resp *http.Response) error {
 	return cli.Exit(fmt.Sprintf("%s: %s", resp.Status, msg), code)
 }
 
+// do sends a raw request to URL u, for the endpoints the API client does
+// not cover (a backup's stream).
 func do(method, u string, body io.Reader, hdr http.Header) (*http.Response, error) {
 	req, err := http.NewRequest(method, u, body)
 	if err != nil {
@@ -124,25 +148,29 @@ func do(method, u string, body io.Reader, hdr http.Header) (*http.Response, erro
 	return resp, nil
 }
 
-// mutate sends a PUT or DELETE of the command's KEY argument with its
-// --context, --w and --pw, and returns the context of the new version.
-func mutate(c *cli.Context, method string, body io.Reader, hdr http.Header) (string, error) {
-	u, err := kvURL(c.String("addr"), c.Args().Get(0), levels(c, "w", "pw"))
-	if err != nil {
-		return "", cli.Exit(err.Error(), exitError)
-	}
-	if c.String("context") != "" {
-		hdr.Set(api.HeaderContext, c.String("context"))
-	}
-	resp, err := do(method, u, body, hdr)
+// mutate sends a PUT of value or a DELETE (method) of the command's KEY
+// argument with its --context, --w and --pw, and returns the context of
+// the new version.
+func mutate(c *cli.Context, method string, value []byte, opts ...client.Option) (string, error) {
+	cl, err := newClient(c)
 	if err != nil {
 		return "", err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusNoContent {
-		return "", serverError(resp)
+	defer cl.CloseIdleConnections()
+	opts = append(opts, levels(c, "w", "pw")...)
+	if vctx := c.String("context"); vctx != "" {
+		opts = append(opts, client.Context(vctx))
 	}
-	return resp.Header.Get(api.HeaderContext), nil
+	var w *client.WriteResult
+	if method == http.MethodPut {
+		w, err = cl.Put(c.Context, c.Args().Get(0), value, opts...)
+	} else {
+		w, err = cl.Delete(c.Context, c.Args().Get(0), opts...)
+	}
+	if err != nil {
+		return "", apiError(err)
+	}
+	return w.Context, nil
 }
 
 func putCommand() *cli.Command {
@@ -161,15 +189,15 @@ func putCommand() *cli.Command {
 			if c.NArg() != 2 {
 				return cli.Exit("usage: dotkv put [flags] KEY VALUE", exitError)
 			}
-			var body io.Reader = strings.NewReader(c.Args().Get(1))
+			value := []byte(c.Args().Get(1))
 			if c.Args().Get(1) == "-" {
 				data, err := io.ReadAll(os.Stdin)
 				if err != nil {
 					return cli.Exit("read stdin: "+err.Error(), exitError)
 				}
-				body = bytes.NewReader(data)
+				value = data
 			}
-			newCtx, err := mutate(c, http.MethodPut, body, http.Header{"Content-Type": {c.String("content-type")}})
+			newCtx, err := mutate(c, http.MethodPut, value, client.ContentType(c.String("content-type")))
 			if err != nil {
 				return err
 			}
@@ -194,40 +222,28 @@ func getCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return cli.Exit("usage: dotkv get [flags] KEY", exitError)
 			}
-			u, err := kvURL(c.String("addr"), c.Args().Get(0), levels(c, "r", "pr"))
-			if err != nil {
-				return cli.Exit(err.Error(), exitError)
-			}
-			resp, err := do(http.MethodGet, u, nil, http.Header{"Accept": {"application/json"}})
+			cl, err := newClient(c)
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusOK {
-				return serverError(resp)
-			}
-			body, err := io.ReadAll(resp.Body)
+			defer cl.CloseIdleConnections()
+			obj, err := cl.Get(c.Context, c.Args().Get(0), levels(c, "r", "pr")...)
 			if err != nil {
-				return cli.Exit("read response: "+err.Error(), exitError)
-			}
-			if c.Bool("json") {
-				_, _ = c.App.Writer.Write(body)
-				return nil
-			}
-			var st struct {
-				Context  string `json:"context"`
-				Siblings []struct {
-					Value       []byte `json:"value"`
-					ContentType string `json:"content_type"`
-					Deleted     bool   `json:"deleted"`
-				} `json:"siblings"`
-			}
-			if err := json.Unmarshal(body, &st); err != nil {
-				return cli.Exit("decode response: "+err.Error(), exitError)
+				return apiError(err)
 			}
 			w := c.App.Writer
-			fmt.Fprintf(w, "context: %s\nsiblings: %d\n", st.Context, len(st.Siblings))
-			for i, s := range st.Siblings {
+			if c.Bool("json") {
+				// The node's JSON answer, byte for byte: the same shape,
+				// encoded the same way.
+				b, err := json.Marshal(obj.JSON())
+				if err != nil {
+					return cli.Exit("encode: "+err.Error(), exitError)
+				}
+				_, _ = w.Write(append(b, '\n'))
+				return nil
+			}
+			fmt.Fprintf(w, "context: %s\nsiblings: %d\n", obj.Context, len(obj.Siblings))
+			for i, s := range obj.Siblings {
 				if s.Deleted {
 					fmt.Fprintf(w, "--- %d (deleted)\n", i+1)
 					continue
@@ -254,7 +270,7 @@ func deleteCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return cli.Exit("usage: dotkv delete [flags] KEY", exitError)
 			}
-			_, err := mutate(c, http.MethodDelete, nil, http.Header{})
+			_, err := mutate(c, http.MethodDelete, nil)
 			return err
 		},
 	}

@@ -1,14 +1,12 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/dotkv/dotkv/client"
 )
 
 func leaveCommand() *cli.Command {
@@ -22,7 +20,7 @@ func leaveCommand() *cli.Command {
 			if c.NArg() != 0 {
 				return cli.Exit("usage: dotkv leave [--addr URL]", exitError)
 			}
-			return membershipChange(c, "/cluster/leave")
+			return membershipChange(c, func(cl *client.Client) (*client.Change, error) { return cl.Leave(c.Context) })
 		},
 	}
 }
@@ -41,36 +39,24 @@ func removeCommand() *cli.Command {
 			if c.NArg() != 1 {
 				return cli.Exit("usage: dotkv remove [--force] [--addr URL] ID (flags go before ID)", exitError)
 			}
-			path := "/cluster/remove/" + url.PathEscape(c.Args().First())
-			if c.Bool("force") {
-				path += "?force=true"
-			}
-			return membershipChange(c, path)
+			return membershipChange(c, func(cl *client.Client) (*client.Change, error) {
+				return cl.Remove(c.Context, c.Args().First(), c.Bool("force"))
+			})
 		},
 	}
 }
 
-// membershipChange POSTs to path on the node at --addr and prints which
-// node is now leaving.
-func membershipChange(c *cli.Context, path string) error {
-	resp, err := do(http.MethodPost, baseURL(c.String("addr"))+path, nil, nil)
+// membershipChange asks the node at --addr for a membership change and
+// prints which node is now leaving.
+func membershipChange(c *cli.Context, change func(*client.Client) (*client.Change, error)) error {
+	cl, err := newClient(c)
 	if err != nil {
 		return err
 	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusAccepted {
-		return serverError(resp)
-	}
-	body, err := io.ReadAll(resp.Body)
+	defer cl.CloseIdleConnections()
+	ans, err := change(cl)
 	if err != nil {
-		return cli.Exit("read response: "+err.Error(), exitError)
-	}
-	var ans struct {
-		Node   string `json:"node"`
-		Status string `json:"status"`
-	}
-	if err := json.Unmarshal(body, &ans); err != nil {
-		return cli.Exit("decode response: "+err.Error(), exitError)
+		return apiError(err)
 	}
 	fmt.Fprintf(c.App.Writer, "%s: %s (its partitions are handed off; follow with dotkv status)\n", ans.Node, ans.Status)
 	return nil

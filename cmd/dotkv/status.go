@@ -1,11 +1,7 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
-	"net/url"
 	"strings"
 	"text/tabwriter"
 
@@ -21,34 +17,14 @@ func statusCommand() *cli.Command {
 			&cli.StringFlag{Name: "key", Usage: "also print this key's partition and preference list"},
 		),
 		Action: func(c *cli.Context) error {
-			base := baseURL(c.String("addr"))
-			var st struct {
-				Node    string `json:"node"`
-				Members []struct {
-					ID          string `json:"id"`
-					HTTP        string `json:"http"`
-					Liveness    string `json:"liveness"`
-					Status      string `json:"status"`
-					RingVersion uint64 `json:"ring_version"`
-					Partitions  int    `json:"partitions"`
-				} `json:"members"`
-				Ring struct {
-					Partitions int    `json:"partitions"`
-					N          int    `json:"n"`
-					Version    uint64 `json:"version"`
-				} `json:"ring"`
-				HintsPending map[string]int `json:"hints_pending"`
-				Transfers    []struct {
-					Partition uint32 `json:"partition"`
-					From      string `json:"from"`
-					To        string `json:"to"`
-					State     string `json:"state"`
-					Keys      int64  `json:"keys"`
-					Bytes     int64  `json:"bytes"`
-				} `json:"transfers"`
-			}
-			if err := getJSON(base+"/cluster/status", &st); err != nil {
+			cl, err := newClient(c)
+			if err != nil {
 				return err
+			}
+			defer cl.CloseIdleConnections()
+			st, err := cl.Status(c.Context)
+			if err != nil {
+				return apiError(err)
 			}
 			w := c.App.Writer
 			fmt.Fprintf(w, "asked %s: ring version %d, %d partitions, N=%d\n\n", st.Node, st.Ring.Version, st.Ring.Partitions, st.Ring.N)
@@ -68,13 +44,9 @@ func statusCommand() *cli.Command {
 				_ = tw.Flush()
 			}
 			if key := c.String("key"); key != "" {
-				var pl struct {
-					Partition uint32   `json:"partition"`
-					Primaries []string `json:"primaries"`
-					Fallbacks []string `json:"fallbacks"`
-				}
-				if err := getJSON(base+"/cluster/preflist/"+url.PathEscape(key), &pl); err != nil {
-					return err
+				pl, err := cl.Preflist(c.Context, key)
+				if err != nil {
+					return apiError(err)
 				}
 				fmt.Fprintf(w, "\nkey %q: partition %d\n  primaries: %s\n  fallbacks: %s\n", key, pl.Partition,
 					strings.Join(pl.Primaries, " "), strings.Join(pl.Fallbacks, " "))
@@ -82,23 +54,4 @@ func statusCommand() *cli.Command {
 			return nil
 		},
 	}
-}
-
-func getJSON(u string, v any) error {
-	resp, err := do(http.MethodGet, u, nil, nil)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return serverError(resp)
-	}
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return cli.Exit("read response: "+err.Error(), exitError)
-	}
-	if err := json.Unmarshal(body, v); err != nil {
-		return cli.Exit("decode response: "+err.Error(), exitError)
-	}
-	return nil
 }
