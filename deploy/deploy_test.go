@@ -637,7 +637,7 @@ func TestManifestPodsRun(t *testing.T) {
 		t.Errorf("dotkv-0 /healthz: %+v, want status ok, node dotkv-0", health)
 	}
 	// The version reaches /healthz once node passes it to api.Config.
-	if health.Version != "" && health.Version != testVersion {
+	if health.Version != testVersion {
 		t.Errorf("dotkv-0 /healthz version %q, want %q (the -X main.version of the build)", health.Version, testVersion)
 	}
 

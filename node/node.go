@@ -39,6 +39,8 @@ import (
 type Config struct {
 	ID      string
 	DataDir string
+	// Version is the version of the running binary, reported by /healthz.
+	Version string
 	// FS, if not nil, replaces the OS filesystem (tests: vfs.NewMem).
 	FS vfs.FS
 	// HTTPAddr is the client API address (host:port; port 0 picks one).
@@ -332,7 +334,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	if !cfg.DisableAAE {
 		n.goEngine(n.aae.Run)
 	}
-	apiCfg := api.Config{NodeID: cfg.ID, MaxValue: cfg.MaxValue, Logger: log, Cluster: view, Registry: n.reg,
+	apiCfg := api.Config{NodeID: cfg.ID, Version: cfg.Version, MaxValue: cfg.MaxValue, Logger: log, Cluster: view, Registry: n.reg,
 		Hints: n.store, AAE: n.trees, ContextKeys: n.keys.p.Load, Backup: n.store}
 	if n.handoff != nil {
 		apiCfg.Transfers = n.handoff

@@ -111,7 +111,7 @@ func TestServerDefaultsAreNodes(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := node.DefaultConfig()
-	want.ID, want.DataDir = "n1", "d"
+	want.ID, want.DataDir, want.Version = "n1", "d", buildVersion()
 	want.CacheSize = 0                             // storage's, from this machine's memory
 	want.HintInterval, want.CleanupInterval = 0, 0 // no flags: the node's defaults
 	if got := comparable(cfg); !reflect.DeepEqual(got, want) {

@@ -67,6 +67,7 @@ func newApp() *cli.App {
 			loadCommand(),
 			benchCommand(),
 			keygenCommand(),
+			versionCommand(),
 			backupCommand(),
 		},
 	}

@@ -194,6 +194,7 @@ func nodeConfigFrom(c *cli.Context) (node.Config, error) {
 		MetricsAuth:    s.Bool("metrics-auth"),
 		AdminHTTPAddr:  s.String("admin-http"),
 		ID:             s.String("id"),
+		Version:        buildVersion(),
 		DataDir:        s.String("data"),
 		HTTPAddr:       s.String("http"),
 		GossipAddr:     s.String("gossip"),
