@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +17,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/dotkv/dotkv/client"
 )
 
 // Node is one dotkv server of a bench cluster.
@@ -52,8 +53,9 @@ type Cluster struct {
 	dir     string
 	keep    bool
 	logs    io.Writer
-	client  *http.Client
-	sec     *security // nil: plain HTTP, no token, plain gossip
+	client  *http.Client   // the harness's own requests
+	api     *client.Client // over client: status, health, faults, membership changes (with Via)
+	sec     *security      // nil: plain HTTP, no token, plain gossip
 
 	mu      sync.Mutex
 	members []*Node // current members, in start order
@@ -114,7 +116,10 @@ func Spawn(ctx context.Context, n int, o SpawnOptions) (*Cluster, error) {
 		}
 		c.sec, c.args = sec, append(slices.Clone(c.args), sec.args...)
 	}
-	c.client = c.NewHTTPClient(16, 5*time.Second)
+	if err := c.newAPI(); err != nil {
+		c.Stop()
+		return nil, err
+	}
 	deadline := time.Now().Add(time.Duration(n) * 60 * time.Second)
 	for i := range n {
 		nd, err := c.NewNode()
@@ -213,16 +218,16 @@ func (c *Cluster) Retire(nd *Node) {
 // come from each node's /cluster/status.
 func Attach(ctx context.Context, targets []string) (*Cluster, error) {
 	c := &Cluster{logs: io.Discard}
-	c.client = c.NewHTTPClient(16, 5*time.Second)
+	if err := c.newAPI(); err != nil {
+		return nil, err
+	}
 	for _, t := range targets {
 		t = strings.TrimRight(t, "/")
 		if !strings.Contains(t, "://") {
 			t = "http://" + t
 		}
-		var st struct {
-			Node string `json:"node"`
-		}
-		if err := c.getJSON(ctx, t+"/cluster/status", &st); err != nil {
+		st, err := c.api.Status(ctx, client.Via(t))
+		if err != nil {
 			return nil, fmt.Errorf("attach to %s: %w", t, err)
 		}
 		host := strings.TrimPrefix(t, "http://")
@@ -232,6 +237,17 @@ func Attach(ctx context.Context, targets []string) (*Cluster, error) {
 		c.members = append(c.members, nd)
 	}
 	return c, nil
+}
+
+// newAPI makes the harness's clients: c.client, and c.api over it.
+func (c *Cluster) newAPI() error {
+	c.client = c.NewHTTPClient(16, 5*time.Second)
+	api, err := client.New(client.Config{HTTPClient: c.client})
+	if err != nil {
+		return fmt.Errorf("bench: %w", err)
+	}
+	c.api = api
+	return nil
 }
 
 // NewHTTPClient returns a client for the cluster's nodes with up to conns
@@ -412,70 +428,15 @@ func (c *Cluster) NodeIDs() map[string]string {
 	return out
 }
 
-func (c *Cluster) getJSON(ctx context.Context, url string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return err
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s: %s", url, resp.Status)
-	}
-	return json.NewDecoder(resp.Body).Decode(v)
+// status returns the /cluster/status of the node at base.
+func (c *Cluster) status(ctx context.Context, base string) (*client.ClusterStatus, error) {
+	return c.api.Status(ctx, client.Via(base))
 }
 
 // healthy reports whether base answers /healthz with 200.
 func (c *Cluster) healthy(ctx context.Context, base string) bool {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/healthz", nil)
-	if err != nil {
-		return false
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return false
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
-}
-
-// clusterStatus is the part of GET /cluster/status the harness reads.
-type clusterStatus struct {
-	Node    string         `json:"node"`
-	Members []memberStatus `json:"members"`
-	Ring    struct {
-		Members []string `json:"members"`
-		Version uint64   `json:"version"`
-	} `json:"ring"`
-	HintsPending map[string]int `json:"hints_pending"`
-	Transfers    []struct {
-		Partition uint32 `json:"partition"`
-		From      string `json:"from"`
-		To        string `json:"to"`
-		State     string `json:"state"`
-	} `json:"transfers"`
-}
-
-// memberStatus is one member entry of /cluster/status.
-type memberStatus struct {
-	ID          string `json:"id"`
-	Liveness    string `json:"liveness"` // alive | suspect | dead
-	Status      string `json:"status"`   // joining | member | leaving | left | removed
-	RingVersion uint64 `json:"ring_version"`
-}
-
-// member returns the entry of id, if st lists it.
-func (st *clusterStatus) member(id string) (memberStatus, bool) {
-	for _, m := range st.Members {
-		if m.ID == id {
-			return m, true
-		}
-	}
-	return memberStatus{}, false
+	h, err := c.api.Health(ctx, client.Via(base))
+	return err == nil && h.Serving()
 }
 
 // waitServing waits until nd answers /healthz with 200, failing early if
@@ -509,8 +470,8 @@ func (c *Cluster) WaitFormed(ctx context.Context, timeout time.Duration) error {
 		slices.Sort(ids)
 		why := ""
 		for _, nd := range nodes {
-			var st clusterStatus
-			if err := c.getJSON(ctx, nd.URL+"/cluster/status", &st); err != nil {
+			st, err := c.status(ctx, nd.URL)
+			if err != nil {
 				why = fmt.Sprintf("%s: %v", nd.ID, err)
 				break
 			}
@@ -520,7 +481,7 @@ func (c *Cluster) WaitFormed(ctx context.Context, timeout time.Duration) error {
 				break
 			}
 			for _, id := range ids {
-				if m, ok := st.member(id); !ok || m.Liveness != "alive" || m.Status != "member" {
+				if m, ok := st.Member(id); !ok || m.Liveness != "alive" || m.Status != "member" {
 					why = fmt.Sprintf("%s sees %s %s and %s", nd.ID, id, m.Status, m.Liveness)
 					break
 				}

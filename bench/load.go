@@ -13,10 +13,12 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/dotkv/dotkv/client"
 )
 
 // LoadConfig describes a closed-loop load: Concurrency clients, each
-// sending one request at a time, round-robin over Targets.
+// sending one request at a time, each request to the next of Targets.
 type LoadConfig struct {
 	// Targets are node base URLs ("http://127.0.0.11:8080").
 	Targets []string
@@ -34,8 +36,9 @@ type LoadConfig struct {
 	Keys int
 	// KeyPrefix names the keys ("load-" by default).
 	KeyPrefix string
-	// Query is appended to each request ("w=2").
-	Query string
+	// Level is the write level of a put load, the read level of a get load
+	// ("": the node's default).
+	Level string
 }
 
 // LoadResult is a load's outcome.
@@ -74,9 +77,10 @@ func NewClient(concurrency int) *http.Client {
 	}
 }
 
-// RunLoad runs one load and returns its result. It stops at the first of
-// ctx done, Duration elapsed or MaxOps reached.
-func RunLoad(ctx context.Context, client *http.Client, cfg LoadConfig) (LoadResult, error) {
+// RunLoad runs one load, sending through a client.Client over the
+// targets on hc, and returns its result. It stops at the first of ctx
+// done, Duration elapsed or MaxOps reached.
+func RunLoad(ctx context.Context, hc *http.Client, cfg LoadConfig) (LoadResult, error) {
 	if len(cfg.Targets) == 0 || cfg.Concurrency < 1 || (cfg.Duration <= 0 && cfg.MaxOps <= 0) {
 		return LoadResult{}, fmt.Errorf("load: need targets, concurrency ≥ 1 and a duration or an op count")
 	}
@@ -85,6 +89,16 @@ func RunLoad(ctx context.Context, client *http.Client, cfg LoadConfig) (LoadResu
 	}
 	if cfg.KeyPrefix == "" {
 		cfg.KeyPrefix = "load-"
+	}
+	api, err := client.New(client.Config{Endpoints: cfg.Targets, HTTPClient: hc})
+	if err != nil {
+		return LoadResult{}, fmt.Errorf("load: %w", err)
+	}
+	var opts []client.Option
+	if l := client.Level(cfg.Level); l != "" && cfg.Op == "put" {
+		opts = append(opts, client.W(l))
+	} else if l != "" {
+		opts = append(opts, client.R(l))
 	}
 	if cfg.Duration > 0 {
 		var cancel context.CancelFunc
@@ -109,17 +123,18 @@ func RunLoad(ctx context.Context, client *http.Client, cfg LoadConfig) (LoadResu
 				if cfg.MaxOps > 0 && i > cfg.MaxOps {
 					return
 				}
-				target := cfg.Targets[int(i)%len(cfg.Targets)]
 				k := i
 				if cfg.Op == "get" && cfg.Keys > 0 {
 					k = i%int64(cfg.Keys) + 1
 				}
-				url := target + "/kv/" + cfg.KeyPrefix + strconv.FormatInt(k, 10)
-				if cfg.Query != "" {
-					url += "?" + cfg.Query
-				}
+				key := cfg.KeyPrefix + strconv.FormatInt(k, 10)
 				t0 := time.Now()
-				err := do(ctx, client, cfg.Op, url, value)
+				var err error
+				if cfg.Op == "put" {
+					_, err = api.Put(ctx, key, value, opts...)
+				} else {
+					_, err = api.Get(ctx, key, opts...)
+				}
 				if err != nil {
 					if ctx.Err() != nil {
 						return // the run ended mid-request: not a failure
@@ -139,29 +154,6 @@ func RunLoad(ctx context.Context, client *http.Client, cfg LoadConfig) (LoadResu
 	}
 	res.Ops = res.Latency.TotalCount()
 	return res, nil
-}
-
-func do(ctx context.Context, client *http.Client, op, url string, value []byte) error {
-	method, body := http.MethodGet, io.Reader(nil)
-	if op == "put" {
-		method, body = http.MethodPut, bytes.NewReader(value)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, body)
-	if err != nil {
-		return err
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if _, err := io.Copy(io.Discard, resp.Body); err != nil {
-		return err
-	}
-	if (op == "put" && resp.StatusCode != http.StatusNoContent) || (op == "get" && resp.StatusCode != http.StatusOK) {
-		return fmt.Errorf("%s %s: %s", method, url, resp.Status)
-	}
-	return nil
 }
 
 // BareHandler is the ceiling a load is compared with: a net/http handler

@@ -3,14 +3,13 @@ package bench
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/dotkv/dotkv/bench/history"
+	"github.com/dotkv/dotkv/client"
 )
 
 // minMembers is the fewest members the membership nemesis keeps: the
@@ -125,15 +124,16 @@ func (n *Nemesis) leave(ctx context.Context, nd *Node) error {
 	slog.Debug("bench: membership change", "change", name)
 	retried := false
 	err := n.wait(ctx, name+": the node to accept it", func() (bool, string, error) {
-		code, body, err := n.c.post(ctx, nd.URL+"/cluster/leave")
+		_, err := n.c.api.Leave(ctx, client.Via(nd.URL))
+		r, answered := client.AsResponse(err)
 		switch {
-		case err != nil:
+		case err == nil, answered && r.Body.Code == client.CodeNotMember && retried:
+			return true, "", nil // (a 409 not_member after a lost answer: the first one started it)
+		case !answered:
 			retried = true
 			return false, err.Error(), nil
-		case code == http.StatusAccepted, code == http.StatusConflict && retried && strings.Contains(body, "not_member"):
-			return true, "", nil // (a 409 not_member after a lost answer: the first one started it)
 		}
-		return false, "", fmt.Errorf("POST %s/cluster/leave: %d %s", nd.URL, code, strings.TrimSpace(body))
+		return false, "", err
 	})
 	if err != nil {
 		return err
@@ -168,16 +168,17 @@ func (n *Nemesis) remove(ctx context.Context, nd *Node) error {
 	err := n.wait(ctx, name+": a member to accept it", func() (bool, string, error) {
 		via := members[attempt%len(members)]
 		attempt++
-		code, body, err := n.c.post(ctx, via.URL+"/cluster/remove/"+nd.ID)
+		_, err := n.c.api.Remove(ctx, nd.ID, false, client.Via(via.URL))
+		r, answered := client.AsResponse(err)
 		switch {
-		case err != nil:
-			return false, err.Error(), nil
-		case code == http.StatusAccepted:
+		case err == nil:
 			return true, "", nil
-		case code == http.StatusConflict && strings.Contains(body, "node_alive"):
+		case !answered:
+			return false, err.Error(), nil
+		case r.Body.Code == client.CodeNodeAlive:
 			return false, via.ID + " still sees " + nd.ID + " alive", nil
 		}
-		return false, "", fmt.Errorf("POST %s/cluster/remove/%s: %d %s", via.URL, nd.ID, code, strings.TrimSpace(body))
+		return false, "", err
 	})
 	if err != nil {
 		return err
@@ -219,11 +220,11 @@ func (n *Nemesis) killForGood(ctx context.Context, name string, nd *Node) error 
 	}
 	return n.wait(ctx, name+": every member to see "+nd.ID+" dead", func() (bool, string, error) {
 		for _, m := range n.c.Nodes() {
-			var st clusterStatus
-			if err := n.c.getJSON(ctx, m.URL+"/cluster/status", &st); err != nil {
+			st, err := n.c.status(ctx, m.URL)
+			if err != nil {
 				return false, fmt.Sprintf("%s: %v", m.ID, err), n.c.CheckRunning()
 			}
-			if e, ok := st.member(nd.ID); ok && e.Liveness != "dead" {
+			if e, ok := st.Member(nd.ID); ok && e.Liveness != "dead" {
 				return false, fmt.Sprintf("%s sees %s %s", m.ID, nd.ID, e.Liveness), nil
 			}
 		}
@@ -254,10 +255,10 @@ func (n *Nemesis) settle(ctx context.Context, name string, joining *Node, want m
 			}
 			nodes = append(nodes, joining)
 		}
-		views := make([]clusterStatus, 0, len(nodes))
+		views := make([]*client.ClusterStatus, 0, len(nodes))
 		for _, m := range nodes {
-			var st clusterStatus
-			if err := n.c.getJSON(ctx, m.URL+"/cluster/status", &st); err != nil {
+			st, err := n.c.status(ctx, m.URL)
+			if err != nil {
 				return false, fmt.Sprintf("%s: %v", m.ID, err), nil
 			}
 			views = append(views, st)
@@ -277,7 +278,7 @@ func (n *Nemesis) settle(ctx context.Context, name string, joining *Node, want m
 // want with that status (alive if "member"), none lists an entry that is
 // joining or leaving, none has a transfer, and all are at one ring
 // version. Otherwise it says what is not so yet.
-func changeSettled(views []clusterStatus, want map[string]string) (bool, string) {
+func changeSettled(views []*client.ClusterStatus, want map[string]string) (bool, string) {
 	ids := slices.Sorted(func(yield func(string) bool) {
 		for id := range want {
 			if !yield(id) {
@@ -287,7 +288,7 @@ func changeSettled(views []clusterStatus, want map[string]string) (bool, string)
 	})
 	for _, v := range views {
 		for _, id := range ids {
-			e, ok := v.member(id)
+			e, ok := v.Member(id)
 			switch {
 			case !ok:
 				return false, fmt.Sprintf("%s does not list %s", v.Node, id)
@@ -315,7 +316,7 @@ func changeSettled(views []clusterStatus, want map[string]string) (bool, string)
 // describeViews summarises what each view says of the members, for a
 // change that does not complete: "n2 (ring version 9, 0 transfers): n1
 // leaving dead, n2 member alive, …".
-func describeViews(views []clusterStatus) string {
+func describeViews(views []*client.ClusterStatus) string {
 	var parts []string
 	for _, v := range views {
 		var ms []string
@@ -348,22 +349,4 @@ func (n *Nemesis) wait(ctx context.Context, what string, cond func() (done bool,
 				what, time.Since(start).Round(time.Second), n.stepTimeout, why)
 		}
 	}
-}
-
-// post sends an empty POST to url and returns the status and body.
-func (c *Cluster) post(ctx context.Context, url string) (int, string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, nil)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	if err != nil {
-		return resp.StatusCode, "", fmt.Errorf("POST %s: read the answer: %w", url, err)
-	}
-	return resp.StatusCode, string(body), nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dotkv/dotkv/bench/history"
+	"github.com/dotkv/dotkv/client"
 )
 
 // TestMembershipCycle walks the membership nemesis's changes from several
@@ -59,12 +60,12 @@ func TestMembershipCycle(t *testing.T) {
 	}
 }
 
-func view(node string, version uint64, members ...string) clusterStatus {
-	st := clusterStatus{Node: node}
+func view(node string, version uint64, members ...string) *client.ClusterStatus {
+	st := &client.ClusterStatus{Node: node}
 	st.Ring.Version = version
 	for _, m := range members { // "id:status:liveness"
 		f := strings.Split(m, ":")
-		st.Members = append(st.Members, memberStatus{ID: f[0], Status: f[1], Liveness: f[2]})
+		st.Members = append(st.Members, client.Member{ID: f[0], Status: f[1], Liveness: f[2]})
 	}
 	return st
 }
@@ -73,29 +74,24 @@ func TestChangeSettled(t *testing.T) {
 	want := map[string]string{"n1": "member", "n2": "member", "n4": "member", "n3": "left"}
 	done := []string{"n1:member:alive", "n2:member:alive", "n3:left:dead", "n4:member:alive"}
 	withTransfer := view("n2", 7, done...)
-	withTransfer.Transfers = append(withTransfer.Transfers, struct {
-		Partition uint32 `json:"partition"`
-		From      string `json:"from"`
-		To        string `json:"to"`
-		State     string `json:"state"`
-	}{Partition: 3, From: "n1", To: "n2", State: "running"})
+	withTransfer.Transfers = append(withTransfer.Transfers, client.Transfer{Partition: 3, From: "n1", To: "n2", State: "running"})
 	for _, tc := range []struct {
 		name  string
-		views []clusterStatus
+		views []*client.ClusterStatus
 		ok    bool
 		why   string
 	}{
-		{"complete", []clusterStatus{view("n1", 7, done...), view("n2", 7, done...), view("n4", 7, done...)}, true, ""},
-		{"still leaving", []clusterStatus{view("n1", 7, done...),
+		{"complete", []*client.ClusterStatus{view("n1", 7, done...), view("n2", 7, done...), view("n4", 7, done...)}, true, ""},
+		{"still leaving", []*client.ClusterStatus{view("n1", 7, done...),
 			view("n2", 6, "n1:member:alive", "n2:member:alive", "n3:leaving:alive", "n4:member:alive")}, false, "n2 sees n3 leaving, want left"},
-		{"a member not alive", []clusterStatus{view("n1", 7, "n1:member:alive", "n2:member:suspect", "n3:left:dead", "n4:member:alive")},
+		{"a member not alive", []*client.ClusterStatus{view("n1", 7, "n1:member:alive", "n2:member:suspect", "n3:left:dead", "n4:member:alive")},
 			false, "n1 sees n2 suspect"},
-		{"a view lacks the new node", []clusterStatus{view("n1", 7, "n1:member:alive", "n2:member:alive", "n3:left:dead")},
+		{"a view lacks the new node", []*client.ClusterStatus{view("n1", 7, "n1:member:alive", "n2:member:alive", "n3:left:dead")},
 			false, "n1 does not list n4"},
-		{"another entry joining", []clusterStatus{view("n1", 7, append(slices.Clone(done), "n5:joining:alive")...)},
+		{"another entry joining", []*client.ClusterStatus{view("n1", 7, append(slices.Clone(done), "n5:joining:alive")...)},
 			false, "n1 sees n5 joining"},
-		{"transfers left", []clusterStatus{view("n1", 7, done...), withTransfer}, false, "n2 has 1 transfers"},
-		{"versions differ", []clusterStatus{view("n1", 7, done...), view("n2", 8, done...)}, false, "n2 is at ring version 8, n1 at 7"},
+		{"transfers left", []*client.ClusterStatus{view("n1", 7, done...), withTransfer}, false, "n2 has 1 transfers"},
+		{"versions differ", []*client.ClusterStatus{view("n1", 7, done...), view("n2", 8, done...)}, false, "n2 is at ring version 8, n1 at 7"},
 	} {
 		ok, why := changeSettled(tc.views, want)
 		if ok != tc.ok || why != tc.why {

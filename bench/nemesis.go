@@ -3,11 +3,9 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -16,6 +14,7 @@ import (
 	"time"
 
 	"github.com/dotkv/dotkv/bench/history"
+	"github.com/dotkv/dotkv/client"
 )
 
 // Fault names accepted by --nemesis.
@@ -352,8 +351,8 @@ func (n *Nemesis) partition(ctx context.Context, nodes []*Node, blocks [][]int) 
 		if len(bs) == 0 {
 			continue
 		}
-		body, _ := json.Marshal(map[string][]string{"block": names(ids, bs)})
-		if err := n.fault(ctx, http.MethodPost, nodes[i].URL, body); err != nil {
+		block := names(ids, bs)
+		if err := n.fault(ctx, func(via client.Option) error { _, err := n.c.api.Block(ctx, block, via); return err }, nodes[i].URL); err != nil {
 			return err
 		}
 	}
@@ -367,29 +366,19 @@ func (n *Nemesis) healPartition(ctx context.Context, nodes []*Node) error {
 	}
 	var errs []error
 	for _, nd := range nodes {
-		errs = append(errs, n.fault(ctx, http.MethodDelete, nd.URL, nil))
+		errs = append(errs, n.fault(ctx, func(via client.Option) error { _, err := n.c.api.Heal(ctx, nil, via); return err }, nd.URL))
 	}
 	return errors.Join(errs...)
 }
 
-// fault calls a node's /admin/fault, retrying briefly (a restarting or
-// busy node may not answer at once).
-func (n *Nemesis) fault(ctx context.Context, method, base string, body []byte) error {
+// fault calls a node's /admin/fault (call, via the node at base),
+// retrying briefly (a restarting or busy node may not answer at once).
+func (n *Nemesis) fault(ctx context.Context, call func(via client.Option) error, base string) error {
 	var last error
 	for attempt := 0; attempt < 20; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, method, base+"/admin/fault", bytes.NewReader(body))
-		if err != nil {
-			return err
+		if last = call(client.Via(base)); last == nil {
+			return nil
 		}
-		resp, err := n.c.client.Do(req)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return nil
-			}
-			err = fmt.Errorf("%s %s/admin/fault: %s", method, base, resp.Status)
-		}
-		last = err
 		if !sleepCtx(ctx, 250*time.Millisecond) {
 			return ctx.Err()
 		}

@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +14,7 @@ import (
 	"github.com/dotkv/dotkv/bench/check"
 	"github.com/dotkv/dotkv/bench/history"
 	"github.com/dotkv/dotkv/bench/render"
+	"github.com/dotkv/dotkv/client"
 )
 
 // Config is one bench run.
@@ -225,8 +225,8 @@ func (c *Cluster) WaitConverged(ctx context.Context, timeout time.Duration) erro
 func (c *Cluster) converged(ctx context.Context) (bool, string) {
 	roots := map[string]string{}
 	for _, nd := range c.Nodes() {
-		var st clusterStatus
-		if err := c.getJSON(ctx, nd.URL+"/cluster/status", &st); err != nil {
+		st, err := c.status(ctx, nd.URL)
+		if err != nil {
 			return false, fmt.Sprintf("%s: %v", nd.ID, err)
 		}
 		for target, n := range st.HintsPending {
@@ -234,10 +234,8 @@ func (c *Cluster) converged(ctx context.Context) (bool, string) {
 				return false, fmt.Sprintf("%s holds %d hints for %s", nd.ID, n, target)
 			}
 		}
-		var aae struct {
-			Roots map[string]string `json:"roots"`
-		}
-		if err := c.getJSON(ctx, nd.URL+"/admin/aae", &aae); err != nil {
+		aae, err := c.api.AAE(ctx, client.Via(nd.URL))
+		if err != nil {
 			return false, fmt.Sprintf("%s: %v", nd.ID, err)
 		}
 		for p, r := range aae.Roots {
@@ -250,24 +248,27 @@ func (c *Cluster) converged(ctx context.Context) (bool, string) {
 	return true, ""
 }
 
-// FinalReads reads every key at r=all (JSON) through the current members,
+// FinalReads reads every key at r=all through the current members,
 // retrying failures.
 func (c *Cluster) FinalReads(ctx context.Context, keys []string) (map[string]check.FinalState, error) {
 	out := make(map[string]check.FinalState, len(keys))
-	client := c.NewHTTPClient(4, 10*time.Second)
-	defer client.CloseIdleConnections()
-	nodes := c.Nodes()
-	if len(nodes) == 0 {
+	urls := c.URLs()
+	if len(urls) == 0 {
 		return nil, errors.New("final reads: the cluster has no members")
 	}
-	for i, key := range keys {
+	hc := c.NewHTTPClient(4, 10*time.Second)
+	defer hc.CloseIdleConnections()
+	api, err := client.New(client.Config{Endpoints: urls, HTTPClient: hc, Timeout: 5 * time.Second})
+	if err != nil {
+		return nil, fmt.Errorf("final reads: %w", err)
+	}
+	for _, key := range keys {
 		var last error
 		for attempt := 0; ; attempt++ {
 			if attempt == 20 {
 				return nil, fmt.Errorf("final read of %s: %w", key, last)
 			}
-			node := nodes[(i+attempt)%len(nodes)]
-			fs, err := finalRead(ctx, client, node.URL, key)
+			fs, err := finalRead(ctx, api, key)
 			if err == nil {
 				out[key] = fs
 				break
@@ -281,34 +282,23 @@ func (c *Cluster) FinalReads(ctx context.Context, keys []string) (map[string]che
 	return out, nil
 }
 
-func finalRead(ctx context.Context, client *http.Client, base, key string) (check.FinalState, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/kv/"+key+"?r=all&timeout=5000", nil)
+// finalRead reads key at r=all. The status is the node's: 404, or 200
+// for one sibling and 300 for several.
+func finalRead(ctx context.Context, api *client.Client, key string) (check.FinalState, error) {
+	obj, err := api.Get(ctx, key, client.R(client.All))
+	if errors.As(err, new(*client.NotFoundError)) {
+		return check.FinalState{Status: http.StatusNotFound}, nil
+	}
 	if err != nil {
-		return check.FinalState{}, err
+		return check.FinalState{}, fmt.Errorf("GET %s at r=all: %w", key, err)
 	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := client.Do(req)
-	if err != nil {
-		return check.FinalState{}, err
-	}
-	defer resp.Body.Close()
-	fs := check.FinalState{Status: resp.StatusCode}
-	switch resp.StatusCode {
-	case http.StatusNotFound:
-		return fs, nil
-	case http.StatusOK:
-		var jr jsonRead
-		if err := json.NewDecoder(resp.Body).Decode(&jr); err != nil {
-			return check.FinalState{}, err
+	fs := check.FinalState{Status: readStatus(obj)}
+	for _, s := range obj.Siblings {
+		if s.Deleted {
+			fs.Tombstones++
+		} else {
+			fs.Values = append(fs.Values, ValueID(s.Value))
 		}
-		for _, s := range jr.Siblings {
-			if s.Deleted {
-				fs.Tombstones++
-			} else {
-				fs.Values = append(fs.Values, ValueID(s.Value))
-			}
-		}
-		return fs, nil
 	}
-	return check.FinalState{}, fmt.Errorf("GET %s at r=all: %s", key, resp.Status)
+	return fs, nil
 }

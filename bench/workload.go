@@ -3,12 +3,11 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +15,7 @@ import (
 	"time"
 
 	"github.com/dotkv/dotkv/bench/history"
+	"github.com/dotkv/dotkv/client"
 )
 
 // Mix is the share of reads, writes and deletes (any scale).
@@ -51,9 +51,9 @@ func ParseMix(s string) (Mix, error) {
 type WorkloadConfig struct {
 	// Targets are the node base URLs the clients send to. If LiveTargets
 	// is set, the clients ask it before every operation instead and send
-	// to one of the URLs it returns (the membership nemesis changes the
-	// members during a run); it must be safe for concurrent use, and its
-	// result is not modified.
+	// to the URLs it returns (the membership nemesis changes the members
+	// during a run); it must be safe for concurrent use, and its result
+	// is not modified.
 	Targets     []string
 	LiveTargets func() []string
 	Concurrency int
@@ -70,12 +70,20 @@ type WorkloadConfig struct {
 	// Timeout is each request's server-side timeout.
 	Timeout time.Duration
 	Seed    uint64
-	// Client sends the requests (nil: NewClient(Concurrency)).
+	// Client sends the requests (nil: NewClient(Concurrency)); with TLS
+	// and a token for a secured cluster.
 	Client *http.Client
 }
 
 // Workload runs clients that read, write with the context they read, and
 // delete, recording every operation in a History.
+//
+// Each client is a client.Client over the targets: it sends each request
+// to the next target in turn and fails over to the others when one
+// refuses it (a killed node refuses connections, a restarting one answers
+// 503 not_ready), so an operation counts as available when the cluster
+// answered it, whichever node did. A write whose outcome is unknown is
+// never sent again; it is recorded as Info: possibly applied.
 type Workload struct {
 	cfg    WorkloadConfig
 	hist   *history.History
@@ -83,6 +91,8 @@ type Workload struct {
 	phase  func() string
 	client *http.Client
 	perm   []int
+	// Options of every read and every write.
+	readOpts, writeOpts []client.Option
 
 	mu      sync.Mutex
 	touched map[string]bool
@@ -108,14 +118,31 @@ func NewWorkload(cfg WorkloadConfig, hist *history.History, t0 time.Time, phase 
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = time.Second
 	}
+	if err := (client.Config{Endpoints: cfg.LiveTargets(), Timeout: cfg.Timeout}).Validate(); err != nil {
+		return nil, fmt.Errorf("workload: %w", err)
+	}
 	// Scramble key ranks so that hot zipfian keys spread over the ring.
 	perm := rand.New(rand.NewPCG(cfg.Seed, 99)).Perm(cfg.Keys)
-	client := cfg.Client
-	if client == nil {
-		client = NewClient(cfg.Concurrency)
+	hc := cfg.Client
+	if hc == nil {
+		hc = NewClient(cfg.Concurrency)
 	}
-	return &Workload{cfg: cfg, hist: hist, t0: t0, phase: phase, client: client,
-		perm: perm, touched: map[string]bool{}}, nil
+	w := &Workload{cfg: cfg, hist: hist, t0: t0, phase: phase, client: hc, perm: perm, touched: map[string]bool{}}
+	for _, l := range []struct {
+		opt   func(client.Level) client.Option
+		level string
+		write bool
+	}{{client.R, cfg.R, false}, {client.PR, cfg.PR, false}, {client.W, cfg.W, true}, {client.PW, cfg.PW, true}} {
+		switch {
+		case l.level == "":
+		case l.write:
+			w.writeOpts = append(w.writeOpts, l.opt(client.Level(l.level)))
+		default:
+			w.readOpts = append(w.readOpts, l.opt(client.Level(l.level)))
+		}
+	}
+	w.writeOpts = append(w.writeOpts, client.ContentType("application/octet-stream"))
+	return w, nil
 }
 
 // Progress returns ops started, acknowledged and failed so far.
@@ -156,6 +183,13 @@ func (w *Workload) client1(ctx context.Context, c int) {
 	if w.cfg.Dist == "zipfian" && w.cfg.Keys > 1 {
 		zipf = rand.NewZipf(rng, 1.1, 1, uint64(w.cfg.Keys-1))
 	}
+	// The client's own API client over the live targets, on the shared
+	// HTTP client.
+	targets := w.cfg.LiveTargets()
+	api, err := client.New(client.Config{Endpoints: targets, HTTPClient: w.client, Timeout: w.cfg.Timeout})
+	if err != nil { // NewWorkload validated the targets
+		panic(fmt.Sprintf("workload client %d: %v", c, err))
+	}
 	total := w.cfg.Mix.Read + w.cfg.Mix.Write + w.cfg.Mix.Delete
 	seq := 0
 	for ctx.Err() == nil {
@@ -167,42 +201,35 @@ func (w *Workload) client1(ctx context.Context, c int) {
 			rank = int(zipf.Uint64())
 		}
 		key := fmt.Sprintf("k%06d", w.perm[rank])
-		targets := w.cfg.LiveTargets()
-		if len(targets) == 0 { // cannot happen with a bench cluster; do not spin
-			sleepCtx(ctx, 10*time.Millisecond)
-			continue
+		if live := w.cfg.LiveTargets(); !slices.Equal(live, targets) {
+			if len(live) == 0 { // cannot happen with a bench cluster; do not spin
+				sleepCtx(ctx, 10*time.Millisecond)
+				continue
+			}
+			if err := api.SetEndpoints(live); err != nil {
+				panic(fmt.Sprintf("workload client %d: %v", c, err))
+			}
+			targets = live
 		}
-		node := targets[rng.IntN(len(targets))]
 		switch x := rng.IntN(total); {
 		case x < w.cfg.Mix.Read:
-			w.read(ctx, c, node, key)
+			w.read(ctx, api, c, key)
 		case x < w.cfg.Mix.Read+w.cfg.Mix.Write:
 			// Read-modify-write, as applications do: the new value
 			// supersedes exactly what the read returned.
-			r := w.read(ctx, c, node, key)
+			r := w.read(ctx, api, c, key)
 			seq++
-			w.write(ctx, c, node, key, fmt.Sprintf("c%d-%d", c, seq), r)
+			w.write(ctx, api, c, key, fmt.Sprintf("c%d-%d", c, seq), r)
 		default:
-			r := w.read(ctx, c, node, key)
+			r := w.read(ctx, api, c, key)
 			if r.Outcome == history.OK && r.ReadContext != "" {
-				w.delete(ctx, c, node, key, r)
+				w.delete(ctx, api, c, key, r)
 			}
 		}
 	}
 }
 
 func (w *Workload) since() int64 { return int64(time.Since(w.t0)) }
-
-func (w *Workload) query(pairs ...string) string {
-	q := url.Values{}
-	for i := 0; i < len(pairs); i += 2 {
-		if pairs[i+1] != "" {
-			q.Set(pairs[i], pairs[i+1])
-		}
-	}
-	q.Set("timeout", strconv.FormatInt(w.cfg.Timeout.Milliseconds(), 10))
-	return q.Encode()
-}
 
 func (w *Workload) level(pairs ...string) string {
 	var parts []string
@@ -219,23 +246,20 @@ func (w *Workload) level(pairs ...string) string {
 
 // finish classifies and records an op, and a failure only if the run is
 // still going (a request cut off by the end of the run is not an outcome).
+// A failed op is Fail if its error says for certain that nothing was
+// written (client.MaybeApplied), Info otherwise.
 func (w *Workload) finish(ctx context.Context, op history.Op, status int, err error) history.Op {
 	op.End = w.since()
 	op.Status = status
 	switch {
-	case err != nil:
-		if ctx.Err() != nil && op.Kind == history.OpRead {
-			return history.Op{Outcome: history.Info} // not recorded
-		}
-		op.Outcome, op.Error = history.Info, err.Error()
-	case status == http.StatusBadRequest || status == http.StatusRequestEntityTooLarge:
-		op.Outcome = history.Fail
-	case op.Kind == history.OpRead && (status == http.StatusOK || status == http.StatusNotFound):
+	case err == nil:
 		op.Outcome = history.OK
-	case op.Kind != history.OpRead && status == http.StatusNoContent:
-		op.Outcome = history.OK
+	case ctx.Err() != nil && op.Kind == history.OpRead:
+		return history.Op{Outcome: history.Info} // not recorded
+	case !client.MaybeApplied(err):
+		op.Outcome, op.Error = history.Fail, err.Error()
 	default:
-		op.Outcome = history.Info
+		op.Outcome, op.Error = history.Info, err.Error()
 	}
 	w.ops.Add(1)
 	if op.Outcome == history.OK {
@@ -246,59 +270,67 @@ func (w *Workload) finish(ctx context.Context, op history.Op, status int, err er
 	return w.hist.Add(op)
 }
 
-type jsonRead struct {
-	Context  string `json:"context"`
-	Siblings []struct {
-		Value   []byte `json:"value"`
-		Deleted bool   `json:"deleted"`
-	} `json:"siblings"`
-}
-
 // ValueID returns the unique ID a workload value starts with.
 func ValueID(body []byte) string {
 	id, _, _ := bytes.Cut(body, []byte{'|'})
 	return string(id)
 }
 
-func (w *Workload) read(ctx context.Context, c int, node, key string) history.Op {
-	op := history.Op{Client: c, Kind: history.OpRead, Key: key, Node: node, Start: w.since(), Phase: w.phase(),
+// readStatus is the status a node answers a read of obj with: 200 for one
+// sibling, 300 for several.
+func readStatus(obj *client.Object) int {
+	if len(obj.Siblings) == 1 {
+		return http.StatusOK
+	}
+	return http.StatusMultipleChoices
+}
+
+// answered returns the node that answered err, or the last one tried, and
+// the status of its answer (0 for none).
+func answered(err error) (node string, status int) {
+	var unreachable *client.UnreachableError
+	var unknown *client.OutcomeUnknownError
+	switch {
+	case errors.As(err, &unreachable):
+		return unreachable.Endpoint(), 0
+	case errors.As(err, &unknown):
+		return unknown.Endpoint, unknown.Status
+	}
+	if r, ok := client.AsResponse(err); ok {
+		return r.Endpoint, r.Status
+	}
+	return "", 0
+}
+
+func (w *Workload) read(ctx context.Context, api *client.Client, c int, key string) history.Op {
+	op := history.Op{Client: c, Kind: history.OpRead, Key: key, Start: w.since(), Phase: w.phase(),
 		Level: w.level("r", w.cfg.R, "pr", w.cfg.PR)}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, node+"/kv/"+key+"?"+w.query("r", w.cfg.R, "pr", w.cfg.PR), nil)
-	if err != nil {
-		return w.finish(ctx, op, 0, err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := w.client.Do(req)
-	if err != nil {
-		return w.finish(ctx, op, 0, err)
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return w.finish(ctx, op, resp.StatusCode, err)
-	}
-	if resp.StatusCode == http.StatusOK || resp.StatusCode == http.StatusNotFound {
-		var jr jsonRead
-		if resp.StatusCode == http.StatusOK {
-			if err := json.Unmarshal(body, &jr); err != nil {
-				return w.finish(ctx, op, resp.StatusCode, fmt.Errorf("decode read: %w", err))
-			}
-		}
-		op.ReadContext = resp.Header.Get("X-Dotkv-Context")
-		for _, s := range jr.Siblings {
+	obj, err := api.Get(ctx, key, w.readOpts...)
+	var nf *client.NotFoundError
+	switch {
+	case err == nil:
+		op.Node, op.ReadContext = obj.Endpoint, obj.Context
+		for _, s := range obj.Siblings {
 			if s.Deleted {
 				op.Tombstones++
 			} else {
 				op.Values = append(op.Values, ValueID(s.Value))
 			}
 		}
+		return w.finish(ctx, op, readStatus(obj), nil)
+	case errors.As(err, &nf):
+		// Absent or deleted: an answer, with the tombstones' context.
+		op.Node, op.ReadContext = nf.Endpoint, nf.Context
+		return w.finish(ctx, op, http.StatusNotFound, nil)
 	}
-	return w.finish(ctx, op, resp.StatusCode, nil)
+	var status int
+	op.Node, status = answered(err)
+	return w.finish(ctx, op, status, err)
 }
 
-func (w *Workload) write(ctx context.Context, c int, node, key, value string, r history.Op) {
+func (w *Workload) write(ctx context.Context, api *client.Client, c int, key, value string, r history.Op) {
 	w.mark(key)
-	op := history.Op{Client: c, Kind: history.OpWrite, Key: key, Node: node, Start: w.since(), Phase: w.phase(), Value: value,
+	op := history.Op{Client: c, Kind: history.OpWrite, Key: key, Start: w.since(), Phase: w.phase(), Value: value,
 		Level: w.level("w", w.cfg.W, "pw", w.cfg.PW)}
 	if r.Outcome == history.OK {
 		op.Context, op.Covers = r.ReadContext, r.Values
@@ -307,14 +339,18 @@ func (w *Workload) write(ctx context.Context, c int, node, key, value string, r 
 	if pad := w.cfg.ValueSize - len(body); pad > 0 {
 		body = append(body, bytes.Repeat([]byte{'.'}, pad)...)
 	}
-	w.send(ctx, op, http.MethodPut, node+"/kv/"+key+"?"+w.query("w", w.cfg.W, "pw", w.cfg.PW), body)
+	w.send(ctx, api, op, func(ctx context.Context, opts []client.Option) (*client.WriteResult, error) {
+		return api.Put(ctx, key, body, opts...)
+	})
 }
 
-func (w *Workload) delete(ctx context.Context, c int, node, key string, r history.Op) {
+func (w *Workload) delete(ctx context.Context, api *client.Client, c int, key string, r history.Op) {
 	w.mark(key)
-	op := history.Op{Client: c, Kind: history.OpDelete, Key: key, Node: node, Start: w.since(), Phase: w.phase(),
+	op := history.Op{Client: c, Kind: history.OpDelete, Key: key, Start: w.since(), Phase: w.phase(),
 		Context: r.ReadContext, Covers: r.Values, Level: w.level("w", w.cfg.W, "pw", w.cfg.PW)}
-	w.send(ctx, op, http.MethodDelete, node+"/kv/"+key+"?"+w.query("w", w.cfg.W, "pw", w.cfg.PW), nil)
+	w.send(ctx, api, op, func(ctx context.Context, opts []client.Option) (*client.WriteResult, error) {
+		return api.Delete(ctx, key, opts...)
+	})
 }
 
 func (w *Workload) mark(key string) {
@@ -323,27 +359,23 @@ func (w *Workload) mark(key string) {
 	w.mu.Unlock()
 }
 
-// send performs a write or delete. It is not cut short by the end of the
-// run (its outcome matters to the checker); the request's own timeout
-// bounds it.
-func (w *Workload) send(_ context.Context, op history.Op, method, url string, body []byte) {
-	ctx, cancel := context.WithTimeout(context.Background(), w.cfg.Timeout+5*time.Second)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, url, bytes.NewReader(body))
-	if err != nil {
-		w.finish(ctx, op, 0, err)
-		return
-	}
-	req.Header.Set("Content-Type", "application/octet-stream")
+// send performs a write or delete, never twice (its outcome matters to
+// the checker). It is not cut short by the end of the run; the client's
+// bounds on each attempt bound it.
+func (w *Workload) send(ctx context.Context, api *client.Client, op history.Op,
+	do func(context.Context, []client.Option) (*client.WriteResult, error)) {
+	ctx = context.WithoutCancel(ctx)
+	opts := w.writeOpts
 	if op.Context != "" {
-		req.Header.Set("X-Dotkv-Context", op.Context)
+		opts = append(slices.Clip(opts), client.Context(op.Context))
 	}
-	resp, err := w.client.Do(req)
+	res, err := do(ctx, opts)
 	if err != nil {
-		w.finish(ctx, op, 0, err)
+		var status int
+		op.Node, status = answered(err)
+		w.finish(ctx, op, status, err)
 		return
 	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	w.finish(ctx, op, resp.StatusCode, nil)
+	op.Node = res.Endpoint
+	w.finish(ctx, op, http.StatusNoContent, nil)
 }

@@ -19,12 +19,16 @@ const (
 
 // Outcomes of an operation.
 const (
-	// OK: acknowledged (204 for writes and deletes; 200, 300 or 404 for reads).
+	// OK: acknowledged (204 for writes and deletes; 200, 300 or 404 for
+	// reads), by whichever node the client's failover reached.
 	OK = "ok"
-	// Fail: certainly not applied (400s: the request was refused as bad).
+	// Fail: certainly not applied: refused by a node (400, 401, 403, 404,
+	// 409, 413, a 503 that says nothing was written) or by every node
+	// tried (connection refused, not ready, shutting down).
 	Fail = "fail"
-	// Info: indeterminate — 503, 504, a transport error or a timeout. A
-	// write with this outcome may or may not have been applied.
+	// Info: indeterminate — a 504, 500 or 503 partial_write, a connection
+	// lost after the request was sent, or no answer in time. A write with
+	// this outcome may or may not have been applied.
 	Info = "info"
 )
 
@@ -39,13 +43,15 @@ type Op struct {
 	// Kind is OpRead, OpWrite or OpDelete; Key the key it addressed.
 	Kind string `json:"kind"`
 	Key  string `json:"key"`
-	// Node is the base URL the request went to.
+	// Node is the base URL of the node that answered the request (or,
+	// if none did, the last one tried).
 	Node string `json:"node"`
 	// Start and End are invocation and completion times, in nanoseconds
 	// since the run started.
 	Start int64 `json:"start"`
 	End   int64 `json:"end"`
-	// Status is the HTTP status (0 on a transport error); Outcome one of
+	// Status is the HTTP status (0 on a transport error; for a read, 200
+	// for one sibling and 300 for several); Outcome one of
 	// OK, Fail, Info; Error describes a failure.
 	Status  int    `json:"status"`
 	Outcome string `json:"outcome"`

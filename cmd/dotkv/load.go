@@ -43,13 +43,13 @@ func loadCommand() *cli.Command {
 				}
 			}
 			conc := c.Int("concurrency")
-			client := bench.NewClient(conc)
-			defer client.CloseIdleConnections()
+			hc := bench.NewClient(conc)
+			defer hc.CloseIdleConnections()
 			prefix := fmt.Sprintf("load-%d-", time.Now().UnixNano())
 			type phase struct {
-				name    string
-				targets []string
-				op, q   string
+				name      string
+				targets   []string
+				op, level string
 			}
 			var phases []phase
 			if c.Bool("ceiling") {
@@ -64,17 +64,17 @@ func loadCommand() *cli.Command {
 				phases = append(phases, phase{"bare net/http", bare, "put", ""}, phase{"bare net/http", bare, "get", ""})
 			}
 			phases = append(phases,
-				phase{"dotkv", targets, "put", "w=" + c.String("w")},
-				phase{"dotkv", targets, "get", "r=" + c.String("r")})
+				phase{"dotkv", targets, "put", c.String("w")},
+				phase{"dotkv", targets, "get", c.String("r")})
 			w := c.App.Writer
 			fmt.Fprintf(w, "load: %d clients, %v per phase, %d-byte values, targets %s\n\n", conc, c.Duration("duration"), c.Int("value-size"), strings.Join(targets, " "))
 			tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 			fmt.Fprintln(tw, "TARGET\tOP\tOPS/S\tP50 ms\tP99 ms\tP99.9 ms\tMAX ms\tERRORS\t")
 			failed := false
 			for _, p := range phases {
-				res, err := bench.RunLoad(ctx, client, bench.LoadConfig{
+				res, err := bench.RunLoad(ctx, hc, bench.LoadConfig{
 					Targets: p.targets, Op: p.op, Concurrency: conc, Duration: c.Duration("duration"),
-					ValueSize: c.Int("value-size"), Keys: c.Int("keys"), KeyPrefix: prefix, Query: p.q,
+					ValueSize: c.Int("value-size"), Keys: c.Int("keys"), KeyPrefix: prefix, Level: p.level,
 				})
 				if err != nil {
 					return cli.Exit(err.Error(), exitError)
