@@ -34,7 +34,8 @@ type Config struct {
 	// request while it can, instead of starting at the next one in turn.
 	InOrder bool
 	// HTTPClient sends the requests; nil: a client of the Client's own
-	// (with TLS). Its Timeout, if any, bounds each attempt on a node.
+	// (with TLS, no proxy). Its Timeout, if any, bounds each attempt on a
+	// node.
 	HTTPClient *http.Client
 	// TLS is the TLS configuration for https:// endpoints (RootCAs: the
 	// cluster's CA) of the client's own HTTPClient; give it in the
@@ -139,8 +140,7 @@ func normalize(e string) (string, error) {
 type Client struct {
 	cfg   Config
 	hc    *http.Client
-	own   *http.Transport // the transport of the Client's own HTTPClient
-	auth  string          // the Authorization header ("": none)
+	auth  string // the Authorization header ("": none)
 	eps   atomic.Pointer[[]*endpoint]
 	epsMu sync.Mutex // serialises SetEndpoints
 	next  atomic.Uint64
@@ -168,14 +168,13 @@ func New(cfg Config) (*Client, error) {
 	}
 	c := &Client{cfg: cfg, hc: cfg.HTTPClient}
 	if c.hc == nil {
-		c.own = &http.Transport{
+		c.hc = &http.Client{Transport: &http.Transport{
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
 			TLSClientConfig:     cfg.TLS.Clone(),
 			TLSHandshakeTimeout: 10 * time.Second,
 			MaxIdleConnsPerHost: 64,
 			IdleConnTimeout:     90 * time.Second,
-		}
-		c.hc = &http.Client{Transport: c.own}
+		}}
 	}
 	if cfg.Token != "" {
 		c.auth = "Bearer " + cfg.Token
