@@ -1,6 +1,6 @@
 // Package bench drives load against a dotkv cluster and measures it. It
-// talks to the cluster only as a client does, over HTTP; it never imports
-// server internals. It holds:
+// talks to the cluster only as a client does, through package client; it
+// never imports server internals. It holds:
 //
 //   - the cluster a run drives (Cluster): `dotkv server` processes it
 //     spawns, each on its own loopback address with fault injection on
@@ -13,6 +13,8 @@
 //     stretches, recording each as a phase;
 //   - the workload (Workload): concurrent clients that read, write with
 //     the context they read, and delete, sending to the current members
+//     with the client's failover (a request a node refuses at connection
+//     goes to the next, so availability counts what the cluster answered)
 //     and recording every operation;
 //   - Run, a whole `dotkv bench` run: cluster, workload and nemesis
 //     together, the final heal, the wait for convergence, a read of every
