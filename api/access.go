@@ -16,12 +16,6 @@ type Authorizer interface {
 	Role(token string) (auth.Role, bool)
 }
 
-// Error codes of refused requests.
-const (
-	codeUnauthorized = "unauthorized"
-	codeForbidden    = "forbidden"
-)
-
 // authChallenge is the WWW-Authenticate header of a 401.
 const authChallenge = `Bearer realm="dotkv"`
 

@@ -29,6 +29,9 @@ const (
 	codeTooManySiblings  = client.CodeTooManySiblings
 	codeObjectTooLarge   = client.CodeObjectTooLarge
 	codeShuttingDown     = client.CodeShuttingDown
+	codePartialWrite     = client.CodePartialWrite
+	codeUnauthorized     = client.CodeUnauthorized
+	codeForbidden        = client.CodeForbidden
 )
 
 // errorBody is the JSON shape of every error response.

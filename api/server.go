@@ -264,11 +264,6 @@ func NewHTTPServer(addr string, h http.Handler, log *slog.Logger) *http.Server {
 	}
 }
 
-// codePartialWrite is the code of a 503 for a write applied and sent, but
-// acknowledged by fewer replicas than asked: outcome unknown, it may
-// still spread. codeUnavailable's 503 says nothing was written.
-const codePartialWrite = "partial_write"
-
 // requestError maps a backend error to a response.
 func (s *Server) requestError(w http.ResponseWriter, r *http.Request, op string, err error) {
 	var unavail *replica.UnavailableError
