@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,8 +14,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -24,10 +26,27 @@ import (
 	"github.com/dotkv/dotkv/storage"
 )
 
+// Time limits of a dev cluster.
+const (
+	devReadyTimeout = 60 * time.Second // a node to serve and see the whole ring
+	devStopTimeout  = 15 * time.Second // SIGTERM to SIGKILL
+	devTailLines    = 8                // lines of a node's output kept for its exit report
+)
+
+const devDescription = `dev starts --nodes "dotkv server" processes on loopback (127.0.0.11, .12, ...
+on Linux), waits until they form one ring and prints their addresses and pids.
+
+A node that exits (a crash, kill -9, a leave) is reported with how it exited,
+the last lines of its output and its command line to start it again by hand;
+the other nodes keep running. SIGINT, SIGTERM and SIGHUP (closing the
+terminal) stop every node, then dev; SIGINT and SIGHUP are left alone if dev
+starts with them ignored (nohup, "&" in a script).`
+
 func devCommand() *cli.Command {
 	return &cli.Command{
-		Name:  "dev",
-		Usage: "run a local dotkv cluster on loopback, data under ./dotkv-data",
+		Name:        "dev",
+		Usage:       "run a local dotkv cluster on loopback, data under ./dotkv-data",
+		Description: devDescription,
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: "nodes", Usage: "number of nodes", Value: 3},
 			&cli.StringFlag{Name: "data", Usage: "data directory (node I uses DIR/nI)", Value: "dotkv-data"},
@@ -40,79 +59,121 @@ func devCommand() *cli.Command {
 			&cli.IntFlag{Name: "port", Usage: "HTTP port of every node (Linux; elsewhere node I uses port+I)", Value: 8080},
 			&cli.IntFlag{Name: "gossip-port", Usage: "gossip port (RPC uses it + 1; elsewhere node I uses port+2I)", Value: 7946},
 		},
-		Action: func(c *cli.Context) error {
-			n := c.Int("nodes")
-			if n < 1 || n > 32 {
-				return cli.Exit(fmt.Sprintf("--nodes %d: want 1..32", n), exitError)
-			}
-			if f := c.String("fsync"); f != "always" && f != "never" {
-				return cli.Exit(fmt.Sprintf("--fsync %q: want always or never", f), exitError)
-			}
-			cache, memtable, err := sizeFlags(c)
-			if err != nil {
-				return cli.Exit(err.Error(), exitError)
-			}
-			if cache == 0 { // the nodes share this machine's memory
-				cache = storage.DefaultCacheSize(n)
-			}
-			sizes := []string{"--cache-size", strconv.FormatInt(cache, 10)}
-			if memtable != 0 {
-				sizes = append(sizes, "--memtable-size", strconv.FormatInt(memtable, 10))
-			}
-			self, err := os.Executable()
-			if err != nil {
-				return cli.Exit("find own binary: "+err.Error(), exitError)
-			}
-			ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
-			defer stop()
-			nodes := devLayout(n, c.String("data"), c.Int("port"), c.Int("gossip-port"))
-			o := devOptions{fsync: c.String("fsync"), faults: c.Bool("fault-injection"), sizes: sizes}
-			if c.Bool("tls") {
-				if o.tlsDir, err = devCertificates(c.String("data"), nodes); err != nil {
-					return cli.Exit(err.Error(), exitError)
-				}
-			}
-			return runDev(ctx, c.App.Writer, self, nodes, o)
-		},
+		Action: devAction,
 	}
 }
 
-// devNode is where one node of a dev cluster listens.
+// devAction runs `dotkv dev`.
+func devAction(c *cli.Context) error {
+	if c.NArg() > 0 {
+		return cli.Exit(fmt.Sprintf("dev: unexpected argument %q (dev takes flags only)", c.Args().First()), exitError)
+	}
+	n := c.Int("nodes")
+	if n < 1 || n > 32 {
+		return cli.Exit(fmt.Sprintf("--nodes %d: want 1..32", n), exitError)
+	}
+	if f := c.String("fsync"); f != "always" && f != "never" {
+		return cli.Exit(fmt.Sprintf("--fsync %q: want always or never", f), exitError)
+	}
+	cache, memtable, err := sizeFlags(c)
+	if err != nil {
+		return cli.Exit(err.Error(), exitError)
+	}
+	if cache == 0 { // the nodes share this machine's memory
+		cache = storage.DefaultCacheSize(n)
+	}
+	sizes := []string{"--cache-size", strconv.FormatInt(cache, 10)}
+	if memtable != 0 {
+		sizes = append(sizes, "--memtable-size", strconv.FormatInt(memtable, 10))
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return cli.Exit("find own binary: "+err.Error(), exitError)
+	}
+	o := devOptions{
+		nodes: n, data: c.String("data"), port: c.Int("port"), gossipPort: c.Int("gossip-port"),
+		fsync: c.String("fsync"), faults: c.Bool("fault-injection"), tls: c.Bool("tls"), sizes: sizes,
+	}
+	if err := runDev(c.Context, c.App.Writer, c.App.ErrWriter, self, o); err != nil {
+		return cli.Exit("dev: "+err.Error(), exitError)
+	}
+	return nil
+}
+
+// devNode is where one node of a dev cluster listens and how it is run.
 type devNode struct {
-	id, data, http, gossip string
+	id     string
+	data   string // its data directory, absolute
+	shown  string // its data directory as the user named it (for the banner)
+	http   string // client API HOST:PORT
+	gossip string // gossip HOST:PORT (TCP and UDP)
+	rpc    string // internode RPC HOST:PORT: the server's default, gossip port + 1
+	argv   []string
 }
 
 // devLayout gives node I its own loopback address 127.0.0.(10+I) on Linux
 // (so the fault filter and iptables can tell nodes apart), or 127.0.0.1
-// with distinct ports elsewhere.
-func devLayout(n int, data string, httpPort, gossipPort int) []devNode {
+// with distinct ports elsewhere. data is the absolute data directory,
+// shown the one the user named.
+func devLayout(n int, data, shown string, httpPort, gossipPort int) []devNode {
 	nodes := make([]devNode, n)
 	for i := range nodes {
 		id := "n" + strconv.Itoa(i+1)
-		nodes[i] = devNode{id: id, data: filepath.Join(data, id)}
+		nodes[i] = devNode{id: id, data: filepath.Join(data, id), shown: filepath.Join(shown, id)}
 		ip, hp, gp := "127.0.0."+strconv.Itoa(11+i), httpPort, gossipPort
 		if runtime.GOOS != "linux" {
 			ip, hp, gp = "127.0.0.1", httpPort+1+i, gossipPort+2*i
 		}
 		nodes[i].http = net.JoinHostPort(ip, strconv.Itoa(hp))
 		nodes[i].gossip = net.JoinHostPort(ip, strconv.Itoa(gp))
+		nodes[i].rpc = net.JoinHostPort(ip, strconv.Itoa(gp+1))
 	}
 	return nodes
 }
 
-// devProc is one running node process.
-type devProc struct {
-	id   string
-	cmd  *exec.Cmd
-	done chan struct{} // closed when the process has exited
+// devOptions are the layout of a dev cluster and the servers' flags it
+// chooses.
+type devOptions struct {
+	nodes      int
+	data       string // as the user named it
+	port       int    // --port
+	gossipPort int    // --gossip-port
+	fsync      string
+	faults     bool
+	tls        bool
+	sizes      []string // --cache-size and --memtable-size
+	tlsDir     string   // the certificates (devCertificates), set by runDev; "" without TLS
 }
 
-// devOptions are the servers' flags a dev cluster chooses.
-type devOptions struct {
-	fsync  string
-	faults bool
-	sizes  []string // --cache-size and --memtable-size
-	tlsDir string   // the certificates (devCertificates); "" without TLS
+// scheme is the URL scheme of the nodes' client API.
+func (o devOptions) scheme() string {
+	if o.tls {
+		return "https"
+	}
+	return "http"
+}
+
+// setArgv sets the command line of every node: bin server ..., the first
+// node forming the cluster, the others joining it.
+func (o devOptions) setArgv(bin string, nodes []devNode) {
+	for i := range nodes {
+		nd := &nodes[i]
+		nd.argv = []string{bin, "server", "--id", nd.id, "--data", nd.data, "--http", nd.http,
+			"--gossip", nd.gossip, "--fsync", o.fsync, "--log-level", "warn"}
+		if i == 0 {
+			nd.argv = append(nd.argv, "--new-cluster") // the others join it
+		} else {
+			nd.argv = append(nd.argv, "--join", nodes[0].gossip)
+		}
+		if o.faults {
+			nd.argv = append(nd.argv, "--fault-injection")
+		}
+		if o.tlsDir != "" {
+			f := certs.DevFiles(o.tlsDir, nd.id)
+			nd.argv = append(nd.argv, "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-ca", f.CA)
+		}
+		nd.argv = append(nd.argv, o.sizes...)
+	}
 }
 
 // devCertificates makes, on the first start with --tls, a throwaway CA and
@@ -137,148 +198,412 @@ func devCertificates(data string, nodes []devNode) (string, error) {
 		err = certs.IssueDev(dir, missing...)
 	}
 	if err != nil {
-		return "", fmt.Errorf("dev --tls: %w", err)
+		return "", fmt.Errorf("--tls: %w", err)
 	}
 	return dir, nil
 }
 
-// scheme is the URL scheme of the nodes' client API.
-func (o devOptions) scheme() string {
-	if o.tlsDir != "" {
-		return "https"
+// devSignals are the signals that stop a dev cluster: SIGTERM, and SIGINT
+// and SIGHUP unless dev was started with them ignored (nohup, or a
+// background job of a script), which it respects.
+func devSignals() []os.Signal {
+	sigs := []os.Signal{syscall.SIGTERM}
+	for _, s := range []os.Signal{os.Interrupt, syscall.SIGHUP} {
+		if !signal.Ignored(s) {
+			sigs = append(sigs, s)
+		}
 	}
-	return "http"
+	return sigs
 }
 
-func runDev(ctx context.Context, out io.Writer, bin string, nodes []devNode, o devOptions) error {
-	var procs []*devProc
-	exited := make(chan string, len(nodes))
-	defer func() { stopAll(procs) }()
-	for _, nd := range nodes {
-		args := []string{"server", "--id", nd.id, "--data", nd.data, "--http", nd.http,
-			"--gossip", nd.gossip, "--fsync", o.fsync, "--log-level", "warn"}
-		if nd.id == nodes[0].id {
-			args = append(args, "--new-cluster") // the others join it
-		} else {
-			args = append(args, "--join", nodes[0].gossip)
+// runDev runs a dev cluster of the binary bin until a signal (devSignals)
+// or parent ends it, then stops every node. It refuses at once, starting
+// nothing, if another dev runs on its data directory or the nodes'
+// addresses are taken. Reports go to out, the nodes' output to logs.
+func runDev(parent context.Context, out, logs io.Writer, bin string, o devOptions) error {
+	// Signals first: one during start-up stops what has started.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, devSignals()...)
+	defer signal.Stop(sigs)
+	// A write to a closed pipe (dotkv dev | tee, then the terminal closes)
+	// must fail rather than kill dev before it stops its nodes.
+	pipes := make(chan os.Signal, 1)
+	signal.Notify(pipes, syscall.SIGPIPE)
+	defer signal.Stop(pipes)
+	ctx, cancel := context.WithCancelCause(parent)
+	var sigWG sync.WaitGroup
+	defer sigWG.Wait()
+	defer cancel(nil)
+	sigWG.Go(func() {
+		select {
+		case s := <-sigs:
+			cancel(devStopped{s})
+		case <-ctx.Done():
 		}
-		if o.faults {
-			args = append(args, "--fault-injection")
-		}
-		if o.tlsDir != "" {
-			f := certs.DevFiles(o.tlsDir, nd.id)
-			args = append(args, "--tls-cert", f.Cert, "--tls-key", f.Key, "--tls-ca", f.CA)
-		}
-		args = append(args, o.sizes...)
-		cmd := exec.Command(bin, args...)
-		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches dev, which stops the nodes
-		if err := cmd.Start(); err != nil {
-			return cli.Exit(fmt.Sprintf("start %s: %v", nd.id, err), exitError)
-		}
-		p := &devProc{id: nd.id, cmd: cmd, done: make(chan struct{})}
-		procs = append(procs, p)
-		go func() {
-			_ = cmd.Wait()
-			close(p.done)
-			exited <- p.id
-		}()
+	})
+
+	abs, err := filepath.Abs(o.data)
+	if err != nil {
+		return fmt.Errorf("data directory %s: %w", o.data, err)
 	}
-	client := &http.Client{Timeout: time.Second}
-	curl, cliFlags := "curl", ""
-	if o.tlsDir != "" {
-		ca := certs.DevFiles(o.tlsDir, nodes[0].id).CA
-		conf, err := certs.ClientConfig(ca)
-		if err != nil {
-			return cli.Exit(err.Error(), exitError)
+	nodes := devLayout(o.nodes, abs, o.data, o.port, o.gossipPort)
+	o.setArgv(bin, nodes)
+	c := &devCluster{
+		bin: bin, data: abs, shown: o.data, nodes: nodes, opts: o,
+		out: &lockedWriter{w: out}, logs: &lockedWriter{w: logs},
+		exits: make(chan *devProc), stopped: make(chan struct{}), procs: make(map[string]*devProc),
+	}
+	if err := c.setUpTLS(); err != nil {
+		return err
+	}
+	defer c.client.CloseIdleConnections()
+	defer c.stop(ctx)
+
+	started := make([]*devProc, len(c.nodes))
+	for i := range c.nodes {
+		if started[i], err = c.start(&c.nodes[i]); err != nil {
+			return err
 		}
-		client.Transport = &http.Transport{TLSClientConfig: conf}
-		curl, cliFlags = "curl --cacert "+ca, " --ca "+ca
 	}
-	defer client.CloseIdleConnections()
-	if err := waitReady(ctx, client, o.scheme(), nodes, exited); err != nil {
-		return cli.Exit(err.Error(), exitError)
+	if err := c.waitReady(ctx, started, true); err != nil {
+		return err
 	}
-	fmt.Fprintf(out, "dotkv dev: %d node(s)\n\n  %-4s  %-24s  %-18s  %s\n", len(nodes), "NODE", "HTTP", "GOSSIP", "DATA")
-	for _, nd := range nodes {
-		fmt.Fprintf(out, "  %-4s  %-24s  %-18s  %s\n", nd.id, o.scheme()+"://"+nd.http, nd.gossip, nd.data)
-	}
-	fmt.Fprintf(out, "\nTry:  %s -i -X PUT --data-binary hello %s://%s/kv/greeting\n", curl, o.scheme(), nodes[0].http)
-	fmt.Fprintf(out, "      %s -i %s://%s/kv/greeting\n", curl, o.scheme(), nodes[len(nodes)-1].http)
-	fmt.Fprintf(out, "      go run ./cmd/dotkv status --addr %s://%s%s\n", o.scheme(), nodes[0].http, cliFlags)
-	fmt.Fprintln(out, "Stop with Ctrl-C (data stays in "+filepath.Dir(nodes[0].data)+").")
-	for running := len(procs); ; {
+	c.printBanner(started)
+	for {
 		select {
 		case <-ctx.Done():
-			stopAll(procs)
-			procs = nil
-			fmt.Fprintln(out, "dotkv dev: stopped cleanly")
-			return nil
-		case id := <-exited:
-			i := slices.IndexFunc(procs, func(p *devProc) bool { return p.id == id })
-			if !procs[i].cmd.ProcessState.Success() {
-				return cli.Exit(fmt.Sprintf("node %s exited unexpectedly (%v); stopping the others", id, procs[i].cmd.ProcessState), exitError)
+			var s devStopped
+			if errors.As(context.Cause(ctx), &s) {
+				fmt.Fprintf(c.out, "dotkv dev: %v: stopping the nodes\n", s.Signal)
 			}
-			// A node exits 0 once it has left the cluster (dotkv leave).
-			if running--; running == 0 {
-				fmt.Fprintf(out, "dotkv dev: node %s exited cleanly; no node is left\n", id)
-				return nil
-			}
-			fmt.Fprintf(out, "dotkv dev: node %s exited cleanly (it left the cluster, or was stopped); the others keep running\n", id)
+			return nil // the defers stop the nodes
+		case p := <-c.exits:
+			c.reportExit(p)
 		}
 	}
 }
 
-// waitReady polls every node until it serves (/healthz) and its ring
-// holds every node of the dev cluster, so the first request a user sends
-// meets the whole cluster.
-func waitReady(ctx context.Context, client *http.Client, scheme string, nodes []devNode, exited <-chan string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	ready := func(nd devNode) bool {
-		resp, err := client.Get(scheme + "://" + nd.http + "/healthz")
-		if err != nil {
-			return false
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return false
-		}
-		var st struct {
-			Ring struct {
-				Members []string `json:"members"`
-			} `json:"ring"`
-		}
-		resp, err = client.Get(scheme + "://" + nd.http + "/cluster/status")
-		if err != nil {
-			return false
-		}
-		defer resp.Body.Close()
-		return json.NewDecoder(resp.Body).Decode(&st) == nil && len(st.Ring.Members) == len(nodes)
+// setUpTLS makes the certificates of a dev --tls (devCertificates), puts
+// them on the nodes' command lines, and sets up the client that probes
+// the nodes, trusting the dev CA.
+func (c *devCluster) setUpTLS() error {
+	c.client = &http.Client{Timeout: time.Second}
+	if !c.opts.tls {
+		return nil
 	}
-	for _, nd := range nodes {
-		for !ready(nd) {
-			select {
-			case id := <-exited:
-				return fmt.Errorf("node %s exited during start-up (is %s or %s in use?)", id, nd.http, nd.gossip)
-			case <-ctx.Done():
-				return errors.New("interrupted during start-up")
-			case <-time.After(50 * time.Millisecond):
-			}
-			if time.Now().After(deadline) {
-				return fmt.Errorf("node %s did not join a %d-node ring on %s within 30 s", nd.id, len(nodes), nd.http)
-			}
+	var err error
+	if c.opts.tlsDir, err = devCertificates(c.data, c.nodes); err != nil {
+		return err
+	}
+	c.opts.setArgv(c.bin, c.nodes)
+	conf, err := certs.ClientConfig(c.caFile())
+	if err != nil {
+		return fmt.Errorf("--tls: %w", err)
+	}
+	c.client.Transport = &http.Transport{TLSClientConfig: conf}
+	return nil
+}
+
+// caFile is the dev CA's certificate ("" without TLS).
+func (c *devCluster) caFile() string {
+	if c.opts.tlsDir == "" {
+		return ""
+	}
+	return certs.DevFiles(c.opts.tlsDir, c.nodes[0].id).CA
+}
+
+// printBanner tells the user where the nodes are and what to try.
+func (c *devCluster) printBanner(procs []*devProc) {
+	scheme, first, last := c.opts.scheme(), c.nodes[0], c.nodes[len(c.nodes)-1]
+	curl, cliFlags := "curl", ""
+	if ca := c.caFile(); ca != "" {
+		curl, cliFlags = "curl --cacert "+ca, " --ca "+ca
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "dotkv dev: %d node(s)\n\n  %-4s  %-24s  %-18s  %-16s  %s\n", len(c.nodes), "NODE", "HTTP", "GOSSIP", "DATA", "PID")
+	for i, nd := range c.nodes {
+		fmt.Fprintf(&b, "  %-4s  %-24s  %-18s  %-16s  %d\n", nd.id, scheme+"://"+nd.http, nd.gossip, nd.shown, procs[i].cmd.Process.Pid)
+	}
+	fmt.Fprintf(&b, "\nTry:  %s -i -X PUT --data-binary hello %s://%s/kv/greeting\n", curl, scheme, first.http)
+	fmt.Fprintf(&b, "      %s -i %s://%s/kv/greeting\n", curl, scheme, last.http)
+	fmt.Fprintf(&b, "      go run ./cmd/dotkv status --addr %s://%s%s\n", scheme, first.http, cliFlags)
+	fmt.Fprintf(&b, "Break it: kill -9 %d (%s); dev reports it and the others keep serving.\n", procs[len(procs)-1].cmd.Process.Pid, last.id)
+	fmt.Fprintf(&b, "Stop with Ctrl-C (data stays in %s).\n", c.shown)
+	io.WriteString(c.out, b.String())
+}
+
+// devStopped is the cause of a dev's end: the signal it got.
+type devStopped struct{ os.Signal }
+
+func (s devStopped) Error() string { return "got " + s.Signal.String() }
+
+// devCluster is a running dev cluster: its nodes, their processes and the
+// files that describe it.
+type devCluster struct {
+	bin    string
+	data   string // absolute
+	shown  string // as the user named it
+	nodes  []devNode
+	opts   devOptions
+	out    *lockedWriter // reports
+	logs   *lockedWriter // the nodes' output
+	client *http.Client  // readiness probes
+
+	exits    chan *devProc  // a node's process has exited (received by runDev's loop)
+	stopped  chan struct{}  // closed once every node has stopped: exit watchers send no more
+	watchers sync.WaitGroup // one per process, until it has exited and been reported
+
+	mu      sync.Mutex
+	procs   map[string]*devProc // the latest process of each node
+	closing bool                // stopping: start no process
+}
+
+// devProc is one process of a node.
+type devProc struct {
+	node   *devNode
+	cmd    *exec.Cmd
+	output *nodeOutput
+	done   chan struct{} // closed when the process has exited
+	exit   string        // how it exited (ProcessState); valid after done
+
+	// planned (under devCluster.mu): dev stops it itself (at its end), so
+	// its exit is not reported as a death.
+	planned bool
+}
+
+// exited reports whether the process has exited.
+func (p *devProc) exited() bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// node returns the node called id, or nil.
+func (c *devCluster) node(id string) *devNode {
+	for i := range c.nodes {
+		if c.nodes[i].id == id {
+			return &c.nodes[i]
 		}
 	}
 	return nil
 }
 
-// stopAll sends SIGTERM to every node still running and waits for all of
-// them, killing those that take longer than 15 s.
-func stopAll(procs []*devProc) {
+// start starts a process of node nd and a goroutine that waits for it.
+func (c *devCluster) start(nd *devNode) (*devProc, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closing {
+		return nil, errors.New("dev is stopping")
+	}
+	p := &devProc{node: nd, output: &nodeOutput{w: c.logs}, done: make(chan struct{})}
+	p.cmd = exec.Command(nd.argv[0], nd.argv[1:]...)
+	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
+	p.cmd.WaitDelay = time.Second                           // the output pipe, should the server leave a child holding it
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches dev, which stops the nodes
+	if err := p.cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", nd.id, err)
+	}
+	c.procs[nd.id] = p
+	c.watchers.Go(func() {
+		err := p.cmd.Wait()
+		p.output.flush()
+		p.exit = describeExit(p.cmd.ProcessState, err)
+		close(p.done)
+		select {
+		case c.exits <- p:
+		case <-c.stopped:
+		}
+	})
+	return p, nil
+}
+
+// describeExit says how a process ended: "exit status 2", "signal: killed".
+func describeExit(st *os.ProcessState, err error) string {
+	if st == nil {
+		return err.Error()
+	}
+	return st.String()
+}
+
+// waitReady polls each node of procs until it serves (/healthz) and its
+// ring holds every node of the dev cluster, and, if settled, until no
+// change of that ring is under way either (devCluster.ready), so that the
+// first request a user sends meets the whole cluster. It fails if one of
+// them exits meanwhile, naming it, how it exited and its last lines.
+func (c *devCluster) waitReady(ctx context.Context, procs []*devProc, settled bool) error {
+	exited := func() error {
+		for _, q := range procs {
+			if q.exited() {
+				return fmt.Errorf("node %s (%s, gossip %s) exited during start-up: %s%s",
+					q.node.id, q.node.http, q.node.gossip, q.exit, indent(q.output.last()))
+			}
+		}
+		return nil
+	}
+	deadline := time.Now().Add(devReadyTimeout)
+	for _, p := range procs {
+		for {
+			why := c.ready(ctx, p.node, settled)
+			if why == "" {
+				break
+			}
+			if err := exited(); err != nil {
+				return err
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("node %s (%s) not ready within %v: %s", p.node.id, p.node.http, devReadyTimeout, why)
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("interrupted while %s was starting", p.node.id)
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}
+	// What answered must have been these processes, not the nodes of
+	// another cluster on the same addresses while these failed to bind.
+	return exited()
+}
+
+// ready returns "" once nd serves (/healthz) and its ring holds every
+// node and, if settled, once no ring change is under way as nd sees it
+// (every member applied the ring's version, none is joining or leaving,
+// no partition transfer is pending: a write then needs no acks beyond its
+// level); otherwise what it waits for.
+func (c *devCluster) ready(ctx context.Context, nd *devNode, settled bool) string {
+	get := func(path string) (*http.Response, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.opts.scheme()+"://"+nd.http+path, nil)
+		if err != nil {
+			return nil, err
+		}
+		return c.client.Do(req)
+	}
+	resp, err := get("/healthz")
+	if err != nil {
+		return "it does not answer: " + err.Error()
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return "/healthz answers " + resp.Status
+	}
+	var st struct {
+		Members []struct {
+			ID          string `json:"id"`
+			Status      string `json:"status"`
+			RingVersion uint64 `json:"ring_version"`
+		} `json:"members"`
+		Ring struct {
+			Members []string `json:"members"`
+			Version uint64   `json:"version"`
+		} `json:"ring"`
+		Transfers []struct {
+			State string `json:"state"`
+		} `json:"transfers"`
+	}
+	resp, err = get("/cluster/status")
+	if err != nil {
+		return "/cluster/status: " + err.Error()
+	}
+	defer resp.Body.Close()
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil {
+		return "/cluster/status: " + err.Error()
+	}
+	if len(st.Ring.Members) != len(c.nodes) {
+		return fmt.Sprintf("its ring has %d of the %d nodes", len(st.Ring.Members), len(c.nodes))
+	}
+	if !settled {
+		return ""
+	}
+	for _, m := range st.Members {
+		if m.Status != "member" || m.RingVersion != st.Ring.Version {
+			return fmt.Sprintf("the ring is changing (%s is %s, at ring version %d of %d)", m.ID, m.Status, m.RingVersion, st.Ring.Version)
+		}
+	}
+	for _, t := range st.Transfers {
+		if t.State != "done" {
+			return "partition transfers are under way"
+		}
+	}
+	return ""
+}
+
+// reportExit tells the user that a node's process has exited, unless dev
+// stopped it itself, and how to bring it back.
+func (c *devCluster) reportExit(p *devProc) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if p.planned {
+		return
+	}
+	var running []string
+	for _, nd := range c.nodes {
+		if q := c.procs[nd.id]; q != nil && !q.exited() {
+			running = append(running, nd.id)
+		}
+	}
+	others := "no node is running now"
+	switch len(running) {
+	case 0:
+	case 1:
+		others = running[0] + " keeps running"
+	default:
+		others = strings.Join(running[:len(running)-1], ", ") + " and " + running[len(running)-1] + " keep running"
+	}
+	how := "died: " + p.exit
+	if p.cmd.ProcessState != nil && p.cmd.ProcessState.Success() {
+		how = "exited cleanly (it left the cluster, or was stopped)"
+	}
+	fmt.Fprintf(c.out, "dotkv dev: %s (pid %d) %s; %s.\n", p.node.id, p.cmd.Process.Pid, how, others)
+	// A killed node wrote nothing about its death; one that exited may
+	// well have said why.
+	if !killedBySignal(p.cmd.ProcessState) {
+		if lines := p.output.last(); len(lines) > 0 {
+			fmt.Fprintf(c.out, "  its last lines:%s\n", indent(lines))
+		}
+	}
+	fmt.Fprintf(c.out, "  or by hand:  %s\n", shellJoin(p.node.argv))
+	fmt.Fprintf(c.out, "               (dev then neither watches nor stops it)\n")
+}
+
+// killedBySignal reports whether a process was ended by a signal.
+func killedBySignal(st *os.ProcessState) bool {
+	if st == nil {
+		return false
+	}
+	ws, ok := st.Sys().(syscall.WaitStatus)
+	return ok && ws.Signaled()
+}
+
+// stop stops every node (SIGTERM, then SIGKILL after devStopTimeout) and
+// waits for them and their watchers.
+func (c *devCluster) stop(ctx context.Context) {
+	c.mu.Lock()
+	c.closing = true
+	var procs []*devProc
+	for _, p := range c.procs {
+		p.planned = true
+		procs = append(procs, p)
+	}
+	c.mu.Unlock()
+	stopProcs(procs)
+	close(c.stopped)
+	c.watchers.Wait()
+	var s devStopped
+	if errors.As(context.Cause(ctx), &s) {
+		fmt.Fprintln(c.out, "dotkv dev: stopped cleanly")
+	}
+}
+
+// stopProcs sends SIGTERM to every process still running and waits for
+// all of them, killing those that take longer than devStopTimeout.
+func stopProcs(procs []*devProc) {
 	for _, p := range procs {
 		_ = p.cmd.Process.Signal(syscall.SIGTERM)
 	}
-	timeout := time.After(15 * time.Second)
+	timeout := time.After(devStopTimeout)
 	for _, p := range procs {
 		select {
 		case <-p.done:
@@ -289,4 +614,98 @@ func stopAll(procs []*devProc) {
 			<-p.done
 		}
 	}
+}
+
+// lockedWriter serializes writes to w (the nodes share dev's stderr) and
+// ignores its errors: a node must never block on, or fail at, its output
+// because dev's terminal has gone.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, _ = l.w.Write(p)
+	return len(p), nil
+}
+
+// nodeOutput passes a node's output on to w in whole lines (so that the
+// nodes' lines do not mix) and keeps its last devTailLines lines.
+type nodeOutput struct {
+	w       io.Writer
+	mu      sync.Mutex
+	partial []byte   // the start of a line
+	tail    []string // the last complete lines
+}
+
+func (o *nodeOutput) Write(p []byte) (int, error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.partial = append(o.partial, p...)
+	if i := bytes.LastIndexByte(o.partial, '\n'); i >= 0 {
+		_, _ = o.w.Write(o.partial[:i+1])
+		o.keep(string(o.partial[:i]))
+		o.partial = append(o.partial[:0], o.partial[i+1:]...)
+	}
+	if len(o.partial) > 64<<10 { // a line without end: pass it on anyway
+		o.flushLocked()
+	}
+	return len(p), nil
+}
+
+// keep adds the lines of s to the tail.
+func (o *nodeOutput) keep(s string) {
+	o.tail = append(o.tail, strings.Split(s, "\n")...)
+	if n := len(o.tail); n > devTailLines {
+		o.tail = append(o.tail[:0], o.tail[n-devTailLines:]...)
+	}
+}
+
+// flush passes on the last line if it has no end (the process has exited).
+func (o *nodeOutput) flush() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.flushLocked()
+}
+
+func (o *nodeOutput) flushLocked() {
+	if len(o.partial) == 0 {
+		return
+	}
+	_, _ = o.w.Write(append(o.partial, '\n'))
+	o.keep(string(o.partial))
+	o.partial = o.partial[:0]
+}
+
+// last returns the last lines of the output.
+func (o *nodeOutput) last() []string {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return append([]string(nil), o.tail...)
+}
+
+// indent formats lines one per line, indented, after a newline (or as ""
+// for none).
+func indent(lines []string) string {
+	var b strings.Builder
+	for _, l := range lines {
+		b.WriteString("\n    " + l)
+	}
+	return b.String()
+}
+
+// shellJoin quotes args for a POSIX shell where they need it.
+func shellJoin(args []string) string {
+	q := make([]string, len(args))
+	for i, a := range args {
+		q[i] = a
+		if a == "" || strings.IndexFunc(a, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-_./:=@%+,", r))
+		}) >= 0 {
+			q[i] = "'" + strings.ReplaceAll(a, "'", `'\''`) + "'"
+		}
+	}
+	return strings.Join(q, " ")
 }

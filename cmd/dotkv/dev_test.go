@@ -1,0 +1,274 @@
+//go:build unix
+
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// devRun is a `dotkv dev --nodes 3` under test.
+type devRun struct {
+	*proc
+	data             string
+	port, gossipPort string   // --port and --gossip-port
+	addrs            []string // HTTP host:port of n1, n2, n3, from the banner
+	pids             []int    // of n1, n2, n3, from the banner
+}
+
+// devBannerLine is a node's line in dev's banner: id, HTTP address, pid.
+var devBannerLine = regexp.MustCompile(`(?m)^ +(n\d+) +https?://(\S+) +\S+ +\S+ +(\d+)$`)
+
+// devArgs is the command line of a 3-node dev on data and the ports.
+func devArgs(data, port, gossipPort string, extra ...string) []string {
+	return append([]string{"dev", "--nodes", "3", "--data", data, "--port", port, "--gossip-port", gossipPort}, extra...)
+}
+
+// startDevProc starts `dotkv dev` on data with free ports and waits until
+// it prints its banner (ok) or exits (not ok). Should another test take
+// one of its ports meanwhile (dev then refuses, or a node fails to bind),
+// it tries other ports. When the test ends, dev is stopped (SIGTERM) if it
+// still runs, and any server of data killed, so that a failing test leaves
+// no process behind.
+func startDevProc(t *testing.T, data string, extra ...string) (d *devRun, ok bool) {
+	t.Helper()
+	for attempt := 1; ; attempt++ {
+		d = &devRun{data: data, port: portOf(freeAddr(t)), gossipPort: portOf(freeAddr(t))}
+		d.proc = startProc(t, "dotkv dev", devArgs(data, d.port, d.gossipPort, extra...)...)
+		t.Cleanup(func() { cleanUpDev(t, d) })
+		deadline := time.Now().Add(3 * startTimeout)
+		for {
+			if m := devBannerLine.FindAllStringSubmatch(d.stdout.String(), -1); len(m) == 3 {
+				for _, l := range m {
+					d.addrs, d.pids = append(d.addrs, l[2]), append(d.pids, atoi(t, l[3]))
+				}
+				return d, true
+			}
+			if d.exited() {
+				if busy := d.stderr.String(); (strings.Contains(busy, "is in use") || strings.Contains(busy, "address already in use")) && attempt < 5 {
+					t.Logf("dev on ports %s/%s: a port was taken; trying others", d.port, d.gossipPort)
+					break
+				}
+				return d, false
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("dev printed no banner within %v", 3*startTimeout)
+			}
+			time.Sleep(pollInterval)
+		}
+	}
+}
+
+// startDev is startDevProc for a dev that must start.
+func startDev(t *testing.T, data string, extra ...string) *devRun {
+	t.Helper()
+	d, ok := startDevProc(t, data, extra...)
+	if !ok {
+		t.Fatalf("dev exited before printing its banner: %v\nstderr:\n%s", d.waitErr, d.stderr)
+	}
+	return d
+}
+
+// cleanUpDev stops d if it still runs and kills the servers of its data
+// that outlive it.
+func cleanUpDev(t *testing.T, d *devRun) {
+	if !d.exited() {
+		_ = d.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-d.done:
+		case <-time.After(stopTimeout):
+		}
+	}
+	for _, pid := range serversOf(t, d.data) {
+		if n, err := strconv.Atoi(pid); err == nil {
+			t.Errorf("server pid %d of %s left behind; killing it", n, d.data)
+			_ = syscall.Kill(n, syscall.SIGKILL)
+		}
+	}
+}
+
+func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
+
+// waitOutput waits until dev's stdout holds s.
+func (d *devRun) waitOutput(t *testing.T, s string) {
+	t.Helper()
+	waitUntil(t, waitLimit, "dev to print "+strconv.Quote(s), func() bool {
+		if d.exited() {
+			t.Fatalf("dev exited (%v) before printing %q\nstdout:\n%s", d.waitErr, s, d.stdout)
+		}
+		return strings.Contains(d.stdout.String(), s)
+	})
+}
+
+// alive reports whether process pid exists (and is not a zombie).
+func alive(pid int) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil { // no /proc here
+		return syscall.Kill(pid, 0) == nil
+	}
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	return len(fields) > 0 && fields[0] != "Z"
+}
+
+// TestDevKillAndHangup breaks a dev cluster as the first Dynamo experiment
+// does: kill -9 of n1 (the node the others joined) is reported, with the
+// command line to start it again, while n2 and n3 keep answering reads and
+// writes; SIGHUP (the terminal closing) stops dev and leaves no server
+// running.
+func TestDevKillAndHangup(t *testing.T) {
+	dotkvBin(t)
+	t.Parallel()
+	d := startDev(t, t.TempDir())
+	seen := slices.Clone(d.pids) // every server pid, to check none is left
+	var pids []string
+	for _, pid := range d.pids {
+		pids = append(pids, strconv.Itoa(pid))
+	}
+	if servers := serversOf(t, d.data); !sameSet(servers, pids) {
+		t.Fatalf("server processes of %s: %v; the banner says %v", d.data, servers, pids)
+	}
+	if r := runDotkv(t, "", "put", "--addr", d.addrs[0], "--w", "all", "before", "v1"); r.code != 0 {
+		t.Fatalf("put before the kill: %v", r)
+	}
+
+	n1 := d.pids[0]
+	if err := syscall.Kill(n1, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	d.waitOutput(t, "n1 (pid "+strconv.Itoa(n1)+") died: signal: killed; n2 and n3 keep running.")
+	out := d.stdout.String()
+	byHand := "or by hand:  " + shellJoin([]string{dotkvBin(t), "server", "--id", "n1", "--data", filepath.Join(d.data, "n1")})
+	if !strings.Contains(out, byHand) {
+		t.Errorf("the report of n1's death lacks %q:\n%s", byHand, out)
+	}
+	// The others keep answering, and dev keeps running.
+	if r := runDotkv(t, "", "put", "--addr", d.addrs[1], "during", "v2"); r.code != 0 {
+		t.Fatalf("put through n2 with n1 dead: %v", r)
+	}
+	if r := runDotkv(t, "", "get", "--addr", d.addrs[2], "during"); r.code != 0 || !strings.Contains(r.stdout, "v2") {
+		t.Fatalf("get through n3 with n1 dead: %v", r)
+	}
+	if r := runDotkv(t, "", "get", "--addr", d.addrs[1], "before"); r.code != 0 || !strings.Contains(r.stdout, "v1") {
+		t.Fatalf("get through n2 with n1 dead: %v", r)
+	}
+	if d.exited() {
+		t.Fatalf("dev exited after n1 died: %v", d.waitErr)
+	}
+
+	// The terminal closes: no dotkv process is left.
+	if err := d.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-d.done:
+	case <-time.After(2 * stopTimeout):
+		t.Fatalf("dev did not exit within %v of SIGHUP", 2*stopTimeout)
+	}
+	if d.waitErr != nil || !strings.Contains(d.stdout.String(), "hangup: stopping the nodes") || !strings.Contains(d.stdout.String(), "stopped cleanly") {
+		t.Errorf("dev after SIGHUP: %v, stdout:\n%s", d.waitErr, d.stdout)
+	}
+	if left := serversOf(t, d.data); len(left) > 0 {
+		t.Errorf("server processes left after SIGHUP: %v", left)
+	}
+	for _, pid := range seen {
+		if alive(pid) {
+			t.Errorf("server pid %d still runs after SIGHUP", pid)
+		}
+	}
+}
+
+// sameSet reports whether a and b hold the same strings.
+func sameSet(a, b []string) bool {
+	a, b = slices.Clone(a), slices.Clone(b)
+	slices.Sort(a)
+	slices.Sort(b)
+	return slices.Equal(a, b)
+}
+
+// TestDevStartupErrorNamesTheNode: when a node cannot start (here n3,
+// whose data directory is a file), dev exits 2 naming that node, its
+// addresses and why, not another node's, and stops the others.
+func TestDevStartupErrorNamesTheNode(t *testing.T) {
+	dotkvBin(t)
+	t.Parallel()
+	data := t.TempDir()
+	if err := os.WriteFile(filepath.Join(data, "n3"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d, ok := startDevProc(t, data)
+	if ok {
+		t.Fatalf("dev started with n3's data directory a file:\n%s", d.stdout)
+	}
+	nodes := devLayout(3, data, data, atoi(t, d.port), atoi(t, d.gossipPort))
+	// Dev's error comes last, after the nodes' own output (which names
+	// their addresses).
+	msg := d.stderr.String()
+	if i := strings.LastIndex(msg, "dotkv: dev: "); i >= 0 {
+		msg = msg[i:]
+	}
+	if d.cmd.ProcessState.ExitCode() != exitError || !strings.HasPrefix(msg, "dotkv: dev: ") || !strings.Contains(msg, "node n3 ("+nodes[2].http+", gossip "+nodes[2].gossip+") exited during start-up: exit status 2") || !strings.Contains(msg, "not a directory") {
+		t.Errorf("dev with n3 unable to start: %v\nstderr:\n%s", d.waitErr, d.stderr)
+	}
+	if strings.Contains(msg, nodes[0].http) || strings.Contains(msg, nodes[0].gossip) {
+		t.Errorf("the start-up error names n1's addresses (%s, %s):\n%s", nodes[0].http, nodes[0].gossip, msg)
+	}
+	if left := serversOf(t, data); len(left) > 0 {
+		t.Errorf("server processes left after a failed start: %v", left)
+	}
+}
+
+func atoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestShellJoin: commands dev prints can be pasted into a shell.
+func TestShellJoin(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"/usr/bin/dotkv", "server", "--id", "n1", "--http", "127.0.0.11:8080"}, "/usr/bin/dotkv server --id n1 --http 127.0.0.11:8080"},
+		{[]string{"dotkv", "--data", "/my data/it's"}, `dotkv --data '/my data/it'\''s'`},
+		{[]string{"a", "", "$HOME", "x;y"}, `a '' '$HOME' 'x;y'`},
+	} {
+		if got := shellJoin(c.args); got != c.want {
+			t.Errorf("shellJoin(%q) = %s, want %s", c.args, got, c.want)
+		}
+	}
+}
+
+// TestNodeOutput: a node's output is passed on in whole lines, and its
+// last lines are kept, the one without an end included once flushed.
+func TestNodeOutput(t *testing.T) {
+	var sink strings.Builder
+	o := &nodeOutput{w: &lockedWriter{w: &sink}}
+	for _, chunk := range []string{"l1\nl", "2\n", "l3", "\nl4\nl5\nl6\nl7\nl8\nl9\nl1", "0"} {
+		if n, err := o.Write([]byte(chunk)); n != len(chunk) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v", chunk, n, err)
+		}
+		if s := sink.String(); s != "" && !strings.HasSuffix(s, "\n") {
+			t.Fatalf("passed on half a line: %q", s)
+		}
+	}
+	o.flush()
+	want := "l1\nl2\nl3\nl4\nl5\nl6\nl7\nl8\nl9\nl10\n"
+	if sink.String() != want {
+		t.Errorf("passed on %q, want %q", sink.String(), want)
+	}
+	if got := o.last(); !slices.Equal(got, []string{"l3", "l4", "l5", "l6", "l7", "l8", "l9", "l10"}) {
+		t.Errorf("last lines %q", got)
+	}
+}
