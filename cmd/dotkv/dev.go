@@ -26,6 +26,12 @@ import (
 	"github.com/dotkv/dotkv/storage"
 )
 
+// Files a running dev keeps in its data directory.
+const (
+	devLockFile  = "dev.lock" // flock'ed by the running dev for its whole life
+	devStateFile = "dev.json" // devState: the dev and its nodes
+)
+
 // Time limits of a dev cluster.
 const (
 	devReadyTimeout = 60 * time.Second // a node to serve and see the whole ring
@@ -40,7 +46,11 @@ A node that exits (a crash, kill -9, a leave) is reported with how it exited,
 the last lines of its output and its command line to start it again by hand;
 the other nodes keep running. SIGINT, SIGTERM and SIGHUP (closing the
 terminal) stop every node, then dev; SIGINT and SIGHUP are left alone if dev
-starts with them ignored (nohup, "&" in a script).`
+starts with them ignored (nohup, "&" in a script).
+
+While it runs, dev holds DATA/dev.lock (a second dev on the same data refuses
+to start, as does one whose addresses are taken) and describes itself in
+DATA/dev.json (its pid, and each node's pid, status and exact command line).`
 
 func devCommand() *cli.Command {
 	return &cli.Command{
@@ -246,12 +256,29 @@ func runDev(parent context.Context, out, logs io.Writer, bin string, o devOption
 	if err != nil {
 		return fmt.Errorf("data directory %s: %w", o.data, err)
 	}
+	if err := os.MkdirAll(abs, 0o755); err != nil {
+		return err
+	}
+	lock, err := lockDevData(abs)
+	if err != nil {
+		return err
+	}
+	defer lock.Close() // releases the flock, after the state file is gone
 	nodes := devLayout(o.nodes, abs, o.data, o.port, o.gossipPort)
 	o.setArgv(bin, nodes)
 	c := &devCluster{
 		bin: bin, data: abs, shown: o.data, nodes: nodes, opts: o,
 		out: &lockedWriter{w: out}, logs: &lockedWriter{w: logs},
 		exits: make(chan *devProc), stopped: make(chan struct{}), procs: make(map[string]*devProc),
+	}
+	// Describe this dev at once, so that a second one, refused by the
+	// lock, can name it.
+	if err := c.saveState(); err != nil {
+		return err
+	}
+	defer os.Remove(filepath.Join(abs, devStateFile))
+	if err := checkFree(nodes, "stop that first, or choose other ports with --port and --gossip-port"); err != nil {
+		return err
 	}
 	if err := c.setUpTLS(); err != nil {
 		return err
@@ -417,6 +444,7 @@ func (c *devCluster) start(nd *devNode) (*devProc, error) {
 		case <-c.stopped:
 		}
 	})
+	c.saveStateLocked()
 	return p, nil
 }
 
@@ -535,6 +563,7 @@ func (c *devCluster) ready(ctx context.Context, nd *devNode, settled bool) strin
 func (c *devCluster) reportExit(p *devProc) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.saveStateLocked()
 	if p.planned {
 		return
 	}
@@ -614,6 +643,214 @@ func stopProcs(procs []*devProc) {
 			<-p.done
 		}
 	}
+}
+
+// devState is DATA/dev.json, what a running dev tells other processes
+// (a second dotkv dev, scripts) about itself.
+type devState struct {
+	PID   int            `json:"pid"`  // of the dev process
+	Data  string         `json:"data"` // the data directory, absolute
+	Nodes []devNodeState `json:"nodes"`
+}
+
+// devNodeState is one node in DATA/dev.json.
+type devNodeState struct {
+	ID     string   `json:"id"`
+	HTTP   string   `json:"http"` // URL of its client API
+	Gossip string   `json:"gossip"`
+	PID    int      `json:"pid,omitempty"` // of its latest process, if any
+	Status string   `json:"status"`        // not started, running, or how it exited
+	Argv   []string `json:"argv"`          // its exact command line
+}
+
+// saveState writes DATA/dev.json.
+func (c *devCluster) saveState() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.saveStateLocked()
+}
+
+// saveStateLocked writes DATA/dev.json (in full, by a rename, so readers
+// never see half of it); c.mu is held.
+func (c *devCluster) saveStateLocked() error {
+	st := devState{PID: os.Getpid(), Data: c.data}
+	for _, nd := range c.nodes {
+		ns := devNodeState{ID: nd.id, HTTP: c.opts.scheme() + "://" + nd.http, Gossip: nd.gossip, Status: "not started", Argv: nd.argv}
+		if p := c.procs[nd.id]; p != nil {
+			ns.PID, ns.Status = p.cmd.Process.Pid, "running"
+			if p.exited() {
+				ns.Status = p.exit
+			}
+		}
+		st.Nodes = append(st.Nodes, ns)
+	}
+	b, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", devStateFile, err)
+	}
+	path := filepath.Join(c.data, devStateFile)
+	if err := os.WriteFile(path+".tmp", append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		return err
+	}
+	return nil
+}
+
+// readDevState reads DATA/dev.json.
+func readDevState(data string) (devState, error) {
+	var st devState
+	b, err := os.ReadFile(filepath.Join(data, devStateFile))
+	if err != nil {
+		return st, err
+	}
+	if err := json.Unmarshal(b, &st); err != nil {
+		return st, fmt.Errorf("%s: %w", filepath.Join(data, devStateFile), err)
+	}
+	return st, nil
+}
+
+// lockDevData takes DATA/dev.lock for this dev's life, or says which dev
+// holds it.
+func lockDevData(data string) (*os.File, error) {
+	path := filepath.Join(data, devLockFile)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	if err == nil {
+		return f, nil
+	}
+	f.Close()
+	if !errors.Is(err, syscall.EWOULDBLOCK) {
+		return nil, fmt.Errorf("lock %s: %w", path, err)
+	}
+	// The holder writes dev.json right after taking the lock; give it a
+	// moment should we have come in between.
+	var st devState
+	for range 20 {
+		if st, err = readDevState(data); err == nil && processAlive(st.PID) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil || !processAlive(st.PID) {
+		return nil, fmt.Errorf("another dotkv dev runs on %s (it holds %s); stop it first, or give this one another --data", data, path)
+	}
+	var addrs []string
+	for _, nd := range st.Nodes {
+		addrs = append(addrs, nd.ID+" "+nd.HTTP)
+	}
+	return nil, fmt.Errorf("another dotkv dev (pid %d) runs on %s, with %s; stop it first (Ctrl-C in its terminal, or kill %d), or give this one another --data",
+		st.PID, data, strings.Join(addrs, ", "), st.PID)
+}
+
+// processAlive reports whether a process pid exists.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// checkFree makes sure nothing listens on the nodes' addresses (HTTP and
+// RPC over TCP, gossip over TCP and UDP), naming the process that does
+// when it can; advice ends the message saying one does.
+func checkFree(nodes []devNode, advice string) error {
+	for _, nd := range nodes {
+		for _, a := range []struct{ what, network, addr string }{
+			{"HTTP", "tcp", nd.http}, {"gossip", "tcp", nd.gossip}, {"gossip", "udp", nd.gossip}, {"RPC", "tcp", nd.rpc},
+		} {
+			var l io.Closer
+			var err error
+			if a.network == "udp" {
+				l, err = net.ListenPacket(a.network, a.addr)
+			} else {
+				l, err = net.Listen(a.network, a.addr)
+			}
+			if err == nil {
+				l.Close()
+				continue
+			}
+			msg := fmt.Sprintf("%s's %s address %s (%s) cannot be used: %v", nd.id, a.what, a.addr, a.network, err)
+			if errors.Is(err, syscall.EADDRINUSE) {
+				msg = fmt.Sprintf("%s's %s address %s (%s) is in use", nd.id, a.what, a.addr, a.network)
+				if h := addrHolder(nd); h != "" {
+					msg += " by " + h
+				}
+				msg += "; " + advice
+			}
+			return errors.New(msg)
+		}
+	}
+	return nil
+}
+
+// addrHolder describes the process, other than this one, whose command
+// line gives one of nd's addresses as a listen address ("pid 7 (dotkv
+// server --id n1 --data d/n1), a node of dotkv dev pid 5"), or "" if it
+// finds none. It reads /proc, so finds nothing where there is none.
+func addrHolder(nd devNode) string {
+	dirs, _ := os.ReadDir("/proc")
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		argv := procArgv(pid)
+		found, ours := false, false
+		for i := 0; i+1 < len(argv); i++ {
+			switch argv[i] {
+			case "--http", "--gossip", "--rpc":
+				found = found || argv[i+1] == nd.http || argv[i+1] == nd.gossip || argv[i+1] == nd.rpc
+			case "--data":
+				ours = argv[i+1] == nd.data
+			}
+		}
+		if !found {
+			continue
+		}
+		words := append([]string{filepath.Base(argv[0])}, argv[1:min(len(argv), 6)]...)
+		desc := fmt.Sprintf("pid %d (%s)", pid, strings.Join(words, " "))
+		if pargv := procArgv(procParent(pid)); len(pargv) > 1 && pargv[1] == "dev" {
+			desc += fmt.Sprintf(", a node of dotkv dev pid %d", procParent(pid))
+		} else if ours {
+			desc += fmt.Sprintf(", left behind by a dotkv dev that was killed or started by hand (kill %d)", pid)
+		}
+		return desc
+	}
+	return ""
+}
+
+// procArgv is the command line of process pid, from /proc (nil if gone).
+func procArgv(pid int) []string {
+	if pid <= 0 {
+		return nil
+	}
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	if err != nil || len(b) == 0 {
+		return nil
+	}
+	return strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+}
+
+// procParent is the parent pid of process pid, from /proc (0 if unknown).
+func procParent(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	s := string(b)
+	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(fields) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(fields[1])
+	return ppid
 }
 
 // lockedWriter serializes writes to w (the nodes share dev's stderr) and

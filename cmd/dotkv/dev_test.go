@@ -3,6 +3,7 @@
 package main
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,6 +97,19 @@ func cleanUpDev(t *testing.T, d *devRun) {
 
 func portOf(addr string) string { return addr[strings.LastIndexByte(addr, ':')+1:] }
 
+// state reads DATA/dev.json.
+func (d *devRun) state(t *testing.T) devState {
+	t.Helper()
+	st, err := readDevState(d.data)
+	if err != nil {
+		t.Fatalf("read dev state: %v", err)
+	}
+	if len(st.Nodes) != 3 {
+		t.Fatalf("dev state lists %d nodes, want 3: %+v", len(st.Nodes), st)
+	}
+	return st
+}
+
 // waitOutput waits until dev's stdout holds s.
 func (d *devRun) waitOutput(t *testing.T, s string) {
 	t.Helper()
@@ -135,6 +149,15 @@ func TestDevKillAndHangup(t *testing.T) {
 	if servers := serversOf(t, d.data); !sameSet(servers, pids) {
 		t.Fatalf("server processes of %s: %v; the banner says %v", d.data, servers, pids)
 	}
+	st := d.state(t)
+	if st.PID != d.cmd.Process.Pid {
+		t.Errorf("dev.json names pid %d, dev is %d", st.PID, d.cmd.Process.Pid)
+	}
+	for i, n := range st.Nodes {
+		if n.Status != "running" || n.PID != d.pids[i] {
+			t.Errorf("dev.json after the banner: %s is %s (pid %d), want running (pid %d)", n.ID, n.Status, n.PID, d.pids[i])
+		}
+	}
 	if r := runDotkv(t, "", "put", "--addr", d.addrs[0], "--w", "all", "before", "v1"); r.code != 0 {
 		t.Fatalf("put before the kill: %v", r)
 	}
@@ -149,6 +172,9 @@ func TestDevKillAndHangup(t *testing.T) {
 	if !strings.Contains(out, byHand) {
 		t.Errorf("the report of n1's death lacks %q:\n%s", byHand, out)
 	}
+	if byHand := "or by hand:  " + shellJoin(st.Nodes[0].Argv) + "\n"; !strings.Contains(out, byHand) {
+		t.Errorf("the report of n1's death lacks its command line in dev.json, %q:\n%s", byHand, out)
+	}
 	// The others keep answering, and dev keeps running.
 	if r := runDotkv(t, "", "put", "--addr", d.addrs[1], "during", "v2"); r.code != 0 {
 		t.Fatalf("put through n2 with n1 dead: %v", r)
@@ -161,6 +187,9 @@ func TestDevKillAndHangup(t *testing.T) {
 	}
 	if d.exited() {
 		t.Fatalf("dev exited after n1 died: %v", d.waitErr)
+	}
+	if st := d.state(t); st.Nodes[0].Status != "signal: killed" || st.Nodes[1].Status != "running" || st.Nodes[2].Status != "running" {
+		t.Errorf("dev.json with n1 killed: %+v", st.Nodes)
 	}
 
 	// The terminal closes: no dotkv process is left.
@@ -183,6 +212,9 @@ func TestDevKillAndHangup(t *testing.T) {
 			t.Errorf("server pid %d still runs after SIGHUP", pid)
 		}
 	}
+	if _, err := os.Stat(filepath.Join(d.data, devStateFile)); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("%s outlives dev (stat: %v)", devStateFile, err)
+	}
 }
 
 // sameSet reports whether a and b hold the same strings.
@@ -191,6 +223,57 @@ func sameSet(a, b []string) bool {
 	slices.Sort(a)
 	slices.Sort(b)
 	return slices.Equal(a, b)
+}
+
+// TestDevRefusesASecondDev: a second `dotkv dev` on the data directory of
+// a running one, or on its addresses, exits 2 at once naming the first
+// (its pid and addresses), prints no banner, starts no server, and leaves
+// the first one serving.
+func TestDevRefusesASecondDev(t *testing.T) {
+	dotkvBin(t)
+	t.Parallel()
+	d := startDev(t, t.TempDir())
+	first := strconv.Itoa(d.cmd.Process.Pid)
+	before := serversOf(t, d.data)
+
+	start := time.Now()
+	r := runDotkv(t, "", devArgs(d.data, d.port, d.gossipPort)...)
+	t.Logf("a second dev on the same data directory exited in %v", time.Since(start)) // no bound asserted: the machine may be busy
+	if r.code != exitError || !strings.Contains(r.stderr, "another dotkv dev (pid "+first+")") || !strings.Contains(r.stderr, "n1 http://"+d.addrs[0]) {
+		t.Errorf("a second dev on the same data: %v; want exit 2 naming pid %s and %s", r, first, d.addrs[0])
+	}
+	if strings.Contains(r.stdout, "node(s)") {
+		t.Errorf("a refused dev printed the banner: %q", r.stdout)
+	}
+
+	other := t.TempDir()
+	start = time.Now()
+	r = runDotkv(t, "", devArgs(other, d.port, d.gossipPort)...)
+	t.Logf("a second dev on the same addresses exited in %v", time.Since(start))
+	if r.code != exitError || !strings.Contains(r.stderr, "n1's HTTP address "+d.addrs[0]+" (tcp) is in use") || !strings.Contains(r.stderr, "a node of dotkv dev pid "+first) {
+		t.Errorf("a second dev on the same addresses: %v; want exit 2 naming %s and dev pid %s", r, d.addrs[0], first)
+	}
+	if strings.Contains(r.stdout, "node(s)") {
+		t.Errorf("a refused dev printed the banner: %q", r.stdout)
+	}
+	if left := serversOf(t, other); len(left) > 0 {
+		t.Errorf("a refused dev started servers: %v", left)
+	}
+
+	// The first one is unharmed.
+	if after := serversOf(t, d.data); !sameSet(after, before) {
+		t.Errorf("the first dev's servers were %v, now %v", before, after)
+	}
+	if st := d.state(t); strconv.Itoa(st.PID) != first {
+		t.Errorf("dev.json names pid %d, want the first dev's %s", st.PID, first)
+	}
+	if r := runDotkv(t, "", "put", "--addr", d.addrs[2], "--w", "all", "k", "v"); r.code != 0 {
+		t.Errorf("put with w=all through the first dev's n3: %v", r)
+	}
+	d.stop()
+	if left := serversOf(t, d.data); len(left) > 0 {
+		t.Errorf("server processes left after SIGTERM: %v", left)
+	}
 }
 
 // TestDevStartupErrorNamesTheNode: when a node cannot start (here n3,
