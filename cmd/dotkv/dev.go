@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"net"
 	"net/http"
@@ -28,29 +29,33 @@ import (
 
 // Files a running dev keeps in its data directory.
 const (
-	devLockFile  = "dev.lock" // flock'ed by the running dev for its whole life
-	devStateFile = "dev.json" // devState: the dev and its nodes
+	devLockFile    = "dev.lock" // flock'ed by the running dev for its whole life
+	devStateFile   = "dev.json" // devState: the dev and its nodes
+	devControlFile = "dev.sock" // unix socket of restart requests
 )
 
 // Time limits of a dev cluster.
 const (
-	devReadyTimeout = 60 * time.Second // a node to serve and see the whole ring
-	devStopTimeout  = 15 * time.Second // SIGTERM to SIGKILL
-	devTailLines    = 8                // lines of a node's output kept for its exit report
+	devReadyTimeout   = 60 * time.Second // a node to serve and see the whole ring
+	devStopTimeout    = 15 * time.Second // SIGTERM to SIGKILL
+	devRequestTimeout = 2 * time.Minute  // `dotkv dev restart` waiting for its answer
+	devTailLines      = 8                // lines of a node's output kept for its exit report
 )
 
 const devDescription = `dev starts --nodes "dotkv server" processes on loopback (127.0.0.11, .12, ...
 on Linux), waits until they form one ring and prints their addresses and pids.
 
-A node that exits (a crash, kill -9, a leave) is reported with how it exited,
-the last lines of its output and its command line to start it again by hand;
-the other nodes keep running. SIGINT, SIGTERM and SIGHUP (closing the
-terminal) stop every node, then dev; SIGINT and SIGHUP are left alone if dev
-starts with them ignored (nohup, "&" in a script).
+A node that exits (a crash, kill -9, a leave) is reported with how it exited
+and the last lines of its output; the other nodes keep running. Bring it back
+with "dotkv dev restart NODE" from another terminal (dev prints the exact
+command, and the node's own command line to run it by hand). SIGINT, SIGTERM
+and SIGHUP (closing the terminal) stop every node, then dev; SIGINT and SIGHUP
+are left alone if dev starts with them ignored (nohup, "&" in a script).
 
 While it runs, dev holds DATA/dev.lock (a second dev on the same data refuses
-to start, as does one whose addresses are taken) and describes itself in
-DATA/dev.json (its pid, and each node's pid, status and exact command line).`
+to start, as does one whose addresses are taken), describes itself in
+DATA/dev.json (its pid, its control socket, and each node's pid, status and
+exact command line) and listens for restart requests on DATA/dev.sock.`
 
 func devCommand() *cli.Command {
 	return &cli.Command{
@@ -69,14 +74,15 @@ func devCommand() *cli.Command {
 			&cli.IntFlag{Name: "port", Usage: "HTTP port of every node (Linux; elsewhere node I uses port+I)", Value: 8080},
 			&cli.IntFlag{Name: "gossip-port", Usage: "gossip port (RPC uses it + 1; elsewhere node I uses port+2I)", Value: 7946},
 		},
-		Action: devAction,
+		Subcommands: []*cli.Command{devRestartCommand()},
+		Action:      devAction,
 	}
 }
 
 // devAction runs `dotkv dev`.
 func devAction(c *cli.Context) error {
 	if c.NArg() > 0 {
-		return cli.Exit(fmt.Sprintf("dev: unexpected argument %q (dev takes flags only)", c.Args().First()), exitError)
+		return cli.Exit(fmt.Sprintf("dev: unknown command %q (dev takes flags, or: dev restart NODE)", c.Args().First()), exitError)
 	}
 	n := c.Int("nodes")
 	if n < 1 || n > 32 {
@@ -268,7 +274,7 @@ func runDev(parent context.Context, out, logs io.Writer, bin string, o devOption
 	o.setArgv(bin, nodes)
 	c := &devCluster{
 		bin: bin, data: abs, shown: o.data, nodes: nodes, opts: o,
-		out: &lockedWriter{w: out}, logs: &lockedWriter{w: logs},
+		out: &lockedWriter{w: out}, logs: &lockedWriter{w: logs}, control: devControlPath(abs),
 		exits: make(chan *devProc), stopped: make(chan struct{}), procs: make(map[string]*devProc),
 	}
 	// Describe this dev at once, so that a second one, refused by the
@@ -284,7 +290,7 @@ func runDev(parent context.Context, out, logs io.Writer, bin string, o devOption
 		return err
 	}
 	defer c.client.CloseIdleConnections()
-	defer c.stop(ctx)
+	defer c.stop(ctx) // after the control server has stopped (defers run last first)
 
 	started := make([]*devProc, len(c.nodes))
 	for i := range c.nodes {
@@ -295,6 +301,17 @@ func runDev(parent context.Context, out, logs io.Writer, bin string, o devOption
 	if err := c.waitReady(ctx, started, true); err != nil {
 		return err
 	}
+	ln, err := listenControl(c.control)
+	if err != nil {
+		return err
+	}
+	var ctlWG sync.WaitGroup
+	defer func() { // before the nodes are stopped
+		ln.Close()
+		cancel(nil) // ends restarts under way
+		ctlWG.Wait()
+	}()
+	ctlWG.Go(func() { c.serveControl(ctx, ln, &ctlWG) })
 	c.printBanner(started)
 	for {
 		select {
@@ -303,7 +320,7 @@ func runDev(parent context.Context, out, logs io.Writer, bin string, o devOption
 			if errors.As(context.Cause(ctx), &s) {
 				fmt.Fprintf(c.out, "dotkv dev: %v: stopping the nodes\n", s.Signal)
 			}
-			return nil // the defers stop the nodes
+			return nil // the defers stop the control server and the nodes
 		case p := <-c.exits:
 			c.reportExit(p)
 		}
@@ -354,7 +371,8 @@ func (c *devCluster) printBanner(procs []*devProc) {
 	fmt.Fprintf(&b, "\nTry:  %s -i -X PUT --data-binary hello %s://%s/kv/greeting\n", curl, scheme, first.http)
 	fmt.Fprintf(&b, "      %s -i %s://%s/kv/greeting\n", curl, scheme, last.http)
 	fmt.Fprintf(&b, "      go run ./cmd/dotkv status --addr %s://%s%s\n", scheme, first.http, cliFlags)
-	fmt.Fprintf(&b, "Break it: kill -9 %d (%s); dev reports it and the others keep serving.\n", procs[len(procs)-1].cmd.Process.Pid, last.id)
+	fmt.Fprintf(&b, "Break it: kill -9 %d (%s); the others keep serving. Bring it back with\n", procs[len(procs)-1].cmd.Process.Pid, last.id)
+	fmt.Fprintf(&b, "      %s\n", c.restartCommand(last.id))
 	fmt.Fprintf(&b, "Stop with Ctrl-C (data stays in %s).\n", c.shown)
 	io.WriteString(c.out, b.String())
 }
@@ -367,18 +385,21 @@ func (s devStopped) Error() string { return "got " + s.Signal.String() }
 // devCluster is a running dev cluster: its nodes, their processes and the
 // files that describe it.
 type devCluster struct {
-	bin    string
-	data   string // absolute
-	shown  string // as the user named it
-	nodes  []devNode
-	opts   devOptions
-	out    *lockedWriter // reports
-	logs   *lockedWriter // the nodes' output
-	client *http.Client  // readiness probes
+	bin     string
+	data    string // absolute
+	shown   string // as the user named it
+	control string // unix socket of restart requests
+	nodes   []devNode
+	opts    devOptions
+	out     *lockedWriter // reports
+	logs    *lockedWriter // the nodes' output
+	client  *http.Client  // readiness probes
 
 	exits    chan *devProc  // a node's process has exited (received by runDev's loop)
 	stopped  chan struct{}  // closed once every node has stopped: exit watchers send no more
 	watchers sync.WaitGroup // one per process, until it has exited and been reported
+
+	restartMu sync.Mutex // one restart at a time
 
 	mu      sync.Mutex
 	procs   map[string]*devProc // the latest process of each node
@@ -393,8 +414,8 @@ type devProc struct {
 	done   chan struct{} // closed when the process has exited
 	exit   string        // how it exited (ProcessState); valid after done
 
-	// planned (under devCluster.mu): dev stops it itself (at its end), so
-	// its exit is not reported as a death.
+	// planned (under devCluster.mu): dev stops it itself (a restart or the
+	// end of dev), so its exit is not reported as a death.
 	planned bool
 }
 
@@ -593,8 +614,21 @@ func (c *devCluster) reportExit(p *devProc) {
 			fmt.Fprintf(c.out, "  its last lines:%s\n", indent(lines))
 		}
 	}
+	fmt.Fprintf(c.out, "  restart it:  %s\n", c.restartCommand(p.node.id))
 	fmt.Fprintf(c.out, "  or by hand:  %s\n", shellJoin(p.node.argv))
 	fmt.Fprintf(c.out, "               (dev then neither watches nor stops it)\n")
+}
+
+// allRunning reports whether every node runs.
+func (c *devCluster) allRunning() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, nd := range c.nodes {
+		if p := c.procs[nd.id]; p == nil || p.exited() {
+			return false
+		}
+	}
+	return true
 }
 
 // killedBySignal reports whether a process was ended by a signal.
@@ -604,6 +638,56 @@ func killedBySignal(st *os.ProcessState) bool {
 	}
 	ws, ok := st.Sys().(syscall.WaitStatus)
 	return ok && ws.Signaled()
+}
+
+// restartCommand is the command that asks this dev to restart node id.
+func (c *devCluster) restartCommand(id string) string {
+	return shellJoin([]string{c.bin, "dev", "restart", "--data", c.data, id})
+}
+
+// restart stops node id if it runs and starts it again, waiting until it
+// serves. It returns what happened, for the user.
+func (c *devCluster) restart(ctx context.Context, id string) (string, error) {
+	nd := c.node(id)
+	if nd == nil {
+		ids := make([]string, len(c.nodes))
+		for i := range c.nodes {
+			ids[i] = c.nodes[i].id
+		}
+		return "", fmt.Errorf("no node %q in this dev cluster (it runs %s)", id, strings.Join(ids, ", "))
+	}
+	c.restartMu.Lock()
+	defer c.restartMu.Unlock()
+	c.mu.Lock()
+	old := c.procs[id]
+	running := old != nil && !old.exited() && !c.closing
+	if running {
+		old.planned = true
+	}
+	c.mu.Unlock()
+	if running {
+		fmt.Fprintf(c.out, "dotkv dev: stopping %s (pid %d) to restart it\n", id, old.cmd.Process.Pid)
+		stopProcs([]*devProc{old})
+	}
+	if err := checkFree([]devNode{*nd}, "stop that first"); err != nil {
+		return "", err
+	}
+	p, err := c.start(nd)
+	if err != nil {
+		return "", err
+	}
+	fmt.Fprintf(c.out, "dotkv dev: restarting %s (pid %d)\n", id, p.cmd.Process.Pid)
+	// Settled, too, unless another node is down: a transfer to it would
+	// wait for it.
+	if err := c.waitReady(ctx, []*devProc{p}, c.allRunning()); err != nil {
+		return "", err
+	}
+	c.mu.Lock()
+	c.saveStateLocked()
+	c.mu.Unlock()
+	msg := fmt.Sprintf("%s restarted (pid %d); it serves %s://%s", id, p.cmd.Process.Pid, c.opts.scheme(), nd.http)
+	fmt.Fprintf(c.out, "dotkv dev: %s\n", msg)
+	return msg, nil
 }
 
 // stop stops every node (SIGTERM, then SIGKILL after devStopTimeout) and
@@ -646,11 +730,12 @@ func stopProcs(procs []*devProc) {
 }
 
 // devState is DATA/dev.json, what a running dev tells other processes
-// (a second dotkv dev, scripts) about itself.
+// (dotkv dev restart, a second dotkv dev, scripts) about itself.
 type devState struct {
-	PID   int            `json:"pid"`  // of the dev process
-	Data  string         `json:"data"` // the data directory, absolute
-	Nodes []devNodeState `json:"nodes"`
+	PID     int            `json:"pid"`     // of the dev process
+	Data    string         `json:"data"`    // the data directory, absolute
+	Control string         `json:"control"` // unix socket taking restart requests
+	Nodes   []devNodeState `json:"nodes"`
 }
 
 // devNodeState is one node in DATA/dev.json.
@@ -673,7 +758,7 @@ func (c *devCluster) saveState() error {
 // saveStateLocked writes DATA/dev.json (in full, by a rename, so readers
 // never see half of it); c.mu is held.
 func (c *devCluster) saveStateLocked() error {
-	st := devState{PID: os.Getpid(), Data: c.data}
+	st := devState{PID: os.Getpid(), Data: c.data, Control: c.control}
 	for _, nd := range c.nodes {
 		ns := devNodeState{ID: nd.id, HTTP: c.opts.scheme() + "://" + nd.http, Gossip: nd.gossip, Status: "not started", Argv: nd.argv}
 		if p := c.procs[nd.id]; p != nil {
@@ -818,7 +903,7 @@ func addrHolder(nd devNode) string {
 		if pargv := procArgv(procParent(pid)); len(pargv) > 1 && pargv[1] == "dev" {
 			desc += fmt.Sprintf(", a node of dotkv dev pid %d", procParent(pid))
 		} else if ours {
-			desc += fmt.Sprintf(", left behind by a dotkv dev that was killed or started by hand (kill %d)", pid)
+			desc += fmt.Sprintf(", left behind by a dotkv dev that was killed or by a restart by hand (kill %d)", pid)
 		}
 		return desc
 	}
@@ -851,6 +936,136 @@ func procParent(pid int) int {
 	}
 	ppid, _ := strconv.Atoi(fields[1])
 	return ppid
+}
+
+// devControlPath is the control socket of a dev on data: DATA/dev.sock,
+// or, where that path is too long for a unix socket (104 bytes on some
+// systems), one in the temporary directory named after data.
+func devControlPath(data string) string {
+	p := filepath.Join(data, devControlFile)
+	if len(p) < 100 {
+		return p
+	}
+	h := fnv.New64a()
+	h.Write([]byte(data))
+	return filepath.Join(os.TempDir(), fmt.Sprintf("dotkv-dev-%x.sock", h.Sum64()))
+}
+
+// listenControl listens on the control socket path, replacing one a dev
+// that was killed left behind (this dev holds the lock: no other uses it).
+func listenControl(path string) (net.Listener, error) {
+	_ = os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+// devRequest is a request on the control socket, one JSON line.
+type devRequest struct {
+	Restart string `json:"restart"` // the node to restart
+}
+
+// devResponse answers a devRequest, one JSON line.
+type devResponse struct {
+	OK      bool   `json:"ok"`
+	Message string `json:"message"`
+}
+
+// serveControl answers requests on ln, each connection in a goroutine of
+// wg, until ln is closed.
+func (c *devCluster) serveControl(ctx context.Context, ln net.Listener, wg *sync.WaitGroup) {
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				fmt.Fprintf(c.out, "dotkv dev: control socket: %v; restart requests are no longer taken\n", err)
+			}
+			return
+		}
+		wg.Go(func() {
+			defer conn.Close()
+			_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+			var req devRequest
+			resp := devResponse{OK: true}
+			if err := json.NewDecoder(conn).Decode(&req); err != nil {
+				resp = devResponse{Message: "bad request: " + err.Error()}
+			} else if resp.Message, err = c.restart(ctx, req.Restart); err != nil {
+				resp = devResponse{Message: fmt.Sprintf("restart %s: %v", req.Restart, err)}
+			}
+			_ = conn.SetWriteDeadline(time.Now().Add(5 * time.Second))
+			_ = json.NewEncoder(conn).Encode(resp)
+		})
+	}
+}
+
+// devRestartCommand is `dotkv dev restart NODE`: it asks the dev running
+// on --data, through its control socket, to restart a node.
+func devRestartCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "restart",
+		Usage:     "restart a node of the running dotkv dev (say, one you killed)",
+		ArgsUsage: "NODE",
+		Description: `restart asks the dotkv dev running on --data (found through DATA/dev.json)
+to restart NODE: to start it again if it has exited, or to stop and start it
+if it runs. It waits until the node serves and exits 0, or prints why not
+and exits 2.`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "data", Usage: "data directory of the running dev", Value: "dotkv-data"},
+		},
+		Action: func(c *cli.Context) error {
+			if c.NArg() != 1 {
+				return cli.Exit("dev restart: want one node (e.g. dotkv dev restart n3); flags go before it", exitError)
+			}
+			data := c.String("data")
+			if l := c.Lineage(); !c.IsSet("data") && len(l) > 1 && l[1].IsSet("data") {
+				data = l[1].String("data") // dotkv dev --data DIR restart NODE
+			}
+			msg, err := requestRestart(data, c.Args().First())
+			if err != nil {
+				return cli.Exit("dev restart: "+err.Error(), exitError)
+			}
+			fmt.Fprintln(c.App.Writer, msg)
+			return nil
+		},
+	}
+}
+
+// requestRestart asks the dev running on data to restart node id and
+// returns its answer.
+func requestRestart(data, id string) (string, error) {
+	st, err := readDevState(data)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("no dotkv dev runs on %s (it has no %s)", data, devStateFile)
+	}
+	if err != nil {
+		return "", err
+	}
+	conn, err := net.DialTimeout("unix", st.Control, 5*time.Second)
+	if err != nil {
+		if !processAlive(st.PID) {
+			return "", fmt.Errorf("no dotkv dev runs on %s (pid %d of %s is gone)", data, st.PID, devStateFile)
+		}
+		return "", fmt.Errorf("dotkv dev pid %d on %s takes no requests (still starting?): %w", st.PID, data, err)
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(time.Now().Add(devRequestTimeout))
+	if err := json.NewEncoder(conn).Encode(devRequest{Restart: id}); err != nil {
+		return "", fmt.Errorf("ask dotkv dev pid %d: %w", st.PID, err)
+	}
+	var resp devResponse
+	if err := json.NewDecoder(conn).Decode(&resp); err != nil {
+		return "", fmt.Errorf("no answer from dotkv dev pid %d: %w", st.PID, err)
+	}
+	if !resp.OK {
+		return "", errors.New(resp.Message)
+	}
+	return resp.Message, nil
 }
 
 // lockedWriter serializes writes to w (the nodes share dev's stderr) and

@@ -3,8 +3,11 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -121,6 +124,24 @@ func (d *devRun) waitOutput(t *testing.T, s string) {
 	})
 }
 
+// runDevRestart runs `dotkv dev restart --data DATA id`, which may wait
+// for a node to start on a busy machine for longer than cliTimeout.
+func runDevRestart(t *testing.T, data, id string) cliResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), devRequestTimeout+time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, dotkvBin(t), "dev", "restart", "--data", data, id)
+	cmd.Env = cleanEnv()
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if err != nil && !errors.As(err, &ee) {
+		t.Fatalf("dotkv dev restart %s: %v", id, err)
+	}
+	return cliResult{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
+}
+
 // alive reports whether process pid exists (and is not a zombie).
 func alive(pid int) bool {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
@@ -132,12 +153,13 @@ func alive(pid int) bool {
 	return len(fields) > 0 && fields[0] != "Z"
 }
 
-// TestDevKillAndHangup breaks a dev cluster as the first Dynamo experiment
-// does: kill -9 of n1 (the node the others joined) is reported, with the
-// command line to start it again, while n2 and n3 keep answering reads and
-// writes; SIGHUP (the terminal closing) stops dev and leaves no server
-// running.
-func TestDevKillAndHangup(t *testing.T) {
+// TestDevKillRestartHangup breaks a dev cluster as the first Dynamo
+// experiment does: kill -9 of n1 (the node the others joined) is
+// reported, with the commands to bring it back, while n2 and n3 keep
+// answering reads and writes; `dotkv dev restart n1`, from outside, brings
+// it back and it answers again; SIGHUP (the terminal closing) stops dev
+// and leaves no server running.
+func TestDevKillRestartHangup(t *testing.T) {
 	dotkvBin(t)
 	t.Parallel()
 	d := startDev(t, t.TempDir())
@@ -175,6 +197,9 @@ func TestDevKillAndHangup(t *testing.T) {
 	if byHand := "or by hand:  " + shellJoin(st.Nodes[0].Argv) + "\n"; !strings.Contains(out, byHand) {
 		t.Errorf("the report of n1's death lacks its command line in dev.json, %q:\n%s", byHand, out)
 	}
+	if restart := "restart it:  " + shellJoin([]string{dotkvBin(t), "dev", "restart", "--data", d.data, "n1"}); !strings.Contains(out, restart) {
+		t.Errorf("the report of n1's death lacks %q:\n%s", restart, out)
+	}
 	// The others keep answering, and dev keeps running.
 	if r := runDotkv(t, "", "put", "--addr", d.addrs[1], "during", "v2"); r.code != 0 {
 		t.Fatalf("put through n2 with n1 dead: %v", r)
@@ -190,6 +215,60 @@ func TestDevKillAndHangup(t *testing.T) {
 	}
 	if st := d.state(t); st.Nodes[0].Status != "signal: killed" || st.Nodes[1].Status != "running" || st.Nodes[2].Status != "running" {
 		t.Errorf("dev.json with n1 killed: %+v", st.Nodes)
+	}
+
+	// While something else holds its address, n1 cannot come back.
+	ln, err := net.Listen("tcp", d.addrs[0])
+	if err != nil {
+		t.Fatalf("hold n1's address: %v", err)
+	}
+	r := runDevRestart(t, d.data, "n1")
+	ln.Close()
+	if r.code != exitError || !strings.Contains(r.stderr, "n1's HTTP address "+d.addrs[0]+" (tcp) is in use") {
+		t.Errorf("dotkv dev restart n1 with its address taken: %v; want exit 2 saying so", r)
+	}
+
+	// Brought back from another process, n1 answers again.
+	r = runDevRestart(t, d.data, "n1")
+	if r.code != 0 || !strings.Contains(r.stdout, "n1 restarted") {
+		t.Fatalf("dotkv dev restart n1: %v", r)
+	}
+	back := d.state(t).Nodes[0]
+	seen = append(seen, back.PID)
+	if back.Status != "running" || back.PID == n1 || !alive(back.PID) {
+		t.Fatalf("dev.json after the restart: n1 is %s, pid %d (was %d)", back.Status, back.PID, n1)
+	}
+	if argv := procArgv(back.PID); argv != nil && !slices.Equal(argv, st.Nodes[0].Argv) {
+		t.Errorf("restarted n1 runs %q, want %q", argv, st.Nodes[0].Argv)
+	}
+	d.waitOutput(t, "n1 restarted (pid "+strconv.Itoa(back.PID)+")")
+	if r := runDotkv(t, "", "get", "--addr", d.addrs[0], "during"); r.code != 0 || !strings.Contains(r.stdout, "v2") {
+		t.Fatalf("get through the restarted n1: %v", r)
+	}
+	if r := runDotkv(t, "", "put", "--addr", d.addrs[0], "--w", "all", "after", "v3"); r.code != 0 {
+		t.Fatalf("put with w=all through the restarted n1: %v", r)
+	}
+
+	// A running node is restarted too (stopped, then started), and that
+	// is no death.
+	n2 := d.pids[1]
+	if r := runDevRestart(t, d.data, "n2"); r.code != 0 || !strings.Contains(r.stdout, "n2 restarted") {
+		t.Fatalf("dotkv dev restart n2 (running): %v", r)
+	}
+	now := d.state(t).Nodes[1]
+	seen = append(seen, now.PID)
+	if now.PID == n2 || now.Status != "running" || alive(n2) {
+		t.Errorf("after restarting n2 (pid %d): dev.json says %+v", n2, now)
+	}
+	if strings.Contains(d.stdout.String(), "n2 (pid "+strconv.Itoa(n2)+") died") {
+		t.Errorf("dev reported the restart of n2 as a death:\n%s", d.stdout)
+	}
+	if r := runDotkv(t, "", "get", "--addr", d.addrs[1], "--r", "all", "after"); r.code != 0 || !strings.Contains(r.stdout, "v3") {
+		t.Fatalf("get with r=all through the restarted n2: %v", r)
+	}
+	// Restarting a node that does not exist is refused.
+	if r := runDevRestart(t, d.data, "n9"); r.code != exitError || !strings.Contains(r.stderr, `no node "n9"`) {
+		t.Errorf("dotkv dev restart n9: %v; want exit 2 naming n9", r)
 	}
 
 	// The terminal closes: no dotkv process is left.
@@ -214,6 +293,9 @@ func TestDevKillAndHangup(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(d.data, devStateFile)); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("%s outlives dev (stat: %v)", devStateFile, err)
+	}
+	if r := runDevRestart(t, d.data, "n1"); r.code != exitError || !strings.Contains(r.stderr, "no dotkv dev runs on") {
+		t.Errorf("dotkv dev restart with no dev: %v; want exit 2 saying so", r)
 	}
 }
 
