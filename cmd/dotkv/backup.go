@@ -30,7 +30,7 @@ func backupCommand() *cli.Command {
 			if entries, err := os.ReadDir(out); err == nil && len(entries) > 0 {
 				return cli.Exit(fmt.Sprintf("--out %s: the directory is not empty", out), exitError)
 			}
-			resp, err := do(http.MethodGet, baseURL(c.String("addr"))+"/admin/backup", nil, nil)
+			resp, err := do(http.MethodGet, nodeAddr(c.String("addr"))+"/admin/backup", nil, nil)
 			if err != nil {
 				return err
 			}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"runtime"
@@ -17,7 +18,22 @@ import (
 )
 
 var addrFlag = &cli.StringFlag{
-	Name: "addr", Usage: "URL of any dotkv node (default: n1 of `dotkv dev`)", Value: defaultAddr(), EnvVars: []string{"DOTKV_ADDR"},
+	Name: "addr", Usage: "`URL` of any dotkv node: http(s)://HOST:PORT, or HOST[:PORT] (port 8080 if none); the default is n1 of dotkv dev",
+	Value: defaultAddr(), EnvVars: []string{"DOTKV_ADDR"},
+}
+
+// nodeAddr is --addr as a base URL: http:// if it names no scheme, and
+// the API's usual port 8080 if it names neither a scheme nor a port (a
+// bare HOST would otherwise mean port 80).
+func nodeAddr(addr string) string {
+	addr = strings.TrimRight(strings.TrimSpace(addr), "/")
+	if strings.Contains(addr, "://") {
+		return addr
+	}
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "8080")
+	}
+	return "http://" + addr
 }
 
 // defaultAddr is where `dotkv dev` puts its first node.
@@ -66,7 +82,7 @@ func configureClient(c *cli.Context) error {
 // --ca.
 func newClient(c *cli.Context) (*client.Client, error) {
 	cfg := client.DefaultConfig()
-	cfg.Endpoints = []string{c.String("addr")}
+	cfg.Endpoints = []string{nodeAddr(c.String("addr"))}
 	cfg.HTTPClient = httpClient
 	cfg.Token = token
 	cl, err := client.New(cfg)
@@ -180,10 +196,10 @@ func putCommand() *cli.Command {
 		ArgsUsage: "KEY VALUE",
 		Before:    configureClient,
 		Flags: append(clientFlags(),
-			&cli.StringFlag{Name: "context", Usage: "context token from a read (omit for a blind write, which adds a sibling)"},
-			&cli.StringFlag{Name: "w", Usage: "write level: one, quorum, all or a number"},
-			&cli.StringFlag{Name: "pw", Usage: "primary write level"},
-			&cli.StringFlag{Name: "content-type", Value: "application/octet-stream"},
+			&cli.StringFlag{Name: "context", Usage: "context `TOKEN` from a read (omit for a blind write, which adds a sibling)"},
+			&cli.StringFlag{Name: "w", Usage: "write `LEVEL`: one, quorum, all or a number (default: the node's)"},
+			&cli.StringFlag{Name: "pw", Usage: "primary write `LEVEL`"},
+			&cli.StringFlag{Name: "content-type", Usage: "content `TYPE` of the value", Value: "application/octet-stream"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 2 {
@@ -214,9 +230,10 @@ func getCommand() *cli.Command {
 		ArgsUsage: "KEY",
 		Before:    configureClient,
 		Flags: append(clientFlags(),
-			&cli.StringFlag{Name: "r", Usage: "read level: one, quorum, all or a number"},
-			&cli.StringFlag{Name: "pr", Usage: "primary read level"},
+			&cli.StringFlag{Name: "r", Usage: "read `LEVEL`: one, quorum, all or a number (default: the node's)"},
+			&cli.StringFlag{Name: "pr", Usage: "primary read `LEVEL`"},
 			&cli.BoolFlag{Name: "json", Usage: "print the server's JSON"},
+			&cli.BoolFlag{Name: "raw", Usage: "write the value's bytes alone to stdout (a key with siblings is an error: read it with --json and resolve)"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {
@@ -232,6 +249,19 @@ func getCommand() *cli.Command {
 				return apiError(err)
 			}
 			w := c.App.Writer
+			if c.Bool("raw") {
+				var live []client.Sibling
+				for _, s := range obj.Siblings {
+					if !s.Deleted {
+						live = append(live, s)
+					}
+				}
+				if len(live) != 1 {
+					return cli.Exit(fmt.Sprintf("--raw: the key has %d siblings; read it with --json and write back with its context to resolve them", len(live)), exitError)
+				}
+				_, err := w.Write(live[0].Value)
+				return err
+			}
 			if c.Bool("json") {
 				// The node's JSON answer, byte for byte: the same shape,
 				// encoded the same way.
@@ -262,9 +292,9 @@ func deleteCommand() *cli.Command {
 		ArgsUsage: "KEY",
 		Before:    configureClient,
 		Flags: append(clientFlags(),
-			&cli.StringFlag{Name: "context", Usage: "context token from a read"},
-			&cli.StringFlag{Name: "w", Usage: "write level"},
-			&cli.StringFlag{Name: "pw", Usage: "primary write level"},
+			&cli.StringFlag{Name: "context", Usage: "context `TOKEN` from a read"},
+			&cli.StringFlag{Name: "w", Usage: "write `LEVEL`"},
+			&cli.StringFlag{Name: "pw", Usage: "primary write `LEVEL`"},
 		),
 		Action: func(c *cli.Context) error {
 			if c.NArg() != 1 {

@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
+	"strings"
 
 	"github.com/urfave/cli/v2"
 )
@@ -26,7 +28,7 @@ func main() {
 
 func run(args []string) int {
 	app := newApp()
-	err := app.Run(args)
+	err := app.Run(flagsFirst(app, args))
 	if err == nil {
 		return exitOK
 	}
@@ -71,4 +73,60 @@ func newApp() *cli.App {
 			backupCommand(),
 		},
 	}
+}
+
+// interspersed lists the commands whose flags may follow their arguments
+// (`dotkv get KEY --r all`), as users of other CLIs expect; urfave/cli
+// stops at the first argument.
+var interspersed = []string{"put", "get", "delete", "status", "leave", "remove", "backup"}
+
+// flagsFirst moves the flags of an interspersed command before its
+// arguments, and puts "--" before the arguments, so that urfave/cli sees
+// every flag and takes an argument that starts with "-" (a value "-5") as
+// an argument. A token that names none of the command's flags is an
+// argument, "-" (stdin) too, and everything after "--" is.
+func flagsFirst(app *cli.App, args []string) []string {
+	if len(args) < 3 || !slices.Contains(interspersed, args[1]) {
+		return args
+	}
+	cmd := app.Command(args[1])
+	if cmd == nil {
+		return args
+	}
+	lookup := func(name string) (cli.Flag, bool) {
+		for _, f := range append(slices.Clone(cmd.Flags), cli.HelpFlag) {
+			if slices.Contains(f.Names(), name) {
+				return f, true
+			}
+		}
+		return nil, false
+	}
+	var flags, positional []string
+	for i := 2; i < len(args); i++ {
+		a := args[i]
+		if a == "--" {
+			positional = append(positional, args[i+1:]...)
+			break
+		}
+		if len(a) < 2 || a[0] != '-' {
+			positional = append(positional, a)
+			continue
+		}
+		name, _, hasValue := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		f, ok := lookup(name)
+		if !ok {
+			positional = append(positional, a)
+			continue
+		}
+		flags = append(flags, a)
+		if _, isBool := f.(*cli.BoolFlag); !isBool && !hasValue && i+1 < len(args) {
+			i++
+			flags = append(flags, args[i])
+		}
+	}
+	out := append(slices.Clone(args[:2]), flags...)
+	if len(positional) > 0 {
+		out = append(append(out, "--"), positional...)
+	}
+	return out
 }

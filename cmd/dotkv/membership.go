@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strings"
 
 	"github.com/urfave/cli/v2"
 
@@ -60,13 +59,4 @@ func membershipChange(c *cli.Context, change func(*client.Client) (*client.Chang
 	}
 	fmt.Fprintf(c.App.Writer, "%s: %s (its partitions are handed off; follow with dotkv status)\n", ans.Node, ans.Status)
 	return nil
-}
-
-// baseURL turns an --addr (HOST:PORT or a URL) into a URL without a
-// trailing slash.
-func baseURL(addr string) string {
-	if !strings.Contains(addr, "://") {
-		addr = "http://" + addr
-	}
-	return strings.TrimRight(addr, "/")
 }
