@@ -1011,22 +1011,23 @@ func devRestartCommand() *cli.Command {
 		Name:      "restart",
 		Usage:     "restart a node of the running dotkv dev (say, one you killed)",
 		ArgsUsage: "NODE",
-		Description: `restart asks the dotkv dev running on --data (found through DATA/dev.json)
-to restart NODE: to start it again if it has exited, or to stop and start it
+		Description: `restart asks the dotkv dev running on --data (found through DATA/dev.json;
+--data may come before or after NODE) to restart NODE: to start it again if it has exited, or to stop and start it
 if it runs. It waits until the node serves and exits 0, or prints why not
 and exits 2.`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "data", Usage: "data directory of the running dev", Value: "dotkv-data"},
 		},
 		Action: func(c *cli.Context) error {
-			if c.NArg() != 1 {
-				return cli.Exit("dev restart: want one node (e.g. dotkv dev restart n3); flags go before it", exitError)
-			}
 			data := c.String("data")
 			if l := c.Lineage(); !c.IsSet("data") && len(l) > 1 && l[1].IsSet("data") {
 				data = l[1].String("data") // dotkv dev --data DIR restart NODE
 			}
-			msg, err := requestRestart(data, c.Args().First())
+			node, data, err := restartArgs(c.Args().Slice(), data)
+			if err != nil {
+				return cli.Exit("dev restart: "+err.Error(), exitError)
+			}
+			msg, err := requestRestart(data, node)
 			if err != nil {
 				return cli.Exit("dev restart: "+err.Error(), exitError)
 			}
@@ -1034,6 +1035,30 @@ and exits 2.`,
 			return nil
 		},
 	}
+}
+
+// restartArgs returns the node that args (what follows `dotkv dev restart`
+// and its flags) name, and the data directory: data, unless --data
+// follows the node (as other commands take flags after their arguments).
+func restartArgs(args []string, data string) (node, dir string, err error) {
+	dir = data
+	for i := 0; i < len(args); i++ {
+		switch a := args[i]; {
+		case (a == "--data" || a == "-data") && i+1 < len(args):
+			i++
+			dir = args[i]
+		case strings.HasPrefix(a, "--data=") || strings.HasPrefix(a, "-data="):
+			_, dir, _ = strings.Cut(a, "=")
+		case node == "" && !strings.HasPrefix(a, "-"):
+			node = a
+		default:
+			return "", "", fmt.Errorf("unexpected %q: want one node and --data DIR, e.g. dotkv dev restart n3", a)
+		}
+	}
+	if node == "" {
+		return "", "", errors.New("want one node, e.g. dotkv dev restart n3")
+	}
+	return node, dir, nil
 }
 
 // requestRestart asks the dev running on data to restart node id and

@@ -128,16 +128,23 @@ func (d *devRun) waitOutput(t *testing.T, s string) {
 // for a node to start on a busy machine for longer than cliTimeout.
 func runDevRestart(t *testing.T, data, id string) cliResult {
 	t.Helper()
+	return runDevCommand(t, "dev", "restart", "--data", data, id)
+}
+
+// runDevCommand runs dotkv with args to completion, allowing for a node
+// restart that takes long on a busy machine.
+func runDevCommand(t *testing.T, args ...string) cliResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), devRequestTimeout+time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, dotkvBin(t), "dev", "restart", "--data", data, id)
+	cmd := exec.CommandContext(ctx, dotkvBin(t), args...)
 	cmd.Env = cleanEnv()
 	var stdout, stderr strings.Builder
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	err := cmd.Run()
 	var ee *exec.ExitError
 	if err != nil && !errors.As(err, &ee) {
-		t.Fatalf("dotkv dev restart %s: %v", id, err)
+		t.Fatalf("dotkv %q: %v", args, err)
 	}
 	return cliResult{stdout: stdout.String(), stderr: stderr.String(), code: cmd.ProcessState.ExitCode()}
 }
@@ -252,7 +259,8 @@ func TestDevKillRestartHangup(t *testing.T) {
 	// A running node is restarted too (stopped, then started), and that
 	// is no death.
 	n2 := d.pids[1]
-	if r := runDevRestart(t, d.data, "n2"); r.code != 0 || !strings.Contains(r.stdout, "n2 restarted") {
+	// (--data after the node, as other commands take their flags.)
+	if r := runDevCommand(t, "dev", "restart", "n2", "--data", d.data); r.code != 0 || !strings.Contains(r.stdout, "n2 restarted") {
 		t.Fatalf("dotkv dev restart n2 (running): %v", r)
 	}
 	now := d.state(t).Nodes[1]
@@ -269,6 +277,9 @@ func TestDevKillRestartHangup(t *testing.T) {
 	// Restarting a node that does not exist is refused.
 	if r := runDevRestart(t, d.data, "n9"); r.code != exitError || !strings.Contains(r.stderr, `no node "n9"`) {
 		t.Errorf("dotkv dev restart n9: %v; want exit 2 naming n9", r)
+	}
+	if r := runDevCommand(t, "dev", "restart", "--data", d.data, "n1", "n2"); r.code != exitError || !strings.Contains(r.stderr, `unexpected "n2"`) {
+		t.Errorf("dotkv dev restart n1 n2: %v; want exit 2 refusing n2", r)
 	}
 
 	// The terminal closes: no dotkv process is left.
@@ -435,5 +446,36 @@ func TestNodeOutput(t *testing.T) {
 	}
 	if got := o.last(); !slices.Equal(got, []string{"l3", "l4", "l5", "l6", "l7", "l8", "l9", "l10"}) {
 		t.Errorf("last lines %q", got)
+	}
+}
+
+// TestRestartArgs: `dotkv dev restart` takes one node, and --data before
+// it (parsed by cli) or after it.
+func TestRestartArgs(t *testing.T) {
+	for _, c := range []struct {
+		args       []string
+		node, data string
+		err        string
+	}{
+		{[]string{"n3"}, "n3", "before", ""},
+		{[]string{"n3", "--data", "d"}, "n3", "d", ""},
+		{[]string{"n3", "--data=d"}, "n3", "d", ""},
+		{[]string{"n3", "-data", "d"}, "n3", "d", ""},
+		{nil, "", "", "want one node"},
+		{[]string{"--data", "d"}, "", "", "want one node"},
+		{[]string{"n1", "n2"}, "", "", `unexpected "n2"`},
+		{[]string{"n1", "--nodes", "3"}, "", "", `unexpected "--nodes"`},
+		{[]string{"n1", "--data"}, "", "", `unexpected "--data"`},
+	} {
+		node, data, err := restartArgs(c.args, "before")
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("restartArgs(%q) = %q, %q, %v; want an error with %q", c.args, node, data, err, c.err)
+			}
+			continue
+		}
+		if err != nil || node != c.node || data != c.data {
+			t.Errorf("restartArgs(%q) = %q, %q, %v; want %q, %q", c.args, node, data, err, c.node, c.data)
+		}
 	}
 }
