@@ -15,6 +15,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -448,6 +449,9 @@ func (c *devCluster) start(nd *devNode) (*devProc, error) {
 	}
 	p := &devProc{node: nd, output: &nodeOutput{w: c.logs}, done: make(chan struct{})}
 	p.cmd = exec.Command(nd.argv[0], nd.argv[1:]...)
+	// The node's configuration is its command line alone: dev's own
+	// DOTKV_* variables (DOTKV_JOIN, DOTKV_CONFIG...) would reach its servers.
+	p.cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "DOTKV_") })
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
 	p.cmd.WaitDelay = time.Second                           // the output pipe, should the server leave a child holding it
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches dev, which stops the nodes

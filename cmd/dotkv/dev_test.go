@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -67,6 +68,29 @@ func startDevProc(t *testing.T, data string, extra ...string) (d *devRun, ok boo
 			}
 			time.Sleep(pollInterval)
 		}
+	}
+}
+
+// startDevAgain starts a dev on prev's data directory and ports (its
+// nodes find each other at the addresses their data records), once prev
+// has stopped, and waits for its banner.
+func startDevAgain(t *testing.T, prev *devRun, extra ...string) *devRun {
+	t.Helper()
+	d := &devRun{data: prev.data, port: prev.port, gossipPort: prev.gossipPort}
+	d.proc = startProc(t, "dotkv dev", devArgs(d.data, d.port, d.gossipPort, extra...)...)
+	t.Cleanup(func() { cleanUpDev(t, d) })
+	deadline := time.Now().Add(3 * startTimeout)
+	for {
+		if m := devBannerLine.FindAllStringSubmatch(d.stdout.String(), -1); len(m) == 3 {
+			for _, l := range m {
+				d.addrs, d.pids = append(d.addrs, l[2]), append(d.pids, atoi(t, l[3]))
+			}
+			return d
+		}
+		if d.exited() || time.Now().After(deadline) {
+			t.Fatalf("dev on %s again printed no banner (exited: %v)\nstderr:\n%s", d.data, d.exited(), d.stderr)
+		}
+		time.Sleep(pollInterval)
 	}
 }
 
@@ -478,4 +502,19 @@ func TestRestartArgs(t *testing.T) {
 			t.Errorf("restartArgs(%q) = %q, %q, %v; want %q, %q", c.args, node, data, err, c.node, c.data)
 		}
 	}
+}
+
+// TestDevNodesIgnoreDevEnvironment: dev's nodes are configured by their
+// command lines alone; a DOTKV_* variable in dev's environment does not
+// reach them (here one that would refuse a key's second sibling).
+func TestDevNodesIgnoreDevEnvironment(t *testing.T) {
+	dotkvBin(t)
+	t.Setenv("DOTKV_MAX_SIBLINGS", "1") // startProc passes the environment on
+	d := startDev(t, t.TempDir())
+	for i := range 2 {
+		if r := runDotkv(t, "", "put", "--addr", d.addrs[0], "twice", fmt.Sprintf("v%d", i)); r.code != 0 {
+			t.Fatalf("blind put %d: %v (did DOTKV_MAX_SIBLINGS reach the nodes?)", i+1, r)
+		}
+	}
+	d.stop()
 }

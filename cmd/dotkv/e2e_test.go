@@ -980,8 +980,6 @@ func TestServerFlagErrors(t *testing.T) {
 	}
 }
 
-var devAddr = regexp.MustCompile(`(n\d+)\s+http://(127\.0\.0\.\d+:\d+)`)
-
 // TestDevAgainstBinary: `dotkv dev --nodes 3` starts three server
 // processes that form a cluster; a write through n1 reads back through n3;
 // SIGTERM stops them all cleanly and a second dev serves the same data.
@@ -989,21 +987,15 @@ func TestDevAgainstBinary(t *testing.T) {
 	dotkvBin(t)
 	t.Parallel()
 	data := t.TempDir()
-	httpPort := strings.Split(freeAddr(t), ":")[1]
-	gossipPort := strings.Split(freeAddr(t), ":")[1]
+	var d *devRun
 	run := func() (*proc, []string) {
 		t.Helper()
-		p := startProc(t, "dotkv dev", "dev", "--nodes", "3", "--data", data, "--port", httpPort, "--gossip-port", gossipPort)
-		deadline := time.Now().Add(3 * startTimeout)
-		for {
-			if m := devAddr.FindAllStringSubmatch(p.stdout.String(), -1); len(m) == 3 {
-				return p, []string{m[0][2], m[1][2], m[2][2]}
-			}
-			if p.exited() || time.Now().After(deadline) {
-				t.Fatalf("dev did not print three addresses in time (exited: %v)", p.exited())
-			}
-			time.Sleep(pollInterval)
+		if d == nil {
+			d = startDev(t, data) // on free ports, retried if another test takes one
+		} else {
+			d = startDevAgain(t, d) // the same ports: the nodes' data records their addresses
 		}
+		return d.proc, d.addrs
 	}
 	p, addrs := run()
 	client := &http.Client{Timeout: requestTimeout, Transport: &http.Transport{}}

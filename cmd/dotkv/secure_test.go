@@ -1,3 +1,5 @@
+//go:build unix
+
 package main
 
 import (
@@ -6,7 +8,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -102,8 +103,6 @@ func TestSecureServerAgainstBinary(t *testing.T) {
 	p.stop()
 }
 
-var devTLSAddr = regexp.MustCompile(`(n\d+)\s+https://(127\.0\.0\.\d+:\d+)`)
-
 // TestDevTLSAgainstBinary: `dotkv dev --tls` makes a throwaway CA and node
 // certificates under DATA/tls, serves HTTPS (the CLI reaches it with --ca,
 // plain HTTP is refused) and keeps the same CA when started again.
@@ -111,24 +110,12 @@ func TestDevTLSAgainstBinary(t *testing.T) {
 	dotkvBin(t)
 	t.Parallel()
 	data := t.TempDir()
-	httpPort := strings.Split(freeAddr(t), ":")[1]
-	gossipPort := strings.Split(freeAddr(t), ":")[1]
 	ca := filepath.Join(data, "tls", certs.DevCAFile)
-	run := func() (*proc, []string) {
-		t.Helper()
-		p := startProc(t, "dotkv dev --tls", "dev", "--tls", "--nodes", "3", "--data", data, "--port", httpPort, "--gossip-port", gossipPort)
-		deadline := time.Now().Add(3 * startTimeout)
-		for {
-			if m := devTLSAddr.FindAllStringSubmatch(p.stdout.String(), -1); len(m) == 3 {
-				return p, []string{m[0][2], m[1][2], m[2][2]}
-			}
-			if p.exited() || time.Now().After(deadline) {
-				t.Fatalf("dev --tls did not print three https addresses in time (exited: %v)", p.exited())
-			}
-			time.Sleep(pollInterval)
-		}
+	d := startDev(t, data, "--tls") // on free ports, retried if another test takes one
+	p, addrs := d.proc, d.addrs
+	if !strings.Contains(p.stdout.String(), "https://"+addrs[0]) {
+		t.Errorf("the banner does not list https addresses:\n%s", p.stdout)
 	}
-	p, addrs := run()
 	if !strings.Contains(p.stdout.String(), "--cacert "+ca) {
 		t.Errorf("the banner does not say how to trust the CA:\n%s", p.stdout)
 	}
@@ -147,7 +134,8 @@ func TestDevTLSAgainstBinary(t *testing.T) {
 	}
 	p.stop()
 
-	p, addrs = run()
+	d = startDevAgain(t, d, "--tls") // the same ports: the nodes' data records their addresses
+	p, addrs = d.proc, d.addrs
 	if after, err := os.ReadFile(ca); err != nil || !bytes.Equal(after, before) {
 		t.Fatalf("a second dev --tls changed the CA (%v)", err)
 	}
