@@ -38,6 +38,7 @@ func DefaultConfig() Config {
 	rep := replica.DefaultConfig()
 	lim := storage.DefaultLimits()
 	transfers := handoff.DefaultConfig()
+	aae, hints := repair.DefaultEngineConfig(), repair.DefaultDelivererConfig()
 	return Config{
 		HTTPAddr:       "127.0.0.1:8080",
 		N:              rep.N,
@@ -50,13 +51,12 @@ func DefaultConfig() Config {
 		MaxRecordBytes: lim.MaxRecordBytes,
 		// WarnSiblings 0: storage's default, which follows MaxSiblings
 		// when that is lower.
-		MaxHints:     1_000_000,
-		MaxHintBytes: 1 << 30,
-		// The following are repair's own defaults (NewDeliverer, NewEngine).
-		HintInterval:    200 * time.Millisecond,
-		AAEInterval:     10 * time.Second,
-		AAEKeysPerSec:   50_000,
-		TombstoneGrace:  time.Hour,
+		MaxHints:        1_000_000,
+		MaxHintBytes:    1 << 30,
+		HintInterval:    hints.Interval,
+		AAEInterval:     aae.Interval,
+		AAEKeysPerSec:   aae.KeysPerSec,
+		TombstoneGrace:  aae.TombstoneGrace,
 		TransferLimit:   transfers.Limit,
 		TransferRate:    transfers.Rate,
 		CleanupInterval: repair.DefaultCleanerConfig().Interval,

@@ -79,16 +79,24 @@ type aaeMetrics struct {
 	exchanges, compared, repaired, bytesSent, bytesReceived, purged prometheus.Counter
 }
 
+// DefaultEngineConfig returns the defaults NewEngine uses for zero
+// fields: an exchange every 10 s, at most 50,000 keys listed or synced a
+// second, and tombstones kept at least 1 h.
+func DefaultEngineConfig() EngineConfig {
+	return EngineConfig{Interval: 10 * time.Second, KeysPerSec: 50_000, TombstoneGrace: time.Hour}
+}
+
 // NewEngine returns an engine; Run drives it, Register serves its RPCs.
 func NewEngine(cfg EngineConfig) *Engine {
+	def := DefaultEngineConfig()
 	if cfg.Interval <= 0 {
-		cfg.Interval = 10 * time.Second
+		cfg.Interval = def.Interval
 	}
 	if cfg.KeysPerSec <= 0 {
-		cfg.KeysPerSec = 50_000
+		cfg.KeysPerSec = def.KeysPerSec
 	}
 	if cfg.TombstoneGrace <= 0 {
-		cfg.TombstoneGrace = time.Hour
+		cfg.TombstoneGrace = def.TombstoneGrace
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

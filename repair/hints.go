@@ -69,16 +69,24 @@ type Deliverer struct {
 	failures  atomic.Uint64
 }
 
+// DefaultDelivererConfig returns the defaults NewDeliverer uses for zero
+// fields: hints offered every 200 ms, in batches of 256, 10 s per batch
+// RPC.
+func DefaultDelivererConfig() DelivererConfig {
+	return DelivererConfig{Interval: 200 * time.Millisecond, Batch: 256, CallTimeout: 10 * time.Second}
+}
+
 // NewDeliverer returns a deliverer; Run drives it.
 func NewDeliverer(cfg DelivererConfig) *Deliverer {
+	def := DefaultDelivererConfig()
 	if cfg.Interval <= 0 {
-		cfg.Interval = 200 * time.Millisecond
+		cfg.Interval = def.Interval
 	}
 	if cfg.Batch <= 0 {
-		cfg.Batch = 256
+		cfg.Batch = def.Batch
 	}
 	if cfg.CallTimeout <= 0 {
-		cfg.CallTimeout = 10 * time.Second
+		cfg.CallTimeout = def.CallTimeout
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
