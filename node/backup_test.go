@@ -1,11 +1,8 @@
 package node_test
 
 import (
-	"archive/tar"
 	"bytes"
-	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"slices"
 	"sync"
@@ -14,6 +11,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/vfs"
 
 	"github.com/dotkv/dotkv/internal/kvtest"
+	"github.com/dotkv/dotkv/storage"
 )
 
 // TestBackupUnderLoadRestoresWithoutLoss: n3 is backed up (GET
@@ -83,7 +81,9 @@ func TestBackupUnderLoadRestoresWithoutLoss(t *testing.T) {
 
 	c.Stop(2)
 	restored := vfs.NewMem()
-	untarInto(t, backup.Body, restored, "data")
+	if _, _, err := storage.Restore(bytes.NewReader(backup.Body), restored, "data"); err != nil {
+		t.Fatal(err)
+	}
 	c.RestoreData(2, restored)
 	c.Restart(2)
 	c.WaitAllAlive()
@@ -103,41 +103,6 @@ func TestBackupUnderLoadRestoresWithoutLoss(t *testing.T) {
 		key := fmt.Sprintf("pre-%d", i)
 		if rd := c.Get(2, key, "r=all"); rd.Status != http.StatusNotFound {
 			t.Fatalf("deleted %s came back after the restore: %d %v", key, rd.Status, rd.Values())
-		}
-	}
-}
-
-// untarInto extracts a backup archive into dir on fs.
-func untarInto(t *testing.T, archive []byte, fs vfs.FS, dir string) {
-	t.Helper()
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(bytes.NewReader(archive))
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := fs.PathJoin(dir, h.Name)
-		if h.Typeflag == tar.TypeDir {
-			if err := fs.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		f, err := fs.Create(p, vfs.WriteCategoryUnspecified)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(f, tr); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
 		}
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"path/filepath"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -140,4 +141,66 @@ func (s *Store) clearRestoredMarker() error {
 		return fmt.Errorf("remove %s: %w", RestoredMarker, err)
 	}
 	return nil
+}
+
+// Restore extracts a backup archive (from Backup) into dir on fs, which
+// must be empty or absent: a data directory to start the node on (it
+// takes a new incarnation when it opens). Names that would leave dir are
+// refused, and a truncated archive is an error. It reports the files and
+// bytes written.
+func Restore(r io.Reader, fs vfs.FS, dir string) (files int, size int64, err error) {
+	if names, err := fs.List(dir); err == nil && len(names) > 0 {
+		return 0, 0, fmt.Errorf("restore into %s: the directory is not empty", dir)
+	}
+	if err := fs.MkdirAll(dir, 0o700); err != nil {
+		return 0, 0, fmt.Errorf("restore: %w", err)
+	}
+	tr := tar.NewReader(r)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return files, size, nil
+		}
+		if err != nil {
+			return files, size, fmt.Errorf("restore: read the archive: %w", err)
+		}
+		name := path.Clean(h.Name)
+		if !filepath.IsLocal(name) {
+			return files, size, fmt.Errorf("restore: archive entry %q leaves the directory", h.Name)
+		}
+		p := fs.PathJoin(dir, filepath.FromSlash(name))
+		switch h.Typeflag {
+		case tar.TypeDir:
+			if err := fs.MkdirAll(p, 0o700); err != nil {
+				return files, size, fmt.Errorf("restore: %w", err)
+			}
+		case tar.TypeReg:
+			n, err := restoreFile(fs, p, tr)
+			if err != nil {
+				return files, size, fmt.Errorf("restore %s: %w", h.Name, err)
+			}
+			files, size = files+1, size+n
+		default:
+			return files, size, fmt.Errorf("restore: archive entry %q: unexpected type %c", h.Name, h.Typeflag)
+		}
+	}
+}
+
+// restoreFile writes r to a new file p and syncs it.
+func restoreFile(fs vfs.FS, p string, r io.Reader) (int64, error) {
+	if _, err := fs.Stat(p); err == nil {
+		return 0, fmt.Errorf("%s exists", p)
+	}
+	f, err := fs.Create(p, vfs.WriteCategoryUnspecified)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, r)
+	if serr := f.Sync(); err == nil {
+		err = serr
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
 }

@@ -1,51 +1,14 @@
 package storage
 
 import (
-	"archive/tar"
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 )
-
-// untar extracts a backup archive into dir on fs.
-func untar(t *testing.T, archive []byte, fs vfs.FS, dir string) {
-	t.Helper()
-	if err := fs.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tr := tar.NewReader(bytes.NewReader(archive))
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		p := fs.PathJoin(dir, h.Name)
-		if h.Typeflag == tar.TypeDir {
-			if err := fs.MkdirAll(p, 0o755); err != nil {
-				t.Fatal(err)
-			}
-			continue
-		}
-		f, err := fs.Create(p, vfs.WriteCategoryUnspecified)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.Copy(f, tr); err != nil {
-			t.Fatal(err)
-		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
 
 // TestBackupRestoresAsANewIncarnation: a backup taken while the store
 // serves holds every write made before it and none made after; a store
@@ -82,7 +45,12 @@ func TestBackupRestoresAsANewIncarnation(t *testing.T) {
 	}
 
 	rfs := vfs.NewMem()
-	untar(t, buf.Bytes(), rfs, "db")
+	if _, _, err := Restore(bytes.NewReader(buf.Bytes()), rfs, "db"); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := Restore(bytes.NewReader(buf.Bytes()), rfs, "db"); err == nil {
+		t.Fatal("a restore into a directory that is not empty succeeded")
+	}
 	r := openMem(t, rfs, "n1", FsyncAlways)
 	if r.Actor() == oldActor {
 		t.Fatalf("restored store kept the actor %s", oldActor)
