@@ -3,26 +3,14 @@ package main
 import (
 	"testing"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/dotkv/dotkv/node"
 )
 
-// serverConfig parses dotkv server's flags as the command does.
+// serverConfig parses dotkv server's flags as the command does, with an
+// ID and a data directory.
 func serverConfig(t *testing.T, args ...string) (node.Config, error) {
 	t.Helper()
-	cmd := serverCommand()
-	var cfg node.Config
-	var perr error
-	cmd.Action = func(c *cli.Context) error {
-		cfg, perr = nodeConfigFrom(c)
-		return nil
-	}
-	app := &cli.App{Commands: []*cli.Command{cmd}}
-	if err := app.Run(append([]string{"dotkv", "server", "--id", "n1", "--data", t.TempDir()}, args...)); err != nil {
-		t.Fatal(err)
-	}
-	return cfg, perr
+	return parseServer(t, append([]string{"--id", "n1", "--data", t.TempDir()}, args...)...)
 }
 
 // TestLimitFlags: --max-siblings, --warn-siblings and --max-record reach
