@@ -215,7 +215,12 @@ func update(tb testing.TB, cur versioning.State, actor string, counter uint64, v
 
 func exchange(tb testing.TB, from *aaeNode, to string) Stats {
 	tb.Helper()
-	st, err := from.eng.Exchange(context.Background(), to)
+	// A deadline far above any call's: without one each call gets the
+	// transport's 5 s, which a batch merging thousands of keys exceeds
+	// under the race detector on a busy machine. This only bounds a hang.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	st, err := from.eng.Exchange(ctx, to)
 	if err != nil {
 		tb.Fatalf("exchange %s → %s: %v", from.id, to, err)
 	}
