@@ -22,6 +22,7 @@ import (
 
 	"github.com/dotkv/dotkv/api"
 	"github.com/dotkv/dotkv/auth"
+	"github.com/dotkv/dotkv/internal/fuzzcheck"
 	"github.com/dotkv/dotkv/replica"
 	"github.com/dotkv/dotkv/storage"
 	"github.com/dotkv/dotkv/versioning"
@@ -213,7 +214,7 @@ func checkHTTPRequest(t *testing.T, h *fuzzAPINode, method, path, query, hdr str
 		}
 	}
 
-	diff := before.changed(after)
+	diff := before.Changed(after)
 	h.records = len(after)
 	if len(diff) == 0 {
 		if (req.Method == http.MethodPut) && res.StatusCode == http.StatusNoContent {
@@ -227,7 +228,7 @@ func checkHTTPRequest(t *testing.T, h *fuzzAPINode, method, path, query, hdr str
 		// A write that timed out (timeout=1 ms) is outcome unknown: it may
 		// have been applied, as its answer says; it must only not lose
 		// what the key held.
-		if old, cur := h.state(t, before, key), h.state(t, after, key); !versioning.Sync(old, cur).Equal(cur) {
+		if old, cur := before.State(t, key), after.State(t, key); !versioning.Sync(old, cur).Equal(cur) {
 			t.Fatalf("a timed-out write of %q lost what the key held:\n%+v\nbecame\n%+v", key, old, cur)
 		}
 		h.writes++
@@ -250,7 +251,7 @@ func checkHTTPRequest(t *testing.T, h *fuzzAPINode, method, path, query, hdr str
 	if err != nil {
 		t.Fatalf("a write answered a context that does not open for its key (%v): %s", err, desc)
 	}
-	old, cur := h.state(t, before, key), h.state(t, after, key)
+	old, cur := before.State(t, key), after.State(t, key)
 	if !versioning.Sync(old, cur).Equal(cur) {
 		t.Fatalf("a write of %q lost what the key held:\n%+v\nbecame\n%+v", key, old, cur)
 	}
@@ -404,7 +405,7 @@ func (n *fuzzAPINode) close() {
 
 // apiDump is every record the node stores, by key (a single node holds
 // every partition, so a key names its record).
-type apiDump map[string][]byte
+type apiDump = fuzzcheck.Dump
 
 func (n *fuzzAPINode) dump(tb testing.TB) apiDump {
 	tb.Helper()
@@ -419,35 +420,6 @@ func (n *fuzzAPINode) dump(tb testing.TB) apiDump {
 		d["hint for "+target] = nil // a single node never keeps hints
 	}
 	return d
-}
-
-func (d apiDump) changed(after apiDump) []string {
-	var out []string
-	for k, v := range d {
-		if w, ok := after[k]; !ok || !bytes.Equal(v, w) {
-			out = append(out, k)
-		}
-	}
-	for k := range after {
-		if _, ok := d[k]; !ok {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-func (n *fuzzAPINode) state(tb testing.TB, d apiDump, key string) versioning.State {
-	tb.Helper()
-	raw, ok := d[key]
-	if !ok {
-		return versioning.State{}
-	}
-	st, err := versioning.DecodeState(raw)
-	if err != nil {
-		tb.Fatalf("record %q does not decode: %v", key, err)
-	}
-	return st
 }
 
 // fakeFaults is an in-memory fault filter for /admin/fault.

@@ -74,7 +74,7 @@ func (n *fuzzRepairNode) fill(tb testing.TB, actor string, keys ...string) {
 }
 
 // recordDump is every record of a store by "partition key", stored bytes.
-type recordDump map[string][]byte
+type recordDump = fuzzcheck.Dump
 
 func recName(p uint32, key []byte) string { return fmt.Sprintf("%d %q", p, key) }
 
@@ -88,35 +88,6 @@ func dumpRecords(tb testing.TB, s *storage.Store) recordDump {
 		tb.Fatal(err)
 	}
 	return d
-}
-
-func (d recordDump) changed(after recordDump) []string {
-	var out []string
-	for k, v := range d {
-		if w, ok := after[k]; !ok || !bytes.Equal(v, w) {
-			out = append(out, k)
-		}
-	}
-	for k := range after {
-		if _, ok := d[k]; !ok {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-func (d recordDump) state(tb testing.TB, name string) versioning.State {
-	tb.Helper()
-	raw, ok := d[name]
-	if !ok {
-		return versioning.State{}
-	}
-	st, err := versioning.DecodeState(raw)
-	if err != nil {
-		tb.Fatalf("record %s does not decode: %v", name, err)
-	}
-	return st
 }
 
 // Selectors of FuzzRepairHandlers.
@@ -208,7 +179,7 @@ func FuzzRepairHandlers(f *testing.F) {
 			resp, herr = n.eng.handleGet(ctx, "b", bytes.Clone(msg))
 		}
 		after := dumpRecords(t, n.store)
-		diff := before.changed(after)
+		diff := before.Changed(after)
 		defer func() { before = after }()
 
 		if sel != fuzzMergeStates {
@@ -257,7 +228,7 @@ func FuzzRepairHandlers(f *testing.F) {
 			name := recName(h.Partition, h.Key)
 			cur, ok := want[name]
 			if !ok {
-				cur = before.state(t, name)
+				cur = before.State(t, name)
 			}
 			want[name] = versioning.Sync(cur, h.State)
 		}
@@ -273,7 +244,7 @@ func FuzzRepairHandlers(f *testing.F) {
 			return // a well-formed batch whose merge failed may be merged in part
 		}
 		for name, st := range want {
-			if got := after.state(t, name); !got.Equal(st) {
+			if got := after.State(t, name); !got.Equal(st) {
 				t.Fatalf("merge_states: %s holds %+v, want %+v", name, got, st)
 			}
 		}
@@ -490,8 +461,8 @@ func FuzzAAEExchange(f *testing.F) {
 		}
 		after := dumpRecords(t, n.store)
 		defer func() { before = after }()
-		for _, name := range before.changed(after) {
-			old, cur := before.state(t, name), after.state(t, name)
+		for _, name := range before.Changed(after) {
+			old, cur := before.State(t, name), after.State(t, name)
 			if _, still := after[name]; !still {
 				t.Fatalf("the exchange deleted %s", name)
 			}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"testing"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
@@ -99,7 +98,7 @@ func fuzzState(actor string, counter uint64, value string) versioning.State {
 // storeDump is everything a node stores for its peers and clients:
 // records ("r" partition key) and hints ("h" target partition key), by
 // their stored bytes.
-type storeDump map[string][]byte
+type storeDump = fuzzcheck.Dump
 
 func recordName(p uint32, key []byte) string { return fmt.Sprintf("r %d %q", p, key) }
 func hintName(target string, p uint32, key []byte) string {
@@ -129,37 +128,6 @@ func dumpStore(tb testing.TB, s *storage.Store) storeDump {
 		}
 	}
 	return d
-}
-
-// changed returns the names whose stored bytes differ between a and b.
-func changed(a, b storeDump) []string {
-	var out []string
-	for k, v := range a {
-		if w, ok := b[k]; !ok || !bytes.Equal(v, w) {
-			out = append(out, k)
-		}
-	}
-	for k := range b {
-		if _, ok := a[k]; !ok {
-			out = append(out, k)
-		}
-	}
-	slices.Sort(out)
-	return out
-}
-
-// decodedState is the state stored under name in d (zero if absent).
-func decodedState(tb testing.TB, d storeDump, name string) versioning.State {
-	tb.Helper()
-	raw, ok := d[name]
-	if !ok {
-		return versioning.State{}
-	}
-	st, err := versioning.DecodeState(raw)
-	if err != nil {
-		tb.Fatalf("%s holds an undecodable state: %v", name, err)
-	}
-	return st
 }
 
 // Handler selectors of FuzzReplicaHandlers.
@@ -259,7 +227,7 @@ func FuzzReplicaHandlers(f *testing.F) {
 		}
 		n.coord.wg.Wait() // background replication of a put
 		after := dumpStore(t, n.store)
-		diff := changed(before, after)
+		diff := before.Changed(after)
 		defer func() { before = after }()
 
 		// The message as the handler's layout reads it, decoded here
@@ -332,7 +300,7 @@ func FuzzReplicaHandlers(f *testing.F) {
 				t.Fatalf("read reply state: %v", err)
 			}
 			if asPrimary := msg[len(msg)-1] == 0; asPrimary {
-				if want := decodedState(t, before, recordName(p, key)); !got.Equal(want) {
+				if want := before.State(t, recordName(p, key)); !got.Equal(want) {
 					t.Fatalf("read of %d %q answered %+v, store holds %+v", p, key, got, want)
 				}
 			}
@@ -353,8 +321,8 @@ func FuzzReplicaHandlers(f *testing.F) {
 			if len(diff) > 1 || (len(diff) == 1 && diff[0] != name) {
 				t.Fatalf("handler %d of %s changed %v", sel, name, diff)
 			}
-			want := versioning.Sync(decodedState(t, before, name), remote)
-			if got := decodedState(t, after, name); !got.Equal(want) {
+			want := versioning.Sync(before.State(t, name), remote)
+			if got := after.State(t, name); !got.Equal(want) {
 				t.Fatalf("handler %d: %s holds %+v, want the merge %+v", sel, name, got, want)
 			}
 			if (sel == fuzzReplicate || sel == fuzzHint) && int(p) >= n.ring.Partitions() {
@@ -378,7 +346,7 @@ func FuzzReplicaHandlers(f *testing.F) {
 			if rerr == nil {
 				// Acknowledged: the record holds the value under the dot
 				// the answer's context names.
-				rec := decodedState(t, after, recordName(p, key))
+				rec := after.State(t, recordName(p, key))
 				found := false
 				for _, s := range rec.Siblings {
 					if vctx.Covers(s.Dot) && bytes.Equal(s.Value, put.sib.Value) && s.Deleted == put.sib.Deleted &&

@@ -1,10 +1,15 @@
 // Package fuzzcheck holds checks the fuzz targets of several packages
-// share: today, that a decoder's allocation stays bounded by its input.
+// share: that a decoder's allocation stays bounded by its input, and
+// dumps of what a node stores, to tell what a request changed.
 package fuzzcheck
 
 import (
+	"bytes"
 	rtmetrics "runtime/metrics"
+	"slices"
 	"testing"
+
+	"github.com/dotkv/dotkv/versioning"
 )
 
 // Allocs fails t if fn, a decoding of n input bytes, allocates more than
@@ -34,4 +39,41 @@ func heapAllocs() uint64 {
 	s := []rtmetrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
 	rtmetrics.Read(s)
 	return s[0].Value.Uint64()
+}
+
+// Dump is what a node stores, by name, as stored bytes: a fuzz target
+// takes one before and one after a request and compares them.
+type Dump map[string][]byte
+
+// Changed returns, sorted, the names whose bytes differ between d and
+// after (changed, added or removed).
+func (d Dump) Changed(after Dump) []string {
+	var out []string
+	for k, v := range d {
+		if w, ok := after[k]; !ok || !bytes.Equal(v, w) {
+			out = append(out, k)
+		}
+	}
+	for k := range after {
+		if _, ok := d[k]; !ok {
+			out = append(out, k)
+		}
+	}
+	slices.Sort(out)
+	return out
+}
+
+// State returns the state stored under name (zero if absent); one that
+// does not decode fails tb.
+func (d Dump) State(tb testing.TB, name string) versioning.State {
+	tb.Helper()
+	raw, ok := d[name]
+	if !ok {
+		return versioning.State{}
+	}
+	st, err := versioning.DecodeState(raw)
+	if err != nil {
+		tb.Fatalf("%s holds an undecodable state: %v", name, err)
+	}
+	return st
 }
