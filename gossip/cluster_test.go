@@ -83,8 +83,19 @@ func (h gatedHandler) WithGroup(name string) slog.Handler {
 // It is closed at the end of the test (closing twice is fine).
 func startNode(t *testing.T, id, ip string, join []string, store Store) *testNode {
 	t.Helper()
-	f := transport.NewFilter(nil)
-	m, err := Start(Config{
+	cfg := testConfig(t, id, ip, join, store)
+	cfg.NewCluster = len(join) == 0
+	n, err := startWith(t, cfg)
+	if err != nil {
+		t.Fatalf("start %s: %v", id, err)
+	}
+	return n
+}
+
+// testConfig is the Config of test node id on ip: Q = 256, N = 3, the
+// fast tuning, the test's log.
+func testConfig(t *testing.T, id, ip string, join []string, store Store) Config {
+	return Config{
 		NodeID:     id,
 		GossipAddr: ip + ":0",
 		HTTPAddr:   ip + ":8080",
@@ -93,19 +104,27 @@ func startNode(t *testing.T, id, ip string, join []string, store Store) *testNod
 		Partitions: 256,
 		N:          3,
 		Store:      store,
-		Filter:     f,
-		NewCluster: len(join) == 0,
 		Fast:       true,
 		Logger:     testLogger(t),
-	})
+	}
+}
+
+// startWith starts a node from cfg behind a fault filter of its own,
+// reporting the partitions it receives as received (see
+// autoReceiveUnless); it is closed at the end of the test.
+func startWith(t *testing.T, cfg Config) (*testNode, error) {
+	t.Helper()
+	f := transport.NewFilter(nil)
+	cfg.Filter = f
+	m, err := Start(cfg)
 	if err != nil {
-		t.Fatalf("start %s: %v", id, err)
+		return nil, err
 	}
 	f.SetResolver(m.Hosts)
 	hold := new(atomic.Bool)
-	stop := autoReceiveUnless(m, id, hold)
+	stop := autoReceiveUnless(m, cfg.NodeID, hold)
 	t.Cleanup(func() { stop(); _ = m.Close() })
-	return &testNode{id: id, m: m, filter: f, hold: hold}
+	return &testNode{id: cfg.NodeID, m: m, filter: f, hold: hold}, nil
 }
 
 // autoReceive stands in for the partition transfer engine of a node with

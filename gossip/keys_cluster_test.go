@@ -14,7 +14,6 @@ import (
 	"github.com/hashicorp/memberlist"
 
 	"github.com/dotkv/dotkv/storage"
-	"github.com/dotkv/dotkv/transport"
 )
 
 // Gossip encryption on real memberlist and real loopback sockets, with
@@ -121,29 +120,14 @@ type keyNode struct {
 func startKeyed(t *testing.T, id, ip string, join []string, keys [][]byte, store Store, newCluster bool) (*keyNode, error) {
 	t.Helper()
 	tap := &logTap{}
-	f := transport.NewFilter(nil)
-	m, err := Start(Config{
-		NodeID:     id,
-		GossipAddr: ip + ":0",
-		HTTPAddr:   ip + ":8080",
-		RPCAddr:    ip + ":8081",
-		Join:       join,
-		Partitions: 256,
-		N:          3,
-		Store:      store,
-		Filter:     f,
-		NewCluster: newCluster,
-		Keys:       keys,
-		Fast:       true,
-		Logger:     slog.New(tapHandler{testLogger(t).Handler(), tap}),
-	})
+	cfg := testConfig(t, id, ip, join, store)
+	cfg.NewCluster, cfg.Keys = newCluster, keys
+	cfg.Logger = slog.New(tapHandler{testLogger(t).Handler(), tap})
+	n, err := startWith(t, cfg)
 	if err != nil {
 		return nil, err
 	}
-	f.SetResolver(m.Hosts)
-	stop := autoReceive(m, id)
-	t.Cleanup(func() { stop(); _ = m.Close() })
-	return &keyNode{testNode: &testNode{id: id, m: m, filter: f}, ip: ip, tap: tap}, nil
+	return &keyNode{testNode: n, ip: ip, tap: tap}, nil
 }
 
 func mustStartKeyed(t *testing.T, id, ip string, join []string, keys [][]byte, store Store, newCluster bool) *keyNode {
