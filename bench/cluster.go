@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/dotkv/dotkv/client"
+	"github.com/dotkv/dotkv/internal/child"
 )
 
 // Node is one dotkv server of a bench cluster.
@@ -301,7 +302,7 @@ func (c *Cluster) start(nd *Node) error {
 	cmd := exec.Command(args[0], args[1:]...)
 	logs := io.MultiWriter(c.logs, nd.tail)
 	cmd.Stdout, cmd.Stderr = logs, logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a Ctrl-C reaches bench, which stops the nodes itself
+	cmd.SysProcAttr = child.Attr() // a Ctrl-C reaches bench, which stops the nodes itself; they stop if bench is killed
 
 	c.mu.Lock() // against Stop: a process started here is one Stop waits for
 	defer c.mu.Unlock()

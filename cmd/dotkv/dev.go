@@ -25,6 +25,7 @@ import (
 	"github.com/urfave/cli/v2"
 
 	"github.com/dotkv/dotkv/certs"
+	"github.com/dotkv/dotkv/internal/child"
 	"github.com/dotkv/dotkv/storage"
 )
 
@@ -453,8 +454,8 @@ func (c *devCluster) start(nd *devNode) (*devProc, error) {
 	// DOTKV_* variables (DOTKV_JOIN, DOTKV_CONFIG...) would reach its servers.
 	p.cmd.Env = slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "DOTKV_") })
 	p.cmd.Stdout, p.cmd.Stderr = p.output, p.output
-	p.cmd.WaitDelay = time.Second                           // the output pipe, should the server leave a child holding it
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // Ctrl-C reaches dev, which stops the nodes
+	p.cmd.WaitDelay = time.Second    // the output pipe, should the server leave a child holding it
+	p.cmd.SysProcAttr = child.Attr() // Ctrl-C reaches dev, which stops the nodes; they stop if dev is killed
 	if err := p.cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", nd.id, err)
 	}

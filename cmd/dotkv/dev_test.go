@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -331,6 +332,28 @@ func TestDevKillRestartHangup(t *testing.T) {
 	}
 	if r := runDevRestart(t, d.data, "n1"); r.code != exitError || !strings.Contains(r.stderr, "no dotkv dev runs on") {
 		t.Errorf("dotkv dev restart with no dev: %v; want exit 2 saying so", r)
+	}
+}
+
+// TestDevKilledLeavesNoServer: a dev killed with SIGKILL, which can stop
+// nothing itself, leaves no server running: each got SIGTERM from the
+// kernel when dev died.
+func TestDevKilledLeavesNoServer(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("only Linux has a parent-death signal")
+	}
+	dotkvBin(t)
+	t.Parallel()
+	d := startDev(t, t.TempDir())
+	if err := d.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-d.done
+	waitUntil(t, waitLimit, "the servers of a killed dev to stop", func() bool { return len(serversOf(t, d.data)) == 0 })
+	for _, pid := range d.pids {
+		if alive(pid) {
+			t.Errorf("server pid %d still runs after dev was killed", pid)
+		}
 	}
 }
 

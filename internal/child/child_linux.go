@@ -1,0 +1,5 @@
+package child
+
+import "syscall"
+
+func orphanSignal(a *syscall.SysProcAttr) { a.Pdeathsig = syscall.SIGTERM }
