@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"time"
 
 	"github.com/dotkv/dotkv/api"
@@ -74,7 +76,8 @@ func (cfg Config) withDefaults() Config {
 // node ID, N outside 1..MaxN, a numeric R or W above N, an unknown fsync
 // mode, negative sizes, bounds or intervals, a block cache or memtable
 // size storage refuses, contradictory sibling limits, a MaxRecordBytes
-// above MaxRecordLimit, or an incomplete set of TLS files. Zero fields are
+// above MaxRecordLimit, an AdvertiseHTTP that is not a reachable
+// host:port, or an incomplete set of TLS files. Zero fields are
 // valid: they select the defaults (see each field), as do negative ones
 // where a field says so. Its errors wrap ErrInvalidConfig and name every
 // problem found.
@@ -112,6 +115,11 @@ func (cfg Config) Validate() error {
 	if cfg.AAEKeysPerSec < 0 {
 		add("anti-entropy keys per second %d: want more than 0 (0: the default)", cfg.AAEKeysPerSec)
 	}
+	if cfg.AdvertiseHTTP != "" {
+		if host, port, err := net.SplitHostPort(cfg.AdvertiseHTTP); err != nil || unspecified(host) || !validPort(port) {
+			add("advertised HTTP address %q: want HOST:PORT with a host others can reach and a port 1..65535", cfg.AdvertiseHTTP)
+		}
+	}
 	if err := cfg.TLS.Validate(); err != nil {
 		errs = append(errs, err)
 	}
@@ -119,6 +127,12 @@ func (cfg Config) Validate() error {
 		return fmt.Errorf("%w: %w", ErrInvalidConfig, err)
 	}
 	return nil
+}
+
+// validPort reports whether port is a decimal port number 1..65535.
+func validPort(port string) bool {
+	p, err := strconv.Atoi(port)
+	return err == nil && p >= 1 && p <= 65535
 }
 
 // storageOptions returns the store's options cfg asks for, without its

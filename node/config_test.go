@@ -1,15 +1,20 @@
 package node_test
 
 import (
+	"context"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cockroachdb/pebble/v2/vfs"
+
 	"github.com/dotkv/dotkv/api"
 	"github.com/dotkv/dotkv/certs"
+	"github.com/dotkv/dotkv/client"
 	"github.com/dotkv/dotkv/node"
 	"github.com/dotkv/dotkv/replica"
 	"github.com/dotkv/dotkv/storage"
@@ -69,6 +74,11 @@ func TestConfigValidate(t *testing.T) {
 		{"hint interval", func(c *node.Config) { c.HintInterval = -time.Second }, "hint interval"},
 		{"cleanup interval", func(c *node.Config) { c.CleanupInterval = -time.Second }, "cleanup interval"},
 		{"tls", func(c *node.Config) { c.TLS = certs.Files{Cert: "c.pem"} }, "--tls-key"},
+		{"advertised name", func(c *node.Config) { c.AdvertiseHTTP = "dotkv-0.dotkv.default.svc:8080" }, ""},
+		{"advertised IPv6", func(c *node.Config) { c.AdvertiseHTTP = "[fd00::1]:8080" }, ""},
+		{"advertised no port", func(c *node.Config) { c.AdvertiseHTTP = "db1" }, "advertised HTTP address"},
+		{"advertised port 0", func(c *node.Config) { c.AdvertiseHTTP = "db1:0" }, "advertised HTTP address"},
+		{"advertised unspecified", func(c *node.Config) { c.AdvertiseHTTP = "0.0.0.0:8080" }, "advertised HTTP address"},
 	} {
 		cfg := node.DefaultConfig()
 		cfg.ID = "n1"
@@ -105,5 +115,51 @@ func TestStartRefusesInvalidConfig(t *testing.T) {
 	}
 	if _, err := os.Stat(dir); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("data directory created (stat: %v)", err)
+	}
+}
+
+// TestAdvertisedHTTPAddress: the cluster shows a node listening on every
+// interface at its gossip host, and a node given --advertise-http at that
+// address, in its membership and in /cluster/status.
+func TestAdvertisedHTTPAddress(t *testing.T) {
+	for _, c := range []struct {
+		name, http, advertise string
+		want                  func(bound string) string
+	}{
+		{"every interface", "0.0.0.0:0", "", func(bound string) string {
+			_, port, _ := net.SplitHostPort(bound)
+			return net.JoinHostPort("127.0.0.1", port)
+		}},
+		{"loopback", "127.0.0.1:0", "", func(bound string) string { return bound }},
+		{"explicit", "127.0.0.1:0", "db1.example:8080", func(string) string { return "db1.example:8080" }},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			n, err := node.Start(node.Config{
+				ID: "n1", DataDir: "data", FS: vfs.NewMem(), FastGossip: true, NewCluster: true,
+				HTTPAddr: c.http, AdvertiseHTTP: c.advertise, GossipAddr: "127.0.0.1:0", RPCAddr: "127.0.0.1:0",
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer n.Close()
+			want := c.want(n.HTTPAddr())
+			waitFor(t, "n1 to be a member", func() bool { return n.Membership().Ready() && len(n.Membership().Members()) == 1 })
+			if got := n.Membership().Members()[0].HTTP; got != want {
+				t.Errorf("membership shows HTTP %q, want %q (bound %s)", got, want, n.HTTPAddr())
+			}
+			_, port, _ := net.SplitHostPort(n.HTTPAddr())
+			cl, err := client.New(client.Config{Endpoints: []string{"127.0.0.1:" + port}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer cl.CloseIdleConnections()
+			st, err := cl.Status(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(st.Members) != 1 || st.Members[0].HTTP != want {
+				t.Errorf("/cluster/status members: %+v, want n1 at %q", st.Members, want)
+			}
+		})
 	}
 }

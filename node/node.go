@@ -45,6 +45,12 @@ type Config struct {
 	FS vfs.FS
 	// HTTPAddr is the client API address (host:port; port 0 picks one).
 	HTTPAddr string
+	// AdvertiseHTTP is the client API address the node gives the cluster
+	// (cluster status, preference lists), host:port. Empty: the bound
+	// address, with the gossip host in place of an unspecified host
+	// (0.0.0.0 or ::), as a node listening on every interface of a
+	// container is reached at its own IP.
+	AdvertiseHTTP string
 	// GossipAddr enables clustering: memberlist binds here. Empty means a
 	// single node with a one-member ring and no RPC.
 	GossipAddr string
@@ -322,7 +328,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		if err != nil {
 			return nil, err
 		}
-		view = api.SingleNode(cfg.ID, n.httpLn.Addr().String(), n.coord.View())
+		view = api.SingleNode(cfg.ID, n.advertisedHTTP(), n.coord.View())
 		// No peers to exchange with, but tombstones still get collected.
 		n.aae = n.newEngine(nil, n.coord.View, func(string) bool { return false })
 	} else {
@@ -361,7 +367,7 @@ func (n *Node) startCluster(rcfg replica.Config) error {
 	gcfg := gossip.Config{
 		NodeID:     cfg.ID,
 		GossipAddr: cfg.GossipAddr,
-		HTTPAddr:   n.httpLn.Addr().String(),
+		HTTPAddr:   n.advertisedHTTP(),
 		Join:       cfg.Join,
 		Partitions: ring.DefaultPartitions,
 		N:          cfg.N,
@@ -641,6 +647,30 @@ func (n *Node) Left() <-chan struct{} {
 
 // HTTPAddr returns the client API's bound address.
 func (n *Node) HTTPAddr() string { return n.httpLn.Addr().String() }
+
+// advertisedHTTP returns the client API address the node gives the
+// cluster (Config.AdvertiseHTTP).
+func (n *Node) advertisedHTTP() string {
+	if n.cfg.AdvertiseHTTP != "" {
+		return n.cfg.AdvertiseHTTP
+	}
+	bound := n.httpLn.Addr().String()
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil || !unspecified(host) {
+		return bound
+	}
+	if gossipHost, _, err := net.SplitHostPort(n.cfg.GossipAddr); err == nil && !unspecified(gossipHost) {
+		return net.JoinHostPort(gossipHost, port)
+	}
+	return bound
+}
+
+// unspecified reports whether host names no one address: empty, 0.0.0.0
+// or ::.
+func unspecified(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "" || ip != nil && ip.IsUnspecified()
+}
 
 // GossipAddr returns the bound gossip address ("" on a single node).
 func (n *Node) GossipAddr() string {
