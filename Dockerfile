@@ -26,7 +26,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags "-s -w -X main.version=${VERSION}"
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/dotkv /out/dotkv-kube /usr/local/bin/
 COPY --from=build --chown=65532:65532 /out/data /data
-COPY LICENSE NOTICE /usr/share/doc/dotkv/
+COPY LICENSE NOTICE LICENSES-THIRD-PARTY /usr/share/doc/dotkv/
 USER 65532:65532
 VOLUME ["/data"]
 # HTTP client API, gossip (TCP and UDP), internode RPC.

@@ -16,7 +16,11 @@ import (
 )
 
 var updateNotice = flag.Bool("update-notice", false,
-	"rewrite ../NOTICE from the licence files of the modules' sources (downloaded into the module cache if missing), then check it")
+	"rewrite ../NOTICE and ../LICENSES-THIRD-PARTY from the licence files of the modules' sources (downloaded into the module cache if missing), then check them")
+
+// thirdPartyFile is the file, beside NOTICE, holding the licence texts of
+// the modules compiled into the shipped binaries.
+const thirdPartyFile = "../LICENSES-THIRD-PARTY"
 
 // binaryPackages are the commands shipped in the image: NOTICE lists the
 // modules compiled into them apart from the rest of the module graph.
@@ -140,15 +144,22 @@ func readNotice(t *testing.T) map[string]noticeEntry {
 
 // TestNotice checks that NOTICE lists every module of go list -m all at
 // its version, with a known licence, and the modules compiled into the
-// shipped binaries in their own section, under permissive licences.
+// shipped binaries in their own section, under permissive licences; and
+// that LICENSES-THIRD-PARTY holds exactly the licence texts of the modules
+// compiled in (thirdPartyLicenses).
 func TestNotice(t *testing.T) {
 	mods := buildGraph(t)
 	compiled := compiledIn(t)
+	licenses := thirdPartyLicenses(t, mods, compiled)
 	if *updateNotice {
 		writeNotice(t, mods, compiled)
+		if err := os.WriteFile(thirdPartyFile, licenses, 0o644); err != nil {
+			t.Fatal(err)
+		}
 	}
 	entries := readNotice(t)
 	const fix = "(go test ./deploy -run TestNotice -update-notice)"
+	checkGenerated(t, thirdPartyFile, licenses, fix)
 	for _, m := range mods {
 		e, ok := entries[m.Path]
 		switch {
@@ -198,30 +209,52 @@ func moduleDir(cache string, m module) string {
 // licenseFile matches the names of licence files at a module's root.
 var licenseFile = regexp.MustCompile(`(?i)^(licen[cs]e|copying|unlicense)([._-].*)?$`)
 
-// licenseOf reads the licence files at the root of a module's source and
-// names their licences (SPDX identifiers joined by " AND "), or UNKNOWN.
-// It also returns the module's NOTICE file, if any.
-func licenseOf(dir string) (license string, notice []byte, err error) {
+// licenseText is one licence file of a module's source.
+type licenseText struct {
+	Name string // the file's name at the module's root
+	Text []byte
+}
+
+// licenseFiles reads the licence files at the root of a module's source,
+// in the order of their names, and its NOTICE file, if any.
+func licenseFiles(dir string) (files []licenseText, notice []byte, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return "", nil, err
+		return nil, nil, err
 	}
-	var found []string
 	for _, e := range entries {
 		name := e.Name()
-		if e.Type().IsRegular() && strings.EqualFold(name, "NOTICE") || strings.EqualFold(name, "NOTICE.txt") || strings.EqualFold(name, "NOTICE.md") {
+		if !e.Type().IsRegular() {
+			continue
+		}
+		if strings.EqualFold(name, "NOTICE") || strings.EqualFold(name, "NOTICE.txt") || strings.EqualFold(name, "NOTICE.md") {
 			if notice, err = os.ReadFile(filepath.Join(dir, name)); err != nil {
-				return "", nil, err
+				return nil, nil, err
 			}
 		}
-		if !e.Type().IsRegular() || !licenseFile.MatchString(name) {
+		if !licenseFile.MatchString(name) {
 			continue
 		}
 		text, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			return "", nil, err
+			return nil, nil, err
 		}
-		for _, l := range classify(string(text)) {
+		files = append(files, licenseText{name, text})
+	}
+	return files, notice, nil
+}
+
+// licenseOf reads the licence files at the root of a module's source and
+// names their licences (SPDX identifiers joined by " AND "), or UNKNOWN.
+// It also returns the module's NOTICE file, if any.
+func licenseOf(dir string) (license string, notice []byte, err error) {
+	files, notice, err := licenseFiles(dir)
+	if err != nil {
+		return "", nil, err
+	}
+	var found []string
+	for _, f := range files {
+		for _, l := range classify(string(f.Text)) {
 			if !slices.Contains(found, l) {
 				found = append(found, l)
 			}
@@ -231,6 +264,20 @@ func licenseOf(dir string) (license string, notice []byte, err error) {
 		return "UNKNOWN", notice, nil
 	}
 	return strings.Join(found, " AND "), notice, nil
+}
+
+// moduleLicense names the licence of m, whose source is in dir: its entry
+// in licenseOverrides, or what licenseOf reads. It also returns the
+// module's NOTICE file, if any.
+func moduleLicense(dir string, m module) (license string, notice []byte, err error) {
+	license, notice, err = licenseOf(dir)
+	if err != nil {
+		return "", nil, fmt.Errorf("licence of %s: %w", m, err)
+	}
+	if o, ok := licenseOverrides[m.Path]; ok {
+		license = o
+	}
+	return license, notice, nil
 }
 
 // classify names the licences whose tell-tale sentences a licence text
@@ -282,12 +329,16 @@ func classify(text string) []string {
 	return names
 }
 
-// writeNotice rewrites ../NOTICE from the licence files of every module
-// in the module cache. It downloads the modules whose source is not there
-// (go list -m all needs only their go.mod files), from outside this
-// module so that go.sum is left as it is.
-func writeNotice(t *testing.T, mods []module, compiled map[string]bool) {
-	cache := strings.TrimSpace(string(goCmd(t, nil, "env", "GOMODCACHE")))
+// moduleSources returns the module cache (GOMODCACHE), having downloaded
+// the source of the modules of mods it lacks (go list -m all needs only
+// their go.mod files), from outside this module so that go.sum is left as
+// it is.
+func moduleSources(t *testing.T, mods []module) (cache string) {
+	t.Helper()
+	cache = strings.TrimSpace(string(goCmd(t, nil, "env", "GOMODCACHE")))
+	if cache == "" {
+		t.Fatal("go env GOMODCACHE is empty")
+	}
 	var missing []string
 	for _, m := range mods {
 		if _, err := os.Stat(moduleDir(cache, m)); err != nil {
@@ -298,6 +349,13 @@ func writeNotice(t *testing.T, mods []module, compiled map[string]bool) {
 		t.Logf("downloading the source of %d modules", len(missing))
 		goCmdIn(t, t.TempDir(), nil, append([]string{"mod", "download"}, missing...)...)
 	}
+	return cache
+}
+
+// writeNotice rewrites ../NOTICE from the licence files of every module
+// in the module cache, downloading the sources it lacks (moduleSources).
+func writeNotice(t *testing.T, mods []module, compiled map[string]bool) {
+	cache := moduleSources(t, mods)
 	var b bytes.Buffer
 	b.WriteString(`dotkv
 Copyright 2026 The dotkv Authors
@@ -311,9 +369,11 @@ but which dotkv does not compile in (tests and tools of dependencies).
 Each line gives the module, its version and its licence (SPDX identifier),
 as read from the licence files of the module's source; "AND" joins the
 licences of modules that carry several. The last part reproduces the
-NOTICE files of the modules compiled in.
+NOTICE files of the modules compiled in. The full texts of the licences
+of the modules compiled in are in LICENSES-THIRD-PARTY.
 
-This file is checked by deploy/notice_test.go; rewrite it with
+This file and LICENSES-THIRD-PARTY are checked by deploy/notice_test.go;
+rewrite them with
   go test ./deploy -run TestNotice -update-notice
 
 `)
@@ -324,12 +384,9 @@ This file is checked by deploy/notice_test.go; rewrite it with
 	}
 	var in, out []row
 	for _, m := range mods {
-		license, notice, err := licenseOf(moduleDir(cache, m))
+		license, notice, err := moduleLicense(moduleDir(cache, m), m)
 		if err != nil {
-			t.Fatalf("%s: %v", m, err)
-		}
-		if o, ok := licenseOverrides[m.Path]; ok {
-			license = o
+			t.Fatal(err)
 		}
 		r := row{m, license, notice}
 		if compiled[m.Path] {
@@ -361,5 +418,164 @@ This file is checked by deploy/notice_test.go; rewrite it with
 	}
 	if err := os.WriteFile("../NOTICE", b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// thirdPartyLicenses returns the text of LICENSES-THIRD-PARTY: for each
+// module of mods compiled into the shipped binaries, in the order of
+// NOTICE's first section, a line "== MODULE VERSION (LICENCE) ==" and the
+// licence files at the root of its source (licenseFiles), each under a
+// line "--- NAME ---", verbatim but for line endings made LF. A module
+// with no licence file gets the text its licenseOverrides entry points at
+// (licenseSection). It reads the compiled-in modules' sources, which go
+// list -deps (compiledIn) has already needed, from the module cache.
+func thirdPartyLicenses(t *testing.T, mods []module, compiled map[string]bool) []byte {
+	t.Helper()
+	var in []module
+	for _, m := range mods {
+		if compiled[m.Path] {
+			in = append(in, m)
+		}
+	}
+	cache := moduleSources(t, in)
+	var b bytes.Buffer
+	b.WriteString(`LICENSES-THIRD-PARTY: the licences of the Go modules compiled into the
+dotkv and dotkv-kube binaries (and the container image), as listed in the
+first section of NOTICE and in the same order. Each module's part starts
+with a line "== MODULE VERSION (LICENCE) ==" and reproduces the licence
+files at the root of the module's source, each under a line "--- FILE ---",
+verbatim but for line endings. dotkv itself is licensed under the Apache
+License, Version 2.0 (see LICENSE).
+
+This file is checked by deploy/notice_test.go; rewrite it with
+  go test ./deploy -run TestNotice -update-notice
+`)
+	for _, m := range in {
+		dir := moduleDir(cache, m)
+		license, _, err := moduleLicense(dir, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		files, _, err := licenseFiles(dir)
+		if err != nil {
+			t.Fatalf("licence files of %s: %v", m, err)
+		}
+		if o, ok := licenseOverrides[m.Path]; ok && len(files) == 0 {
+			f, err := licenseSection(dir, o)
+			if err != nil {
+				t.Fatalf("licence text of %s: %v", m, err)
+			}
+			files = append(files, f)
+		}
+		if len(files) == 0 {
+			t.Errorf("%s is compiled into dotkv but its source has no licence file: find its licence and add it to licenseOverrides", m)
+		}
+		fmt.Fprintf(&b, "\n== %s (%s) ==\n", m, license)
+		for _, f := range files {
+			text := bytes.ReplaceAll(f.Text, []byte("\r\n"), []byte("\n"))
+			text = bytes.TrimRight(text, "\n")
+			fmt.Fprintf(&b, "\n--- %s ---\n\n%s\n", f.Name, text)
+		}
+	}
+	return b.Bytes()
+}
+
+// overrideFile finds the file a licenseOverrides entry names in
+// parentheses at its end ("BSD-3-Clause (README.md)").
+var overrideFile = regexp.MustCompile(`\(([^()]+)\)$`)
+
+// markdownHeading matches a Markdown ATX heading: its level and title.
+var markdownHeading = regexp.MustCompile(`^(#{1,6})\s+(.*?)\s*#*\s*$`)
+
+// licenseHeading matches the title of a section about the licence.
+var licenseHeading = regexp.MustCompile(`(?i)^licen[cs]e`)
+
+// licenseSection returns the licence text a licenseOverrides entry points
+// at in the module's source in dir: the section of that Markdown file
+// whose heading names a licence, up to the next heading of its level or
+// above, named "FILE (section HEADING)".
+func licenseSection(dir, override string) (licenseText, error) {
+	sm := overrideFile.FindStringSubmatch(override)
+	if sm == nil {
+		return licenseText{}, fmt.Errorf("licenseOverrides entry %q names no file of the source", override)
+	}
+	name := sm[1]
+	data, err := os.ReadFile(filepath.Join(dir, filepath.FromSlash(name)))
+	if err != nil {
+		return licenseText{}, err
+	}
+	var section []string
+	level, heading := 0, ""
+	for line := range strings.Lines(strings.ReplaceAll(string(data), "\r\n", "\n")) {
+		h := markdownHeading.FindStringSubmatch(strings.TrimRight(line, "\n"))
+		if level == 0 {
+			if h != nil && licenseHeading.MatchString(h[2]) {
+				level, heading = len(h[1]), h[2]
+			}
+			continue
+		}
+		if h != nil && len(h[1]) <= level {
+			break
+		}
+		section = append(section, line)
+	}
+	text := strings.TrimSpace(strings.Join(section, ""))
+	if text == "" {
+		return licenseText{}, fmt.Errorf("%s: no licence section (a Markdown heading naming a licence followed by text)", name)
+	}
+	return licenseText{fmt.Sprintf("%s (section %s)", name, heading), []byte(text + "\n")}, nil
+}
+
+// checkGenerated reports, if file does not hold exactly want, where it
+// first differs and how to regenerate it (fix).
+func checkGenerated(t *testing.T, file string, want []byte, fix string) {
+	t.Helper()
+	have, err := os.ReadFile(file)
+	if err != nil {
+		t.Errorf("%v %s", err, fix)
+		return
+	}
+	if bytes.Equal(have, want) {
+		return
+	}
+	hl, wl := strings.Split(string(have), "\n"), strings.Split(string(want), "\n")
+	i := 0
+	for i < len(hl) && i < len(wl) && hl[i] == wl[i] {
+		i++
+	}
+	line := func(ls []string) string {
+		if i < len(ls) {
+			return fmt.Sprintf("%q", ls[i])
+		}
+		return "end of file"
+	}
+	t.Errorf("%s is stale: line %d is %s, should be %s %s", file, i+1, line(hl), line(wl), fix)
+}
+
+// TestLicenseSection checks that licenseSection takes the licence section
+// of the README a licenseOverrides entry names, up to the next heading of
+// its level, and fails on an entry without a file or a README without one.
+func TestLicenseSection(t *testing.T) {
+	dir := t.TempDir()
+	readme := "# schema\r\n\r\nIntro.\r\n\r\n## License\r\n\r\nCopyright (c) 2012 A.\r\n\r\n### Terms\r\n\r\nRedistribution and use...\r\n\r\n## Other\r\n\r\nNot licence.\r\n"
+	if err := os.WriteFile(filepath.Join(dir, "README.md"), []byte(readme), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	f, err := licenseSection(dir, "BSD-3-Clause (README.md)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "Copyright (c) 2012 A.\n\n### Terms\n\nRedistribution and use...\n"
+	if f.Name != "README.md (section License)" || string(f.Text) != want {
+		t.Errorf("licenseSection = %q, %q; want %q, %q", f.Name, f.Text, "README.md (section License)", want)
+	}
+	if _, err := licenseSection(dir, "MIT"); err == nil {
+		t.Error("licenseSection of an entry naming no file: no error")
+	}
+	if err := os.WriteFile(filepath.Join(dir, "NOLICENSE.md"), []byte("# x\n\ntext\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := licenseSection(dir, "MIT (NOLICENSE.md)"); err == nil {
+		t.Error("licenseSection of a file without a licence section: no error")
 	}
 }

@@ -84,7 +84,7 @@ else
   else
     : >"$ctx/ca-certificates.crt"
   fi
-  cp LICENSE NOTICE deploy/podman/Containerfile "$ctx/"
+  cp LICENSE NOTICE LICENSES-THIRD-PARTY deploy/podman/Containerfile "$ctx/"
   "${podman[@]}" build -q -t "$IMAGE" -f "$ctx/Containerfile" "$ctx"
 fi
 "${podman[@]}" image ls "$IMAGE"
