@@ -6,5 +6,7 @@
 // The package itself has no code, only tests that keep those files true
 // to the binary: every flag a manifest passes exists, every probe path is
 // served, every port matches a flag, the Dockerfiles expose the same
-// ports, and ../NOTICE lists every module of the build with its licence.
+// ports, ../NOTICE lists every module of the build with its licence, and
+// ../LICENSES-THIRD-PARTY holds the licence texts of the modules compiled
+// into the binaries.
 package deploy

@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"flag"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
+	"path"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -82,16 +84,31 @@ func buildGraph(t *testing.T) []module {
 	return mods
 }
 
-// compiledIn returns the paths of the modules whose packages are linked
-// into the shipped binaries, built as the Dockerfile builds them.
-func compiledIn(t *testing.T) map[string]bool {
-	args := append([]string{"list", "-deps", "-f", "{{with .Module}}{{if not .Main}}{{.Path}}{{end}}{{end}}"}, binaryPackages...)
+// compiledIn returns the modules whose packages are linked into the
+// shipped binaries, built as the Dockerfile builds them: for each module's
+// path, the directories of those packages relative to the module's root
+// ("" for the root, slash-separated), sorted.
+func compiledIn(t *testing.T) map[string][]string {
+	args := append([]string{"list", "-deps", "-f", "{{with .Module}}{{if not .Main}}{{.Path}} {{$.ImportPath}}{{end}}{{end}}"}, binaryPackages...)
 	out := goCmd(t, []string{"CGO_ENABLED=0", "GOOS=linux"}, args...)
-	in := map[string]bool{}
+	in := map[string][]string{}
 	for line := range strings.Lines(string(out)) {
-		if p := strings.TrimSpace(line); p != "" {
-			in[p] = true
+		f := strings.Fields(line)
+		if len(f) != 2 {
+			continue
 		}
+		mod, pkg := f[0], f[1]
+		rel, ok := strings.CutPrefix(pkg, mod)
+		if !ok || (rel != "" && rel[0] != '/') {
+			t.Fatalf("package %s is not under the path of its module %s", pkg, mod)
+		}
+		rel = strings.TrimPrefix(rel, "/")
+		if !slices.Contains(in[mod], rel) {
+			in[mod] = append(in[mod], rel)
+		}
+	}
+	for _, dirs := range in {
+		slices.Sort(dirs)
 	}
 	return in
 }
@@ -169,10 +186,10 @@ func TestNotice(t *testing.T) {
 			t.Errorf("NOTICE lists %s at %s, the build uses %s %s", m.Path, e.Version, m.Version, fix)
 		case strings.Contains(e.License, "UNKNOWN"):
 			t.Errorf("NOTICE: licence of %s unknown: read its licence and add it to licenseOverrides", m)
-		case compiled[m.Path] != e.Compiled:
-			t.Errorf("NOTICE lists %s in the wrong section (compiled into dotkv: %v) %s", m, compiled[m.Path], fix)
+		case isCompiled(compiled, m) != e.Compiled:
+			t.Errorf("NOTICE lists %s in the wrong section (compiled into dotkv: %v) %s", m, isCompiled(compiled, m), fix)
 		}
-		if compiled[m.Path] && ok {
+		if isCompiled(compiled, m) && ok {
 			for l := range strings.SplitSeq(e.License, " AND ") {
 				if l = strings.Fields(l)[0]; !slices.Contains(permissive, l) {
 					t.Errorf("%s is compiled into dotkv under %s, not one of %v: review it", m, e.License, permissive)
@@ -192,6 +209,12 @@ func TestNotice(t *testing.T) {
 	}
 }
 
+// isCompiled reports whether compiledIn found packages of m.
+func isCompiled(compiled map[string][]string, m module) bool {
+	_, ok := compiled[m.Path]
+	return ok
+}
+
 // moduleDir returns where the module cache holds m's source (upper-case
 // letters of the path escaped as "!" and the lower-case letter).
 func moduleDir(cache string, m module) string {
@@ -206,21 +229,35 @@ func moduleDir(cache string, m module) string {
 	return filepath.Join(cache, filepath.FromSlash(b.String())+"@"+m.Version)
 }
 
-// licenseFile matches the names of licence files at a module's root.
+// licenseFile matches the names of licence files at a module's root (and
+// in the directories of its compiled-in packages).
 var licenseFile = regexp.MustCompile(`(?i)^(licen[cs]e|copying|unlicense)([._-].*)?$`)
+
+// licenseDir matches the name of a directory at a module's root that
+// holds licence files under any name (cockroachdb/crlib's
+// licenses/BSD-golang.txt).
+var licenseDir = regexp.MustCompile(`(?i)^licen[cs]es$`)
 
 // licenseText is one licence file of a module's source.
 type licenseText struct {
-	Name string // the file's name at the module's root
+	Name string // its path from the module's root, slash-separated (licenseSection: "FILE (section HEADING)")
 	Text []byte
 }
 
 // licenseFiles reads the licence files at the root of a module's source,
 // in the order of their names, and its NOTICE file, if any.
 func licenseFiles(dir string) (files []licenseText, notice []byte, err error) {
+	files, n, err := dirLicenseFiles(dir)
+	return files, n.Text, err
+}
+
+// dirLicenseFiles reads the licence files in dir, in the order of their
+// names, and its NOTICE file (NOTICE, NOTICE.txt or NOTICE.md, any case;
+// the last of them if several), each named by its file name.
+func dirLicenseFiles(dir string) (files []licenseText, notice licenseText, err error) {
 	entries, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, nil, err
+		return nil, licenseText{}, err
 	}
 	for _, e := range entries {
 		name := e.Name()
@@ -228,20 +265,142 @@ func licenseFiles(dir string) (files []licenseText, notice []byte, err error) {
 			continue
 		}
 		if strings.EqualFold(name, "NOTICE") || strings.EqualFold(name, "NOTICE.txt") || strings.EqualFold(name, "NOTICE.md") {
-			if notice, err = os.ReadFile(filepath.Join(dir, name)); err != nil {
-				return nil, nil, err
+			text, err := os.ReadFile(filepath.Join(dir, name))
+			if err != nil {
+				return nil, licenseText{}, err
 			}
+			notice = licenseText{name, text}
 		}
 		if !licenseFile.MatchString(name) {
 			continue
 		}
 		text, err := os.ReadFile(filepath.Join(dir, name))
 		if err != nil {
-			return nil, nil, err
+			return nil, licenseText{}, err
 		}
 		files = append(files, licenseText{name, text})
 	}
 	return files, notice, nil
+}
+
+// packageLicenseFiles reads the licence files of a module's source in dir
+// that lie outside its root but come with its packages in pkgDirs
+// (directories relative to the root, slash-separated): those in each
+// package's directory and in every directory between it and the root
+// (not the root's own, which licenseFiles reads), and every file of a
+// licenses or LICENSES directory at the root (licenseDir), each named by
+// its path from the root and all in the order of those paths. It also
+// returns the NOTICE files of those package directories, named and
+// ordered the same way.
+func packageLicenseFiles(dir string, pkgDirs []string) (files, notices []licenseText, err error) {
+	dirs := map[string]bool{}
+	for _, d := range pkgDirs {
+		for ; d != "" && d != "." && d != "/"; d = path.Dir(d) {
+			dirs[d] = true
+		}
+	}
+	seen := map[string]bool{}
+	add := func(f licenseText) {
+		if !seen[f.Name] {
+			seen[f.Name] = true
+			files = append(files, f)
+		}
+	}
+	for _, d := range slices.Sorted(maps.Keys(dirs)) {
+		fs, n, err := dirLicenseFiles(filepath.Join(dir, filepath.FromSlash(d)))
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, f := range fs {
+			add(licenseText{path.Join(d, f.Name), f.Text})
+		}
+		if n.Name != "" {
+			notices = append(notices, licenseText{path.Join(d, n.Name), n.Text})
+		}
+	}
+	root, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, e := range root {
+		if !e.IsDir() || !licenseDir.MatchString(e.Name()) {
+			continue
+		}
+		entries, err := os.ReadDir(filepath.Join(dir, e.Name()))
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, f := range entries {
+			if !f.Type().IsRegular() || strings.HasPrefix(f.Name(), ".") {
+				continue
+			}
+			text, err := os.ReadFile(filepath.Join(dir, e.Name(), f.Name()))
+			if err != nil {
+				return nil, nil, err
+			}
+			add(licenseText{e.Name() + "/" + f.Name(), text})
+		}
+	}
+	byName := func(a, b licenseText) int { return strings.Compare(a.Name, b.Name) }
+	slices.SortFunc(files, byName)
+	slices.SortFunc(notices, byName)
+	return files, notices, nil
+}
+
+// addLicenses returns license (SPDX identifiers joined by " AND ", each
+// perhaps followed by a remark) with the licences of files that it does
+// not name yet added, joined by " AND ", in the order of the files and
+// of their first appearance in each.
+func addLicenses(license string, files []licenseText) string {
+	var have []string
+	for l := range strings.SplitSeq(license, " AND ") {
+		if f := strings.Fields(l); len(f) > 0 {
+			have = append(have, f[0])
+		}
+	}
+	for _, f := range files {
+		for _, l := range classify(string(f.Text)) {
+			if !slices.Contains(have, l) {
+				have = append(have, l)
+				license += " AND " + l
+			}
+		}
+	}
+	return license
+}
+
+// compiledLicense reads what m, a module compiled into the shipped
+// binaries whose source is in dir and whose packages there are in pkgDirs
+// (compiledIn), carries: the licence files at its root (or the text its
+// licenseOverrides entry points at if it has none: licenseSection), then
+// those of its compiled-in packages (packageLicenseFiles); its licence,
+// moduleLicense's with the licences of the latter that it does not name
+// added (addLicenses); and its NOTICE files, the root's (a name without
+// "/") then those of the packages' directories.
+func compiledLicense(dir string, m module, pkgDirs []string) (license string, files, notices []licenseText, err error) {
+	license, _, err = moduleLicense(dir, m)
+	if err != nil {
+		return "", nil, nil, err
+	}
+	files, notice, err := dirLicenseFiles(dir)
+	if notice.Name != "" {
+		notices = append(notices, notice)
+	}
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("licence files of %s: %w", m, err)
+	}
+	if o, ok := licenseOverrides[m.Path]; ok && len(files) == 0 {
+		f, err := licenseSection(dir, o)
+		if err != nil {
+			return "", nil, nil, fmt.Errorf("licence text of %s: %w", m, err)
+		}
+		files = append(files, f)
+	}
+	extra, extraNotices, err := packageLicenseFiles(dir, pkgDirs)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("licence files of the packages of %s: %w", m, err)
+	}
+	return addLicenses(license, extra), append(files, extra...), append(notices, extraNotices...), nil
 }
 
 // licenseOf reads the licence files at the root of a module's source and
@@ -353,8 +512,10 @@ func moduleSources(t *testing.T, mods []module) (cache string) {
 }
 
 // writeNotice rewrites ../NOTICE from the licence files of every module
-// in the module cache, downloading the sources it lacks (moduleSources).
-func writeNotice(t *testing.T, mods []module, compiled map[string]bool) {
+// in the module cache, downloading the sources it lacks (moduleSources):
+// those at each module's root, and for the modules compiled in those of
+// their compiled-in packages too (compiledLicense).
+func writeNotice(t *testing.T, mods []module, compiled map[string][]string) {
 	cache := moduleSources(t, mods)
 	var b bytes.Buffer
 	b.WriteString(`dotkv
@@ -367,8 +528,10 @@ the dotkv and dotkv-kube binaries (and the container image); the second is
 the rest of the module graph (go list -m all), which the go command reads
 but which dotkv does not compile in (tests and tools of dependencies).
 Each line gives the module, its version and its licence (SPDX identifier),
-as read from the licence files of the module's source; "AND" joins the
-licences of modules that carry several. The last part reproduces the
+as read from the licence files at the root of the module's source and,
+for the modules compiled in, also from those in the directories of their
+compiled-in packages and in a licenses directory at the root; "AND" joins
+the licences of modules that carry several. The last part reproduces the
 NOTICE files of the modules compiled in. The full texts of the licences
 of the modules compiled in are in LICENSES-THIRD-PARTY.
 
@@ -380,20 +543,24 @@ rewrite them with
 	type row struct {
 		m       module
 		license string
-		notice  []byte
+		notices []licenseText
 	}
 	var in, out []row
 	for _, m := range mods {
-		license, notice, err := moduleLicense(moduleDir(cache, m), m)
+		dir := moduleDir(cache, m)
+		if pkgDirs, ok := compiled[m.Path]; ok {
+			license, _, notices, err := compiledLicense(dir, m, pkgDirs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			in = append(in, row{m, license, notices})
+			continue
+		}
+		license, _, err := moduleLicense(dir, m)
 		if err != nil {
 			t.Fatal(err)
 		}
-		r := row{m, license, notice}
-		if compiled[m.Path] {
-			in = append(in, r)
-		} else {
-			out = append(out, r)
-		}
+		out = append(out, row{m, license, nil})
 	}
 	width := 0
 	for _, r := range append(slices.Clone(in), out...) {
@@ -411,10 +578,16 @@ rewrite them with
 	}
 	fmt.Fprintf(&b, "%s\n", noticesHeading)
 	for _, r := range in {
-		if len(r.notice) == 0 {
-			continue
+		for _, n := range r.notices {
+			if len(bytes.TrimSpace(n.Text)) == 0 {
+				continue
+			}
+			if strings.Contains(n.Name, "/") {
+				fmt.Fprintf(&b, "\n--- %s: %s ---\n\n%s\n", r.m, n.Name, bytes.TrimSpace(n.Text))
+			} else {
+				fmt.Fprintf(&b, "\n--- %s ---\n\n%s\n", r.m, bytes.TrimSpace(n.Text))
+			}
 		}
-		fmt.Fprintf(&b, "\n--- %s ---\n\n%s\n", r.m, bytes.TrimSpace(r.notice))
 	}
 	if err := os.WriteFile("../NOTICE", b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
@@ -424,16 +597,19 @@ rewrite them with
 // thirdPartyLicenses returns the text of LICENSES-THIRD-PARTY: for each
 // module of mods compiled into the shipped binaries, in the order of
 // NOTICE's first section, a line "== MODULE VERSION (LICENCE) ==" and the
-// licence files at the root of its source (licenseFiles), each under a
-// line "--- NAME ---", verbatim but for line endings made LF. A module
-// with no licence file gets the text its licenseOverrides entry points at
-// (licenseSection). It reads the compiled-in modules' sources, which go
-// list -deps (compiledIn) has already needed, from the module cache.
-func thirdPartyLicenses(t *testing.T, mods []module, compiled map[string]bool) []byte {
+// licence files at the root of its source (licenseFiles), then those of
+// the directories of its compiled-in packages and of a licenses directory
+// at its root (packageLicenseFiles), each under a line "--- PATH ---"
+// (the file's path from the module's root), verbatim but for line endings
+// made LF. A module with no licence file at its root gets the text its
+// licenseOverrides entry points at (licenseSection). It reads the
+// compiled-in modules' sources, which go list -deps (compiledIn) has
+// already needed, from the module cache.
+func thirdPartyLicenses(t *testing.T, mods []module, compiled map[string][]string) []byte {
 	t.Helper()
 	var in []module
 	for _, m := range mods {
-		if compiled[m.Path] {
+		if isCompiled(compiled, m) {
 			in = append(in, m)
 		}
 	}
@@ -443,29 +619,20 @@ func thirdPartyLicenses(t *testing.T, mods []module, compiled map[string]bool) [
 dotkv and dotkv-kube binaries (and the container image), as listed in the
 first section of NOTICE and in the same order. Each module's part starts
 with a line "== MODULE VERSION (LICENCE) ==" and reproduces the licence
-files at the root of the module's source, each under a line "--- FILE ---",
-verbatim but for line endings. dotkv itself is licensed under the Apache
-License, Version 2.0 (see LICENSE).
+files at the root of the module's source, then those in the directories
+of its packages compiled in (and in those between them and the root) and
+in a licenses directory at its root, each under a line "--- PATH ---"
+giving its path from the module's root, verbatim but for line endings.
+dotkv itself is licensed under the Apache License, Version 2.0 (see
+LICENSE).
 
 This file is checked by deploy/notice_test.go; rewrite it with
   go test ./deploy -run TestNotice -update-notice
 `)
 	for _, m := range in {
-		dir := moduleDir(cache, m)
-		license, _, err := moduleLicense(dir, m)
+		license, files, _, err := compiledLicense(moduleDir(cache, m), m, compiled[m.Path])
 		if err != nil {
 			t.Fatal(err)
-		}
-		files, _, err := licenseFiles(dir)
-		if err != nil {
-			t.Fatalf("licence files of %s: %v", m, err)
-		}
-		if o, ok := licenseOverrides[m.Path]; ok && len(files) == 0 {
-			f, err := licenseSection(dir, o)
-			if err != nil {
-				t.Fatalf("licence text of %s: %v", m, err)
-			}
-			files = append(files, f)
 		}
 		if len(files) == 0 {
 			t.Errorf("%s is compiled into dotkv but its source has no licence file: find its licence and add it to licenseOverrides", m)
@@ -577,5 +744,57 @@ func TestLicenseSection(t *testing.T) {
 	}
 	if _, err := licenseSection(dir, "MIT (NOLICENSE.md)"); err == nil {
 		t.Error("licenseSection of a file without a licence section: no error")
+	}
+}
+
+// TestPackageLicenseFiles checks that packageLicenseFiles reads the
+// licence and NOTICE files of the compiled-in packages' directories and
+// of those between them and the root, but not the root's own nor those of
+// other directories, and every file of a licenses directory at the root,
+// in the order of their paths; and that addLicenses adds only the
+// licences a module's licence does not name.
+func TestPackageLicenseFiles(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, text string) {
+		p := filepath.Join(dir, filepath.FromSlash(name))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const mit = "Permission is hereby granted, free of charge, to any person"
+	const bsd = "Redistribution and use in source and binary forms. Neither the name"
+	write("LICENSE", "Apache License, Version 2.0")
+	write("NOTICE", "root notice")
+	write("a/LICENSE.txt", mit)
+	write("a/b/c/LICENSE", bsd)
+	write("a/b/c/NOTICE", "c notice")
+	write("a/b/c/README.md", "not a licence")
+	write("a/b/c/d/LICENSE", "not compiled in")
+	write("z/COPYING", "not compiled in")
+	write("licenses/BSD-golang.txt", bsd)
+	write("licenses/.keep", "")
+	files, notices, err := packageLicenseFiles(dir, []string{"", "a/b/c", "a/b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range files {
+		names = append(names, f.Name)
+	}
+	want := []string{"a/LICENSE.txt", "a/b/c/LICENSE", "licenses/BSD-golang.txt"}
+	if !slices.Equal(names, want) {
+		t.Errorf("packageLicenseFiles files = %q, want %q", names, want)
+	}
+	if len(notices) != 1 || notices[0].Name != "a/b/c/NOTICE" || string(notices[0].Text) != "c notice" {
+		t.Errorf("packageLicenseFiles notices = %q, want a/b/c/NOTICE", notices)
+	}
+	if got, want := addLicenses("Apache-2.0", files), "Apache-2.0 AND MIT AND BSD-3-Clause"; got != want {
+		t.Errorf("addLicenses = %q, want %q", got, want)
+	}
+	if got, want := addLicenses("BSD-3-Clause (README.md) AND MIT", files), "BSD-3-Clause (README.md) AND MIT"; got != want {
+		t.Errorf("addLicenses = %q, want %q", got, want)
 	}
 }
