@@ -37,7 +37,8 @@ type conn struct {
 	// is shut; queued frames are never written after that.
 	onShut func(err error)
 	// cancel ends the contexts of the handlers of the connection's calls
-	// (server side).
+	// (server side). serveConn sets it; Server.close reads it only once
+	// serveConn has returned.
 	cancel context.CancelFunc
 }
 

@@ -409,10 +409,15 @@ func (s *Server) close() error {
 	s.workers.Wait()
 	for _, c := range conns {
 		c.flushAndShut()
+	}
+	s.loops.Wait()
+	// Every serveConn has returned, so c.cancel is read after its last
+	// write (a connection still in its handshake when Close began sets it
+	// late). s.cancel already ended these contexts; this releases them.
+	for _, c := range conns {
 		if c.cancel != nil {
 			c.cancel()
 		}
 	}
-	s.loops.Wait()
 	return err
 }
