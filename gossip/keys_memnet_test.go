@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/dotkv/dotkv/internal/bubble"
 )
 
 // wire records what memberlist hands its transports: every packet, and
@@ -171,7 +173,7 @@ func TestGossipKeyEncryptsEverythingOnTheWire(t *testing.T) {
 			name = "keyed"
 		}
 		t.Run(name, func(t *testing.T) {
-			synctest.Test(t, func(t *testing.T) { testWire(t, keyed) })
+			bubble.Test(t, func(t *testing.T) { testWire(t, keyed) })
 		})
 	}
 }

@@ -3,9 +3,9 @@ package gossip
 import (
 	"fmt"
 	"testing"
-	"testing/synctest"
 	"time"
 
+	"github.com/dotkv/dotkv/internal/bubble"
 	"github.com/dotkv/dotkv/internal/memnet"
 )
 
@@ -14,7 +14,7 @@ import (
 // they join through a seed, a partition makes each side see the other
 // dead, and after a heal the rejoin loop brings them back together.
 func TestMemnetPartitionAndHeal(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		net := memnet.New(1)
 		net.SetFaults(memnet.Faults{MinDelay: 100 * time.Microsecond, MaxDelay: time.Millisecond})
 		var ms []*Membership

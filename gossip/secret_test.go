@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dotkv/dotkv/internal/bubble"
 	"github.com/dotkv/dotkv/internal/memnet"
 )
 
@@ -141,7 +142,7 @@ func (n *secretNode) stored() []byte {
 // secret, nodes that join adopt and record it, and no node is ready
 // before it has it.
 func TestJoiningNodesAdoptTheClusterSecret(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		c := newSecretCluster(t)
 		defer c.close()
 		n1 := c.start("n1", 1, &memStore{}, nil, nil)
@@ -184,7 +185,7 @@ func TestJoiningNodesAdoptTheClusterSecret(t *testing.T) {
 // none and record none; a node without it that tries to join them waits,
 // neither joined nor ready.
 func TestExternalSecretIsNeitherGeneratedNorGossiped(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		c := newSecretCluster(t)
 		defer c.close()
 		external := func(cfg *Config) { cfg.ExternalSecret = true }
@@ -216,7 +217,7 @@ func TestExternalSecretIsNeitherGeneratedNorGossiped(t *testing.T) {
 // start; they converge on the older, and the node that gives its own up
 // still verifies with it.
 func TestNodesWithDifferentSecretsKeepTheOlder(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		c := newSecretCluster(t)
 		defer c.close()
 		s1, s2 := &memStore{}, &memStore{}

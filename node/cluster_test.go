@@ -7,11 +7,11 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"testing/synctest"
 
 	"go.uber.org/goleak"
 
 	"github.com/dotkv/dotkv/gossip"
+	"github.com/dotkv/dotkv/internal/bubble"
 	"github.com/dotkv/dotkv/internal/kvtest"
 )
 
@@ -21,7 +21,7 @@ import (
 // detector or a deadline misfire, and a scenario takes a fraction of its
 // real time. A few scenarios run on real sockets too (…OnSockets), and
 // those about the fault filter or measuring time only there.
-func simulate(t *testing.T, scenario func(t *testing.T)) { synctest.Test(t, scenario) }
+func simulate(t *testing.T, scenario func(t *testing.T)) { bubble.Test(t, scenario) }
 
 func TestMain(m *testing.M) {
 	// memberlist's probe goroutines outlive Shutdown by up to a probe

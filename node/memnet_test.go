@@ -5,10 +5,10 @@ import (
 	"net/http"
 	"slices"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/dotkv/dotkv/gossip"
+	"github.com/dotkv/dotkv/internal/bubble"
 	"github.com/dotkv/dotkv/internal/kvtest"
 )
 
@@ -16,7 +16,7 @@ import (
 // pebble, memberlist, RPC and the HTTP API — on the in-memory network
 // inside a synctest bubble: every wait below is virtual time.
 func TestClusterOnMemnetInVirtualTime(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		start := time.Now()
 		c := kvtest.NewCluster(t, 3, kvtest.Options{MemNet: true, Seed: 1})
 		t.Logf("cluster up after %v (virtual)", time.Since(start))

@@ -9,12 +9,12 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
-	"testing/synctest"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2/vfs"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/dotkv/dotkv/internal/bubble"
 	"github.com/dotkv/dotkv/internal/memnet"
 	"github.com/dotkv/dotkv/ring"
 	"github.com/dotkv/dotkv/storage"
@@ -734,7 +734,7 @@ func TestDeliverToLargeHintsFitsTheTransport(t *testing.T) {
 // enough. It runs in a synctest bubble: calls to the blackholed primary
 // wait out their real 5 s deadline in virtual time.
 func TestCollectTombstonesDoesNotWaitOnUnreachablePrimary(t *testing.T) {
-	synctest.Test(t, collectTombstonesDoesNotWaitOnUnreachablePrimary)
+	bubble.Test(t, collectTombstonesDoesNotWaitOnUnreachablePrimary)
 }
 
 func collectTombstonesDoesNotWaitOnUnreachablePrimary(t *testing.T) {

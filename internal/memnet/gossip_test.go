@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/dotkv/dotkv/internal/bubble"
 )
 
 func recvPacket(t *testing.T, tr *GossipTransport) *memberlist.Packet {
@@ -36,7 +38,7 @@ func noPacket(t *testing.T, tr *GossipTransport) {
 }
 
 func TestPackets(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		n := New(1)
 		a, b, c := n.Gossip("a", "10.0.0.1:7946"), n.Gossip("b", "10.0.0.2:7946"), n.Gossip("c", "10.0.0.3:7946")
 		defer a.Shutdown()
@@ -90,7 +92,7 @@ func TestPackets(t *testing.T) {
 
 func TestPacketDropsAreSeeded(t *testing.T) {
 	run := func(seed uint64) (got string) {
-		synctest.Test(t, func(t *testing.T) {
+		bubble.Test(t, func(t *testing.T) {
 			n := New(seed)
 			a, b := n.Gossip("a", "10.0.0.1:1"), n.Gossip("b", "10.0.0.2:1")
 			defer a.Shutdown()
@@ -131,7 +133,7 @@ func accept(t *testing.T, tr *GossipTransport) net.Conn {
 }
 
 func TestStreams(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		n := New(1)
 		a, b := n.Gossip("a", "10.0.0.1:7946"), n.Gossip("b", "10.0.0.2:7946")
 		defer a.Shutdown()
@@ -215,7 +217,7 @@ func TestStreams(t *testing.T) {
 }
 
 func TestShutdownClosesStreamsAndFreesAddr(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		n := New(1)
 		a, b := n.Gossip("a", "10.0.0.1:1"), n.Gossip("b", "10.0.0.2:1")
 		defer a.Shutdown()
@@ -296,7 +298,7 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() bool) {
 // memnet in virtual time: they join, a partition makes each side see the
 // other dead, and after a heal a join brings them back together.
 func TestMemberlistPartitionAndHeal(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		start := time.Now()
 		memberlistScenario(t)
 		drainMemberlist()

@@ -10,6 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/dotkv/dotkv/internal/bubble"
 	"github.com/dotkv/dotkv/transport"
 	"go.uber.org/goleak"
 )
@@ -212,7 +213,7 @@ func TestPartitionIsolateHeal(t *testing.T) {
 }
 
 func TestDropIsOutcomeUnknown(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		n, eps := cluster(t, 1, 2)
 		n.SetFaults(Faults{Drop: 1})
 		start := time.Now()
@@ -237,7 +238,7 @@ func TestDropIsOutcomeUnknown(t *testing.T) {
 // replies (handler run, caller times out).
 func TestDropsAreSeeded(t *testing.T) {
 	run := func(seed uint64) (pattern string, st MethodStats) {
-		synctest.Test(t, func(t *testing.T) {
+		bubble.Test(t, func(t *testing.T) {
 			n, eps := cluster(t, seed, 2)
 			var served atomic.Int64
 			eps[1].Handle("count", func(context.Context, string, []byte) ([]byte, error) {
@@ -290,7 +291,7 @@ func TestDropsAreSeeded(t *testing.T) {
 }
 
 func TestDelaysApplyEachWay(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		n, eps := cluster(t, 1, 2)
 		var servedAt time.Time
 		eps[1].Handle("when", func(context.Context, string, []byte) ([]byte, error) {
@@ -330,7 +331,7 @@ func TestDelaysApplyEachWay(t *testing.T) {
 }
 
 func TestPartitionInFlightLosesTheReply(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		n, eps := cluster(t, 1, 2)
 		var ran atomic.Bool
 		eps[1].Handle("cut", func(context.Context, string, []byte) ([]byte, error) {
@@ -346,7 +347,7 @@ func TestPartitionInFlightLosesTheReply(t *testing.T) {
 }
 
 func TestCancelReachesHandlerAndCloseWaits(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		n := New(1)
 		a, b := n.Listen("a"), n.Listen("b")
 		defer a.Close()
@@ -404,7 +405,7 @@ func TestOnCallHook(t *testing.T) {
 }
 
 func TestBlackholeLosesSilently(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		n, eps := cluster(t, 1, 3)
 		g1, g2 := n.Gossip("n1", "10.0.0.1:1"), n.Gossip("n2", "10.0.0.2:1")
 		defer g1.Shutdown()

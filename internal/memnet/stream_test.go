@@ -7,15 +7,16 @@ import (
 	"net"
 	"net/http"
 	"testing"
-	"testing/synctest"
 	"time"
+
+	"github.com/dotkv/dotkv/internal/bubble"
 )
 
 // TestHTTPInMemory serves HTTP on an in-memory listener and calls it
 // through DialContext, in a synctest bubble: a handler that sleeps takes
 // exactly its virtual time.
 func TestHTTPInMemory(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
+	bubble.Test(t, func(t *testing.T) {
 		n := New(1)
 		ln, err := n.ListenStream("10.0.0.1:8080")
 		if err != nil {
