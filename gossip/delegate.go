@@ -201,7 +201,8 @@ func decodeMeta(b []byte) (nodeMeta, bool) {
 
 // Logging: memberlist writes lines like "[WARN] memberlist: ..." to a
 // *log.Logger; logWriter turns each into a slog record at the matching
-// level, so memberlist's warnings and errors are not hidden at debug.
+// level, so memberlist's warnings and errors are not hidden at debug
+// (except a failed send on its closed socket, which only shutdown causes).
 type logWriter struct{ log *slog.Logger }
 
 func newLogLogger(l *slog.Logger) *log.Logger { return log.New(logWriter{l}, "", 0) }
@@ -226,6 +227,11 @@ func (w logWriter) Write(p []byte) (int, error) {
 			msg, level = strings.TrimSpace(rest), l.level
 			break
 		}
+	}
+	if level > slog.LevelDebug && strings.Contains(msg, net.ErrClosed.Error()) {
+		// A send racing the node's own shutdown: memberlist's socket is
+		// closed only then, so this is not an error worth reporting.
+		level = slog.LevelDebug
 	}
 	w.log.Log(context.Background(), level, msg)
 	return len(p), nil

@@ -129,6 +129,7 @@ func TestLogWriterMapsLevels(t *testing.T) {
 		{"[INFO] memberlist: ok", "INFO"},
 		{"[DEBUG] memberlist: chatter", "DEBUG"},
 		{"no prefix", "INFO"},
+		{"[ERR] memberlist: Failed to send gossip to 127.0.0.12:7946: write udp 127.0.0.13:7946->127.0.0.12:7946: use of closed network connection", "DEBUG"},
 	} {
 		var got string
 		h := recordHandler(func(level, msg string) { got = level })
