@@ -51,10 +51,7 @@ func startDevProc(t *testing.T, data string, extra ...string) (d *devRun, ok boo
 		t.Cleanup(func() { cleanUpDev(t, d) })
 		deadline := time.Now().Add(3 * startTimeout)
 		for {
-			if m := devBannerLine.FindAllStringSubmatch(d.stdout.String(), -1); len(m) == 3 {
-				for _, l := range m {
-					d.addrs, d.pids = append(d.addrs, l[2]), append(d.pids, atoi(t, l[3]))
-				}
+			if d.banner(t) {
 				return d, true
 			}
 			if d.exited() {
@@ -82,10 +79,7 @@ func startDevAgain(t *testing.T, prev *devRun, extra ...string) *devRun {
 	t.Cleanup(func() { cleanUpDev(t, d) })
 	deadline := time.Now().Add(3 * startTimeout)
 	for {
-		if m := devBannerLine.FindAllStringSubmatch(d.stdout.String(), -1); len(m) == 3 {
-			for _, l := range m {
-				d.addrs, d.pids = append(d.addrs, l[2]), append(d.pids, atoi(t, l[3]))
-			}
+		if d.banner(t) {
 			return d
 		}
 		if d.exited() || time.Now().After(deadline) {
@@ -93,6 +87,19 @@ func startDevAgain(t *testing.T, prev *devRun, extra ...string) *devRun {
 		}
 		time.Sleep(pollInterval)
 	}
+}
+
+// banner reports whether dev has printed its banner, and if so records
+// the three nodes' HTTP addresses and pids from it.
+func (d *devRun) banner(t *testing.T) bool {
+	m := devBannerLine.FindAllStringSubmatch(d.stdout.String(), -1)
+	if len(m) != 3 {
+		return false
+	}
+	for _, l := range m {
+		d.addrs, d.pids = append(d.addrs, l[2]), append(d.pids, atoi(t, l[3]))
+	}
+	return true
 }
 
 // startDev is startDevProc for a dev that must start.
